@@ -1,0 +1,281 @@
+"""Typed, frozen configuration of one intersection and its daemon.
+
+Field descriptions are the reference documentation (``docs/configuration.md`` is generated
+from the same text). Times are seconds, distances metres, speeds km/h unless a name says
+otherwise. Names follow NTCIP 1202 where one exists.
+
+Structural checks (types, ranges, unknown keys) live on the models; cross-field checks that
+need the whole intersection (rings against barriers, channels against phases, plan bounds)
+live in :mod:`edgectl.control.safety` so that a remote plan goes through exactly the same
+validation as one loaded from a file.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from edgectl.config.base import Frozen
+from edgectl.config.settings import DaemonSettings, FieldSettings, MqttSettings
+
+PhaseId = Annotated[int, Field(ge=1, le=16, description="NEMA phase number 1..16")]
+ChannelId = Annotated[int, Field(ge=1, le=32, description="load-switch channel 1..32")]
+DetectorId = Annotated[int, Field(ge=1, le=64, description="detector input 1..64")]
+Seconds = Annotated[float, Field(ge=0.0, le=3600.0)]
+
+
+class Recall(enum.StrEnum):
+    """NTCIP 1202 phase recall modes."""
+
+    NONE = "none"
+    MIN = "min"  # vehicle recall to min green
+    MAX = "max"  # vehicle recall to max green (no gap-out)
+    PED = "ped"  # pedestrian recall (walk every cycle)
+    SOFT = "soft"  # recall only when no conflicting call is waiting
+
+
+class Mode(enum.StrEnum):
+    """Control modes (SPEC §5)."""
+
+    FLASH = "flash"
+    FIXED = "fixed"
+    ACTUATED = "actuated"
+    COORDINATED = "coordinated"
+    ADAPTIVE = "adaptive"
+    MAXPRESSURE = "maxpressure"
+    MANUAL = "manual"
+
+
+class ChannelSource(enum.StrEnum):
+    VEHICLE = "vehicle"
+    PEDESTRIAN = "pedestrian"
+    OVERLAP = "overlap"
+
+
+class DetectorType(enum.StrEnum):
+    STOP_BAR = "stop_bar"  # presence loop at the stop line: calls and extends
+    ADVANCE = "advance"  # count loop upstream (~40 m): extends and counts arrivals
+
+
+class FlashMode(enum.StrEnum):
+    ALL_RED = "all_red"
+    YELLOW_MAIN = "yellow_main"  # main-street phases flash yellow, the rest flash red
+
+
+class ForceOffMode(enum.StrEnum):
+    FIXED = "fixed"  # force-off points fixed in the cycle; unused time goes to the next phase
+    FLOATING = "floating"  # each phase limited to its split; unused time goes to coord phase
+
+
+class Intersection(Frozen):
+    id: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="Intersection id; becomes the MQTT topic segment",
+    )
+    name: str = Field(default="", max_length=200, description="Human name of the junction")
+
+
+class Phase(Frozen):
+    id: PhaseId
+    name: str = Field(default="", max_length=100)
+    startup: bool = Field(default=False, description="Served first after start-up all-red")
+    dual_entry: bool = Field(
+        default=False,
+        description="Time this phase when the other ring serves a call in the same barrier group "
+        "and this ring has none (NTCIP phaseOptions dual entry)",
+    )
+    pedestrian: bool = Field(default=False, description="Has a pedestrian movement (walk/ped clear)")
+    crossing_m: float = Field(
+        default=0.0, ge=0.0, le=100.0, description="Pedestrian crossing distance, for ped clearance"
+    )
+    main_street: bool = Field(
+        default=False, description="Flashes yellow in yellow_main flash; coordinated in coordination"
+    )
+    approach_speed_kmh: float = Field(
+        default=50.0, gt=0.0, le=130.0, description="Approach speed, for the ITE clearance check"
+    )
+    approach_grade: float = Field(
+        default=0.0, ge=-0.1, le=0.1, description="Approach grade (fraction, uphill positive)"
+    )
+    intersection_width_m: float = Field(
+        default=20.0, ge=0.0, le=150.0, description="Stop line to far-side clearance point"
+    )
+
+
+class Ring(Frozen):
+    id: int = Field(ge=1, le=4)
+    sequence: tuple[PhaseId, ...] = Field(
+        min_length=1, max_length=16, description="Phase order in the ring (NTCIP sequence)"
+    )
+
+
+class Barrier(Frozen):
+    phases: tuple[PhaseId, ...] = Field(
+        min_length=1, description="Phases of one concurrency group (between two barriers)"
+    )
+
+
+class Channel(Frozen):
+    id: ChannelId
+    source: ChannelSource = ChannelSource.VEHICLE
+    phase: PhaseId = Field(description="Phase driving this channel (vehicle/pedestrian)")
+    overlap_parents: tuple[PhaseId, ...] = Field(
+        default=(), description="Parent phases of an overlap channel (source=overlap)"
+    )
+    name: str = Field(default="", max_length=100)
+
+
+class Detector(Frozen):
+    id: DetectorId
+    type: DetectorType = DetectorType.STOP_BAR
+    call_phases: tuple[PhaseId, ...] = Field(
+        default=(), description="Phases this detector calls (NTCIP detectorCallPhase)"
+    )
+    extend_phases: tuple[PhaseId, ...] | None = Field(
+        default=None, description="Phases it extends; defaults to call_phases"
+    )
+    delay: float = Field(
+        default=0.0, ge=0.0, le=255.0, description="Call delay while the phase is not green"
+    )
+    extend: float = Field(
+        default=0.0, ge=0.0, le=25.5, description="Stretch of the actuation after it ends (green)"
+    )
+    carryover: float = Field(
+        default=0.0, ge=0.0, le=25.5, description="Carry-over of the actuation after it ends"
+    )
+    queue_limit: float = Field(
+        default=0.0, ge=0.0, le=255.0, description="Extend only in the first N s of green; 0 off"
+    )
+    no_activity_min: int = Field(
+        default=0, ge=0, le=255, description="No-activity fault after N minutes; 0 disables"
+    )
+    max_presence_min: int = Field(
+        default=0, ge=0, le=255, description="Max-presence fault after N minutes on; 0 disables"
+    )
+    erratic_counts_per_min: int = Field(
+        default=0, ge=0, le=255, description="Erratic fault above N actuations/min; 0 disables"
+    )
+    distance_m: float = Field(
+        default=0.0, ge=0.0, le=300.0, description="Distance upstream of the stop line"
+    )
+    lanes: int = Field(default=1, ge=1, le=6, description="Lanes covered (for volume/flow)")
+
+    @property
+    def extends(self) -> tuple[int, ...]:
+        return self.call_phases if self.extend_phases is None else self.extend_phases
+
+
+class PhaseTiming(Frozen):
+    """Per-phase timing of a plan (NTCIP 1202 names, seconds)."""
+
+    min_green: float = Field(ge=0.0, le=255.0, description="Minimum green (phaseMinimumGreen)")
+    passage: float = Field(
+        default=3.0, ge=0.0, le=25.5, description="Vehicle extension / gap (phasePassage)"
+    )
+    max1: float = Field(ge=0.0, le=255.0, description="Maximum green 1 (phaseMaximum1)")
+    max2: float | None = Field(
+        default=None, ge=0.0, le=255.0, description="Maximum green 2; defaults to max1"
+    )
+    yellow: float = Field(ge=0.0, le=25.5, description="Yellow change (phaseYellowChange)")
+    red_clear: float = Field(ge=0.0, le=25.5, description="Red clearance (phaseRedClear)")
+    walk: float = Field(default=0.0, ge=0.0, le=255.0, description="Walk (phaseWalk)")
+    ped_clear: float = Field(
+        default=0.0, ge=0.0, le=255.0, description="Pedestrian clearance (phasePedestrianClear)"
+    )
+    walk_reduced: bool = Field(
+        default=False, description="Explicitly allow walk < 7 s (MUTCD 4E.06 short crossings)"
+    )
+    added_initial: float = Field(
+        default=0.0, ge=0.0, le=25.5, description="Added initial per actuation during red"
+    )
+    max_initial: float = Field(
+        default=0.0, ge=0.0, le=255.0, description="Cap of variable initial; 0 = no added initial"
+    )
+    recall: Recall = Recall.NONE
+    omit: bool = Field(default=False, description="Phase omitted in this plan")
+
+
+class Coordination(Frozen):
+    cycle: float = Field(ge=0.0, le=300.0, description="Cycle length; 0 = free (uncoordinated)")
+    offset: float = Field(default=0.0, ge=0.0, le=300.0, description="Offset to start of coord green")
+    coord_phases: tuple[PhaseId, ...] = Field(
+        default=(), description="Coordinated phases (one per ring), usually 2 and 6"
+    )
+    splits: dict[PhaseId, float] = Field(
+        default_factory=dict, description="Split per phase: green + yellow + red clearance"
+    )
+    force_off: ForceOffMode = ForceOffMode.FIXED
+
+
+class Plan(Frozen):
+    id: int = Field(ge=1, le=255)
+    name: str = Field(default="", max_length=100)
+    timing: dict[PhaseId, PhaseTiming] = Field(description="Timing of every phase of the rings")
+    coordination: Coordination | None = Field(
+        default=None, description="Cycle/offset/splits, used by fixed and coordinated modes"
+    )
+
+
+class ScheduleEntry(Frozen):
+    at: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="Local time HH:MM")
+    days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = (
+        "mon", "tue", "wed", "thu", "fri", "sat", "sun",
+    )
+    plan: int = Field(ge=1, le=255)
+    mode: Mode | None = None
+
+
+class Control(Frozen):
+    mode: Mode = Field(default=Mode.ACTUATED, description="Mode after start-up")
+    plan: int = Field(default=1, ge=1, le=255, description="Plan after start-up")
+    startup_flash: float = Field(default=5.0, ge=0.0, le=600.0, description="Start-up flash")
+    startup_all_red: float = Field(default=2.0, ge=2.0, le=60.0, description="All-red after flash")
+    flash_mode: FlashMode = FlashMode.ALL_RED
+    rest_in_red: bool = Field(
+        default=False, description="With no calls, rest in red instead of green on the last phase"
+    )
+    min_recovery_flash: float = Field(
+        default=5.0, ge=0.0, le=600.0, description="Minimum time in fault flash before an exit"
+    )
+    preempt_min_green: float = Field(
+        default=4.0, ge=4.0, le=60.0, description="Preempt may truncate green down to this"
+    )
+    schedule: tuple[ScheduleEntry, ...] = ()
+
+
+class Config(Frozen):
+    """Everything about one intersection that the control core needs."""
+
+    intersection: Intersection
+    phases: tuple[Phase, ...] = Field(min_length=1, max_length=16)
+    rings: tuple[Ring, ...] = Field(min_length=1, max_length=4)
+    barriers: tuple[Barrier, ...] = Field(min_length=1, max_length=8)
+    channels: tuple[Channel, ...] = Field(min_length=1, max_length=32)
+    detectors: tuple[Detector, ...] = Field(default=(), max_length=64)
+    plans: tuple[Plan, ...] = Field(min_length=1, max_length=32)
+    control: Control = Control()
+    conflict_overrides: tuple[tuple[PhaseId, PhaseId], ...] = Field(
+        default=(), description="Extra phase pairs that must never be non-red together"
+    )
+
+    def phase(self, phase_id: int) -> Phase:
+        for p in self.phases:
+            if p.id == phase_id:
+                return p
+        raise KeyError(phase_id)
+
+    def plan(self, plan_id: int) -> Plan:
+        for p in self.plans:
+            if p.id == plan_id:
+                return p
+        raise KeyError(plan_id)
+
+
+class DaemonConfig(Config):
+    """A full daemon configuration file: the intersection plus the daemon's own sections."""
+
+    field: FieldSettings = FieldSettings()
+    mqtt: MqttSettings = MqttSettings()
+    daemon: DaemonSettings = DaemonSettings()
