@@ -1,0 +1,84 @@
+"""``edgectl run --config FILE [--field URL] [--broker URL]`` — the daemon (what systemd runs)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+import structlog
+
+from edgectl.errors import ConfigError, FatalFieldError
+
+log = structlog.get_logger("edgectl.daemon")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, type=Path, help="daemon configuration (TOML)")
+    parser.add_argument("--field", metavar="URL", help="URL of the single cabinet device")
+    parser.add_argument("--broker", metavar="URL", help="MQTT broker URL (overrides [mqtt].url)")
+    parser.add_argument("--state-dir", type=Path, help="state directory (overrides [daemon])")
+    parser.add_argument("--metrics", metavar="HOST:PORT", help="Prometheus endpoint; '' = off")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-json", action="store_true", help="JSON logs even on a TTY")
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgectl.config.loader import load_config
+    from edgectl.logs import configure_logging
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"edgectl: invalid configuration {args.config}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    daemon_cfg = config.daemon
+    updates: dict[str, object] = {}
+    if args.state_dir is not None:
+        updates["state_dir"] = args.state_dir
+    if args.metrics is not None:
+        updates["metrics_listen"] = args.metrics
+    if args.log_level is not None:
+        updates["log_level"] = args.log_level
+    if updates:
+        daemon_cfg = daemon_cfg.model_copy(update=updates)
+        config = config.model_copy(update={"daemon": daemon_cfg})
+    if args.broker is not None:
+        config = config.model_copy(
+            update={"mqtt": config.mqtt.model_copy(update={"url": args.broker})}
+        )
+    configure_logging(
+        daemon_cfg.log_level, daemon_cfg.log_levels, json=True if args.log_json else None
+    )
+    from edgectl.daemon import with_field_url
+
+    if args.field:
+        try:
+            config = with_field_url(config, args.field)
+        except ValueError as exc:
+            print(f"edgectl: --field: {exc}", file=sys.stderr)
+            return 1
+    if not config.field.devices:
+        print("edgectl: no field device configured (use [field] or --field URL)", file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(_main(config, args.config))
+    except FatalFieldError as exc:
+        log.error("field_config_error", error=str(exc))
+        return 1
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _main(config: object, path: Path) -> int:
+    from edgectl.assemble import build_daemon
+
+    daemon, closers = build_daemon(config, config_path=path)  # type: ignore[arg-type]
+    try:
+        return await daemon.run()
+    finally:
+        for close in closers:
+            close()

@@ -1,0 +1,508 @@
+"""The daemon: the composition root that feeds the pure control core from the field.
+
+One root :class:`asyncio.TaskGroup` holds every task, each named:
+
+- ``edgectl[poll:NAME]`` — one per field device (:class:`~edgectl.field.device.CabinetDevice`);
+- ``edgectl[control]`` — the 10 Hz control loop below;
+- ``edgectl[sync]`` — the MQTT link (when configured);
+- ``edgectl[stop]`` — waits for SIGTERM/SIGINT and winds everything down safely.
+
+A control tick, on a fixed 0.1 s grid (no drift; a late tick is counted and logged, and the
+next one goes back on the grid — missed slots are not run in a burst):
+
+1. ask every device for its input block and wait for the answers within a read budget;
+2. turn them into :class:`~edgectl.control.types.Inputs` — a detector device silent for longer
+   than ``field.detector_loss_s`` fails its detectors (constant calls, the NTCIP fail-safe);
+3. ``Controller.step`` — the strategy's requests, the engine, the software conflict monitor;
+4. hand the frame to the output devices (written with the heartbeat as one request);
+5. compare the readback of the previous frame; watch output loss and the MMU; feed the
+   watchdog, the metrics and the MQTT link.
+
+Output device lost, readback mismatch, MMU tripped or cabinet flash → the engine goes to
+flash with an alarm. When the output device is back and healthy, and an MMU latch was caused
+by the loss of communication (watchdog or power cycle, never a conflict), the daemon resets
+it and leaves flash through the engine's all-red start-up sequence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from edgectl import __version__
+from edgectl.config.model import DaemonConfig, Mode
+from edgectl.config.settings import Device, DeviceRole
+from edgectl.control.controller import Controller
+from edgectl.control.telemetry import TelemetryAggregator
+from edgectl.control.types import (
+    ChannelState,
+    Directive,
+    EnterFlash,
+    EventCode,
+    ExitFlash,
+    FlashReason,
+    Inputs,
+    OperatingState,
+    Outputs,
+    Requests,
+)
+from edgectl.field.device import CabinetDevice, CabinetSnapshot, Health
+
+log = structlog.get_logger("edgectl.daemon")
+
+READBACK_MISMATCH_TICKS = 3
+OUTPUT_LOSS_S = 1.0
+RECOVERY_HEALTHY_S = 1.0
+MMU_AUTO_RESET_FAULTS = frozenset({4, 5})  # watchdog, power cycle: caused by the link, not traffic
+MMU_RESET_INTERVAL_S = 3.0
+
+
+def config_digest(config: DaemonConfig) -> str:
+    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
+
+
+@dataclass(slots=True)
+class OperatorRequests:
+    """Requests placed by commands, each with an expiry on the controller clock."""
+
+    hold: dict[int, float] = field(default_factory=dict)
+    omit: dict[int, float] = field(default_factory=dict)
+    force_off: dict[int, float] = field(default_factory=dict)
+    calls: set[int] = field(default_factory=set)
+    ped_calls: set[int] = field(default_factory=set)
+
+    def take(self, t: float) -> Requests:
+        for table in (self.hold, self.omit, self.force_off):
+            for phase in [p for p, until in table.items() if until <= t]:
+                del table[phase]
+        req = Requests(
+            calls=frozenset(self.calls),
+            ped_calls=frozenset(self.ped_calls),
+            hold=frozenset(self.hold),
+            omit=frozenset(self.omit),
+            force_off=frozenset(self.force_off),
+        )
+        self.calls.clear()
+        self.ped_calls.clear()
+        return req
+
+
+@dataclass(slots=True)
+class LinkWatch:
+    """Failure bookkeeping of the field side, per tick."""
+
+    mismatch_ticks: int = 0
+    output_fault: str = ""  # why the daemon put the junction into flash ("" = none)
+    healthy_since: float | None = None
+    last_mmu_reset: float = -1e9
+    prev_frames: deque[dict[int, ChannelState]] = field(default_factory=lambda: deque(maxlen=2))
+    power_cycles: int | None = None
+
+
+class Daemon:
+    """``edgectl run``."""
+
+    def __init__(
+        self,
+        config: DaemonConfig,
+        *,
+        config_path: Path | None = None,
+        devices: list[CabinetDevice] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self._clock = clock
+        self.controller = Controller(config)
+        self.devices = devices if devices is not None else [CabinetDevice(d) for d in config.field.devices]
+        self.readers = [d for d in self.devices if d.reads_inputs]
+        self.writers = [d for d in self.devices if d.writes_outputs]
+        self.operator = OperatorRequests()
+        self.directives: deque[Directive] = deque()
+        self.link = LinkWatch()
+        self.telemetry = TelemetryAggregator(config, tick=config.field.tick)
+        self.started_at = datetime.now(UTC)
+        self._wall0 = self.started_at
+        self.ticks = 0
+        self.late_ticks = 0
+        self.last: Outputs | None = None
+        self.ready = False
+        self._stop = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._reload_requested = False
+        self._pending_config: DaemonConfig | None = None
+        self.hooks: list[Callable[[Daemon, Outputs], None]] = []  # after every tick
+        self.on_stop: list[Callable[[], Any]] = []
+        self.sync: Any = None  # edgectl.sync.service.SyncService when MQTT is configured
+        self.metrics: Any = None
+        self.notifier: Any = None
+        self._last_state_key: tuple[object, ...] | None = None
+        self._last_telemetry_t = 0.0
+
+    # --- time --------------------------------------------------------------------------
+
+    def utc(self, t: float) -> datetime:
+        """Wall-clock time of controller time ``t``."""
+        return self._wall0 + timedelta(seconds=t)
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        self._reload_requested = True
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig, handler in ((signal.SIGTERM, self.request_stop), (signal.SIGINT, self.request_stop),
+                             (signal.SIGHUP, self.request_reload)):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, handler)
+        log.info("daemon_start", version=__version__, intersection=self.config.intersection.id,
+                 devices=[d.name for d in self.devices], mode=self.controller.mode.value)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                poll_tasks = [
+                    tg.create_task(d.run(), name=f"edgectl[poll:{d.name}]") for d in self.devices
+                ]
+                sync_task = None
+                if self.sync is not None:
+                    sync_task = tg.create_task(self.sync.run(), name="edgectl[sync]")
+                control = tg.create_task(self._control_loop(), name="edgectl[control]")
+                await control
+                for task in poll_tasks:
+                    task.cancel()
+                if self.sync is not None:
+                    with contextlib.suppress(Exception):
+                        await self.sync.close(timeout=3.0)
+                if sync_task is not None:
+                    sync_task.cancel()
+        finally:
+            for d in self.devices:
+                with contextlib.suppress(Exception):
+                    await d.close()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.remove_signal_handler(sig)
+            log.info("daemon_stopped", ticks=self.ticks, late_ticks=self.late_ticks)
+        return 0
+
+    # --- the control loop --------------------------------------------------------------
+
+    async def _control_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        tick = self.config.field.tick
+        read_budget = min(0.06, tick * 0.6)
+        t0 = loop.time()
+        n = 0
+        stopping_since: float | None = None
+        while True:
+            target = t0 + n * tick
+            delay = target - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            started = loop.time()
+            late = started - target
+            if late > tick / 2:
+                self.late_ticks += 1
+                skipped = int(late // tick)
+                log.warning("late_tick", tick=n, late_ms=round(late * 1000, 1), skipped=skipped)
+                n += skipped
+            t = round(n * tick, 3)
+            for d in self.devices:
+                d.tick()
+            waiting = [d.wait_snapshot() for d in self.readers if d.health is not Health.OFFLINE]
+            if waiting:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(read_budget):
+                        await asyncio.gather(*waiting)
+            if self._stop.is_set() and stopping_since is None:
+                stopping_since = t
+                log.info("shutdown_begin", t=t)
+                self.directives.append(EnterFlash(FlashReason.COMMAND, "shutdown"))
+                if self.notifier is not None:
+                    self.notifier.stopping()
+            if self._reload_requested:
+                self._reload_requested = False
+                self._reload()
+            inputs = self._inputs(t)
+            out = self.controller.step(t, inputs)
+            frame = out.frame
+            for d in self.writers:
+                if d.health is not Health.OFFLINE:
+                    d.submit(frame)
+            self.link.prev_frames.append(frame)
+            self._watch_field(t, out)
+            self._after_tick(t, out, loop.time() - started, late > tick / 2)
+            self.ticks += 1
+            n += 1
+            if stopping_since is not None and (
+                out.state is OperatingState.FLASH or t - stopping_since > 15.0
+            ):
+                # the flash frame has been handed over; give the devices a tick to write it
+                await asyncio.sleep(tick)
+                return
+
+    # --- inputs --------------------------------------------------------------------------
+
+    def _inputs(self, t: float) -> Inputs:
+        now = self._clock()
+        presence: set[int] = set()
+        peds: set[int] = set()
+        failed: set[int] = set()
+        all_detectors = {d.id for d in self.config.detectors}
+        for d in self.readers:
+            snap = d.snapshot
+            fresh = d.last_ok is not None and now - d.last_ok <= self.config.field.detector_loss_s
+            if snap is None or not fresh:
+                if self.ready or d.last_ok is not None:
+                    failed |= all_detectors
+                continue
+            presence |= snap.presence
+            peds |= snap.ped_buttons
+        directives: list[Directive] = []
+        while self.directives:
+            directives.append(self.directives.popleft())
+        return Inputs(
+            presence=frozenset(presence & all_detectors),
+            failed_detectors=frozenset(failed),
+            ped_buttons=frozenset(peds),
+            requests=self.operator.take(t),
+            directives=tuple(directives),
+        )
+
+    # --- field supervision ---------------------------------------------------------------
+
+    def _output_snapshot(self) -> CabinetSnapshot | None:
+        for d in self.writers:
+            if d.snapshot is not None:
+                return d.snapshot
+        return None
+
+    def _watch_field(self, t: float, out: Outputs) -> None:
+        """Output loss, readback, MMU and recovery; adds flash directives for the next tick."""
+        now = self._clock()
+        lost = [
+            d for d in self.writers
+            if d.health is Health.OFFLINE
+            or (d.last_write_ok is not None and now - d.last_write_ok > OUTPUT_LOSS_S)
+            or (d.last_write_ok is None and self.ready)
+        ]
+        snap = self._output_snapshot()
+        fault = ""
+        if lost:
+            fault = "output device lost: " + ",".join(d.name for d in lost)
+        elif snap is not None and now - snap.t <= OUTPUT_LOSS_S:
+            if snap.mmu_tripped:
+                fault = f"mmu tripped (fault {snap.mmu_fault})"
+            elif snap.cabinet_flash and out.state in (OperatingState.NORMAL, OperatingState.PREEMPT):
+                fault = "cabinet in flash"
+            elif (
+                self.link.power_cycles is not None
+                and snap.power_cycles != self.link.power_cycles
+            ):
+                fault = "cabinet power cycled"
+            else:
+                fault = self._check_readback(snap, out)
+            self.link.power_cycles = snap.power_cycles
+        if fault:
+            self.link.healthy_since = None
+            if not self.link.output_fault:
+                self.link.output_fault = fault
+                reason = FlashReason.MMU if fault.startswith("mmu") else FlashReason.OUTPUT_LOST
+                log.error("output_fault", reason=fault, t=t)
+                self.directives.append(EnterFlash(reason, fault))
+            self._maybe_reset_mmu(now, snap)
+            return
+        if not self.link.output_fault:
+            return
+        # recovering: healthy I/O for a while, then leave flash through all-red
+        if self.link.healthy_since is None:
+            self.link.healthy_since = now
+        elif now - self.link.healthy_since >= RECOVERY_HEALTHY_S and out.state is OperatingState.FLASH:
+            log.warning("output_recovered", was=self.link.output_fault, t=t)
+            self.link.output_fault = ""
+            self.link.mismatch_ticks = 0
+            self.directives.append(ExitFlash())
+
+    def _maybe_reset_mmu(self, now: float, snap: CabinetSnapshot | None) -> None:
+        if snap is None or not snap.mmu_tripped or snap.mmu_fault not in MMU_AUTO_RESET_FAULTS:
+            return
+        if any(d.health is Health.OFFLINE for d in self.writers):
+            return
+        if now - self.link.last_mmu_reset < MMU_RESET_INTERVAL_S:
+            return
+        self.link.last_mmu_reset = now
+        log.warning("mmu_auto_reset", fault=snap.mmu_fault)
+        for d in self.writers:
+            d.request_mmu_reset()
+
+    def _check_readback(self, snap: CabinetSnapshot, out: Outputs) -> str:
+        if snap.cabinet_flash or not self.link.prev_frames or len(self.link.prev_frames) < 2:
+            self.link.mismatch_ticks = 0
+            return ""
+        channels = [c.id for c in self.config.channels]
+        shown = {ch: snap.readback.get(ch, ChannelState.OFF) for ch in channels}
+        if any(all(shown[ch] == f.get(ch) for ch in channels) for f in self.link.prev_frames):
+            self.link.mismatch_ticks = 0
+            return ""
+        self.link.mismatch_ticks += 1
+        if self.link.mismatch_ticks >= READBACK_MISMATCH_TICKS:
+            bad = [ch for ch in channels if shown[ch] != self.link.prev_frames[-1].get(ch)]
+            return f"readback mismatch on channels {bad}"
+        return ""
+
+    # --- after the tick: readiness, watchdog, publishing, metrics ------------------------
+
+    def _after_tick(self, t: float, out: Outputs, duration: float, late: bool) -> None:
+        self.last = out
+        if not self.ready and out.state in (OperatingState.STARTUP_FLASH, OperatingState.ALL_RED,
+                                            OperatingState.NORMAL):
+            polled = all(d.snapshot is not None for d in self.readers)
+            if polled:
+                self.ready = True
+                log.info("ready", t=t, state=out.state.value)
+                if self.notifier is not None:
+                    self.notifier.ready(self.status_line())
+        if self.notifier is not None and not late and self.ready:
+            self.notifier.watchdog()
+            if self.ticks % 50 == 0:
+                self.notifier.status(self.status_line())
+        if self.metrics is not None:
+            self.metrics.observe_tick(duration, late=late)
+        self.telemetry.add(out)
+        for ev in out.events:
+            if ev.code in (EventCode.UNIT_FLASH_STATUS_CHANGE, EventCode.MONITOR_VIOLATION,
+                           EventCode.MODE_CHANGE):
+                log.info("event", code=ev.code, param=ev.param, t=ev.t)
+        if self.sync is not None:
+            if out.events:
+                self.sync.add_events([(self.utc(e.t), e.code, e.param) for e in out.events])
+            key = self._state_key(out)
+            if key != self._last_state_key:
+                self._last_state_key = key
+                self.sync.publish_state(self.state_payload(out))
+            period = self.config.mqtt.telemetry_period_s
+            if t - self._last_telemetry_t >= period:
+                self._last_telemetry_t = t
+                self.sync.add_telemetry(self.telemetry.take(t))
+        for hook in self.hooks:
+            hook(self, out)
+
+    def _state_key(self, out: Outputs) -> tuple[object, ...]:
+        return (
+            out.state, out.mode, out.plan, out.alarms,
+            tuple((r.ring, r.phase, r.interval, r.ped) for r in out.rings),
+            tuple((d.id, d.failed) for d in out.detectors),
+            tuple(d.health for d in self.devices),
+        )
+
+    def status_line(self) -> str:
+        out = self.last
+        mode = out.mode.value if out else self.controller.mode.value
+        plan = out.plan if out else "-"
+        links = " ".join(f"{d.name}={d.health.value}" for d in self.devices)
+        state = out.state.value if out else "starting"
+        return f"mode={mode} plan={plan} state={state} {links}".strip()
+
+    def state_payload(self, out: Outputs) -> dict[str, object]:
+        return {
+            "mode": out.mode.value,
+            "plan": out.plan,
+            "state": out.state.value,
+            "flash_reason": out.flash_reason.value if out.flash_reason else None,
+            "rings": [
+                {
+                    "ring": r.ring,
+                    "phase": r.phase,
+                    "interval": r.ped.value if r.ped.value in ("walk", "ped_clear")
+                    and r.interval is not None and r.interval.value == "green" else r.interval.value,
+                    "vehicle_interval": r.interval.value,
+                    "ped": r.ped.value,
+                    "time_in_interval": round(r.elapsed, 1),
+                }
+                for r in out.rings
+            ],
+            "channels": {str(ch): st.name for ch, st in out.channels},
+            "detectors": {
+                str(d.id): {"on": d.on, "health": "failed" if d.failed else "ok", "fault": d.fault}
+                for d in out.detectors
+            },
+            "calls": sorted(out.calls),
+            "alarms": sorted(out.alarms),
+            "devices": {d.name: d.health.value for d in self.devices},
+        }
+
+    # --- configuration reload ------------------------------------------------------------
+
+    def _reload(self) -> None:
+        """SIGHUP: validate the file again; a good one is applied at a safe point."""
+        from edgectl.config.loader import load_config
+        from edgectl.errors import ConfigError
+
+        if self.config_path is None:
+            log.warning("reload_ignored", reason="no config file")
+            return
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("reload_rejected", problems=[str(p) for p in exc.problems])
+            self._emit(EventCode.CONFIG_REJECTED, 0)
+            return
+        self._pending_config = new
+        self.apply_reload(new)
+
+    def apply_reload(self, new: DaemonConfig) -> None:
+        from edgectl.control.types import SetMode, SetPlan
+
+        same_layout = (
+            new.phases == self.config.phases and new.rings == self.config.rings
+            and new.barriers == self.config.barriers and new.channels == self.config.channels
+            and new.detectors == self.config.detectors
+        )
+        if not same_layout:
+            log.error("reload_rejected", problems=["junction layout changed: restart required"])
+            self._emit(EventCode.CONFIG_REJECTED, 1)
+            return
+        plan = new.plan(new.control.plan)
+        self.directives.append(SetPlan(plan))
+        if new.control.mode is not self.controller.mode:
+            self.directives.append(SetMode(new.control.mode))
+        self.config = new
+        log.info("reload_accepted", plan=plan.id, mode=new.control.mode.value)
+        self._emit(EventCode.CONFIG_RELOADED, plan.id)
+
+    def _emit(self, code: int, param: int) -> None:
+        if self.sync is not None:
+            self.sync.add_events([(datetime.now(UTC), code, param)])
+
+
+def default_device(url: str) -> Device:
+    return Device(name="cabinet", url=url, role=DeviceRole.CABINET)
+
+
+def with_field_url(config: DaemonConfig, url: str) -> DaemonConfig:
+    """``--field URL``: override the URL of the single cabinet device (or add one)."""
+    devices = config.field.devices
+    if len(devices) > 1:
+        raise ValueError("--field needs a config with at most one device")
+    dev = devices[0].model_copy(update={"url": url}) if devices else default_device(url)
+    Device.model_validate(dev.model_dump())  # re-validate the URL
+    field_settings = config.field.model_copy(update={"devices": (dev,)})
+    return config.model_copy(update={"field": field_settings})
+
+
+def initial_mode(config: DaemonConfig) -> Mode:
+    return config.control.mode

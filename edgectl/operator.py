@@ -1,0 +1,195 @@
+"""Remote commands applied to a running daemon.
+
+The sync layer has already checked schema, signature, expiry and duplicates; this handler
+checks a command against the junction (phases exist, the plan passes the safety kernel, the
+mode is possible) and turns it into *requests* and *directives* for the next control tick.
+Nothing here changes an output: the engine decides when, if ever, a request is safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from edgectl.config.model import Mode, Plan
+from edgectl.control.types import EventCode, ExitFlash, OperatingState, Preempt, SetMode, SetPlan
+from edgectl.errors import CommandError
+from edgectl.sync.commands import (
+    COMMAND_TYPES,
+    Command,
+    CommandResult,
+    ExitFlashCommand,
+    ForceOffCommand,
+    HoldCommand,
+    MmuResetCommand,
+    OmitCommand,
+    PlaceCallCommand,
+    PreemptCommand,
+    RequestStateCommand,
+    SetModeCommand,
+    SetPlanCommand,
+)
+
+if TYPE_CHECKING:
+    from edgectl.daemon import Daemon
+
+log = structlog.get_logger("edgectl.sync")
+
+DEFAULT_HOLD_S = 60.0
+DEFAULT_OMIT_S = 3600.0
+FORCE_OFF_TTL_S = 120.0
+COORDINATED_MODES = (Mode.FIXED, Mode.COORDINATED)
+
+
+class DaemonCommandHandler:
+    """:class:`edgectl.sync.commands.CommandHandler` for a :class:`~edgectl.daemon.Daemon`."""
+
+    def __init__(self, daemon: Daemon, *, metrics: Any = None) -> None:
+        self.daemon = daemon
+        self.metrics = metrics
+
+    # --- helpers -----------------------------------------------------------------------
+
+    @property
+    def _t(self) -> float:
+        last = self.daemon.last
+        return last.t if last is not None else 0.0
+
+    def _phases(self, phases: Iterable[int]) -> tuple[int, ...]:
+        known = {p.id for p in self.daemon.config.phases}
+        wanted = tuple(sorted(set(phases)))
+        unknown = [p for p in wanted if p not in known]
+        if unknown:
+            raise CommandError("not_allowed", f"no such phase(s) {unknown}; phases are {sorted(known)}")
+        return wanted
+
+    def _greens(self) -> set[int]:
+        last = self.daemon.last
+        if last is None:
+            return set()
+        return {r.phase for r in last.rings if r.phase is not None and r.interval.value == "green"}
+
+    def _applied(self, command: Command, message: str, data: dict[str, object] | None = None) -> CommandResult:
+        self.daemon._emit(EventCode.COMMAND_APPLIED, COMMAND_TYPES.index(command.type) + 1)
+        log.info("command_applied", id=command.id, type=command.type, detail=message)
+        return CommandResult(message=message, data=data)
+
+    # --- the handler -------------------------------------------------------------------
+
+    def apply(self, command: Command) -> CommandResult:
+        match command:
+            case SetModeCommand():
+                return self._set_mode(command)
+            case SetPlanCommand():
+                return self._set_plan(command)
+            case PlaceCallCommand():
+                phases = self._phases(command.params.phases)
+                if command.params.ped:
+                    no_ped = [p for p in phases if not self.daemon.config.phase(p).pedestrian]
+                    if no_ped:
+                        raise CommandError("not_allowed", f"phase(s) {no_ped} have no pedestrian movement")
+                    self.daemon.operator.ped_calls.update(phases)
+                else:
+                    self.daemon.operator.calls.update(phases)
+                return self._applied(command, f"call placed on {list(phases)}")
+            case HoldCommand():
+                phases = self._phases(command.params.phases)
+                holds = self.daemon.operator.hold
+                if not phases:
+                    holds.clear()
+                    return self._applied(command, "holds released")
+                until = self._t + (command.params.duration_s or DEFAULT_HOLD_S)
+                for p in phases:
+                    holds[p] = until
+                return self._applied(command, f"hold on {list(phases)} until t={until:.1f}")
+            case ForceOffCommand():
+                phases = self._phases(command.params.phases)
+                not_green = [p for p in phases if p not in self._greens()]
+                if not_green:
+                    raise CommandError("not_allowed", f"phase(s) {not_green} not green")
+                for p in phases:
+                    self.daemon.operator.force_off[p] = self._t + FORCE_OFF_TTL_S
+                    self.daemon.operator.hold.pop(p, None)
+                return self._applied(command, f"force-off requested on {list(phases)}")
+            case OmitCommand():
+                phases = self._phases(command.params.phases)
+                omits = self.daemon.operator.omit
+                if not phases:
+                    omits.clear()
+                    return self._applied(command, "omits cleared")
+                if set(phases) >= {p.id for p in self.daemon.config.phases}:
+                    raise CommandError("unsafe", "cannot omit every phase")
+                until = self._t + (command.params.duration_s or DEFAULT_OMIT_S)
+                for p in phases:
+                    omits[p] = until
+                return self._applied(command, f"omit {list(phases)} until t={until:.1f}")
+            case PreemptCommand():
+                phases = self._phases(command.params.phases) or tuple(
+                    p.id for p in self.daemon.config.phases if p.main_street or p.startup
+                )
+                self.daemon.directives.append(
+                    Preempt(command.params.input, command.params.active, phases)
+                )
+                state = "on" if command.params.active else "off"
+                return self._applied(command, f"preempt {command.params.input} {state} {list(phases)}")
+            case RequestStateCommand():
+                last = self.daemon.last
+                if last is None:
+                    raise CommandError("not_allowed", "no state yet: the control loop is starting")
+                state = self.daemon.state_payload(last)
+                if self.daemon.sync is not None:
+                    self.daemon.sync.publish_state(state)
+                return self._applied(command, "state published", state)
+            case ExitFlashCommand():
+                last = self.daemon.last
+                if last is None or last.state is not OperatingState.FLASH:
+                    raise CommandError("not_allowed", "the junction is not in flash")
+                if self.daemon.link.output_fault:
+                    raise CommandError(
+                        "not_allowed", f"field fault still present: {self.daemon.link.output_fault}"
+                    )
+                self.daemon.directives.append(ExitFlash())
+                return self._applied(command, "leaving flash through all-red")
+            case MmuResetCommand():
+                for d in self.daemon.writers:
+                    d.request_mmu_reset()
+                return self._applied(command, "MMU reset requested")
+        raise CommandError("unknown_type", f"unsupported command {command.type!r}")
+
+    def _set_mode(self, command: SetModeCommand) -> CommandResult:
+        from edgectl.control.strategies import registered_modes
+
+        mode = command.params.mode
+        daemon = self.daemon
+        if mode in COORDINATED_MODES:
+            plan = daemon.config.plan(daemon.controller.plan)
+            if plan.coordination is None or plan.coordination.cycle <= 0:
+                raise CommandError(
+                    "not_allowed", f"mode {mode.value} needs a plan with a cycle; plan {plan.id} is free"
+                )
+        if mode not in (Mode.FLASH, *registered_modes()):
+            raise CommandError("not_allowed", f"mode {mode.value} is not available in this build")
+        daemon.directives.append(SetMode(mode))
+        return self._applied(command, f"mode {mode.value} requested")
+
+    def _set_plan(self, command: SetPlanCommand) -> CommandResult:
+        from edgectl.control.safety import validate_plan
+
+        daemon = self.daemon
+        raw = command.params.plan
+        if isinstance(raw, int):
+            try:
+                plan: Plan = daemon.config.plan(raw)
+            except KeyError:
+                raise CommandError(
+                    "not_allowed", f"no plan {raw}; plans are {[p.id for p in daemon.config.plans]}"
+                ) from None
+        else:
+            plan = raw
+        problems = [p for p in validate_plan(plan, daemon.config) if p.severity == "error"]
+        if problems:
+            raise CommandError("unsafe", "; ".join(str(p) for p in problems))
+        daemon.directives.append(SetPlan(plan))
+        return self._applied(command, f"plan {plan.id} accepted; applied at the next barrier")

@@ -1,0 +1,42 @@
+"""Find SUMO (binaries, tools, libsumo) without any manual environment setup."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import ModuleType
+
+
+class SumoUnavailable(ImportError):
+    """The ``sumo`` extra (eclipse-sumo, libsumo) is not installed."""
+
+
+def sumo_home() -> Path:
+    """SUMO_HOME: the environment's if set, else the eclipse-sumo wheel's."""
+    env = os.environ.get("SUMO_HOME")
+    if env and Path(env, "bin").is_dir():
+        return Path(env)
+    try:
+        import sumo
+    except ImportError as exc:
+        raise SumoUnavailable(
+            "SUMO is not installed: pip install 'edgectl[sumo]' (eclipse-sumo, libsumo)"
+        ) from exc
+    return Path(sumo.SUMO_HOME)
+
+
+def binary(name: str) -> str:
+    """Path of a SUMO binary (``sumo``, ``netconvert``...)."""
+    return str(sumo_home() / "bin" / name)
+
+
+def load_libsumo() -> ModuleType:
+    """Import libsumo with SUMO_HOME set (it needs the data files for vehicle types)."""
+    os.environ.setdefault("SUMO_HOME", str(sumo_home()))
+    try:
+        import libsumo
+    except ImportError as exc:
+        raise SumoUnavailable(
+            "libsumo is not installed: pip install 'edgectl[sumo]' (eclipse-sumo, libsumo)"
+        ) from exc
+    return libsumo

@@ -1,0 +1,434 @@
+"""Derive each signalised junction's control model from a SUMO network.
+
+For every traffic-light system (tls) of the network:
+
+- **signal groups** are the tls link indices (one per controlled connection); each becomes a
+  load-switch channel;
+- **conflicts** come from SUMO's own junction logic: two groups conflict when their
+  connections are foes in the junction's ``<request>`` table;
+- **stages** (the phases of the generated configuration) are taken from the tls's default
+  program — every green state minus its permissive movements (a ``g`` that is a foe of a
+  ``G``) — or, when the network has no program, by clustering compatible groups; a group
+  green in several stages becomes an overlap channel;
+- **detectors**: every E1 loop on an incoming lane is assigned to the stages that serve that
+  lane; a loop within 15 m of the stop line is a stop-bar presence loop, one further upstream
+  an advance loop;
+- **clearances** by the ITE formulas from the approach lane speeds and the crossing distance,
+  clamped to the kernel bounds (yellow 3–6 s, red clearance 0–6 s).
+
+The result (:class:`JunctionModel`) turns into an :class:`edgectl.config.model.Config` with
+one ring of stages and a barrier after each stage, so the daemon's own engine and safety
+kernel run it unchanged. Nothing here imports libsumo; ``sumolib`` reads the net file.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgectl.config.model import (
+    Barrier,
+    Channel,
+    ChannelSource,
+    Config,
+    Control,
+    Coordination,
+    Detector,
+    DetectorType,
+    Intersection,
+    Mode,
+    Phase,
+    Plan,
+    PhaseTiming,
+    Recall,
+    Ring,
+)
+from edgectl.control.safety import ite_red_clear, ite_yellow
+
+STOP_BAR_ZONE_M = 15.0  # a loop closer than this to the stop line is a stop-bar loop
+YELLOW_BOUNDS = (3.0, 6.0)
+RED_CLEAR_BOUNDS = (0.0, 6.0)
+MAX_STAGES = 16
+MAX_CHANNELS = 32
+MAX_DETECTORS = 64
+
+
+def _clamp(x: float, bounds: tuple[float, float]) -> float:
+    return min(max(x, bounds[0]), bounds[1])
+
+
+def _round_up(x: float) -> float:
+    """Up to the next 0.1 s (the tick), as a clean decimal."""
+    return math.ceil(round(x * 10.0, 6)) / 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class SignalGroup:
+    """One controlled connection (tls link index)."""
+
+    index: int
+    in_lane: str
+    out_lane: str
+    direction: str  # SUMO: s straight, l/L left, r/R right, t turnaround
+    speed_kmh: float  # approach lane speed
+    crossing_m: float  # stop line to far-side clearance point
+
+
+@dataclass(frozen=True, slots=True)
+class Loop:
+    """An E1 induction loop on an incoming lane of the junction."""
+
+    id: str  # SUMO detector id
+    lane: str
+    distance_m: float  # upstream of the stop line
+    detector_id: int  # detector number in the generated config
+    stages: tuple[int, ...]  # stage numbers (1-based) it calls
+
+    @property
+    def advance(self) -> bool:
+        return self.distance_m > STOP_BAR_ZONE_M
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """A set of mutually compatible signal groups green together (a phase of the config)."""
+
+    number: int  # 1-based; the NEMA phase number in the generated config
+    groups: frozenset[int]
+    green_s: float  # green of the default program (splits of fixed / sumo:static)
+    min_green: float
+    max_green: float
+    yellow: float
+    red_clear: float
+    left_only: bool
+
+
+@dataclass(frozen=True)
+class JunctionModel:
+    """Everything the bench knows about one signalised junction."""
+
+    tls_id: str
+    groups: tuple[SignalGroup, ...]
+    conflicts: frozenset[tuple[int, int]]  # ordered pairs (a, b) and (b, a)
+    stages: tuple[Stage, ...]
+    loops: tuple[Loop, ...]
+    neighbours_up: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # upstream tls id → incoming lanes of this junction fed from it
+
+    @property
+    def n_links(self) -> int:
+        return len(self.groups)
+
+    def group_stages(self, index: int) -> tuple[int, ...]:
+        return tuple(s.number for s in self.stages if index in s.groups)
+
+    def lane_stages(self, lane: str) -> tuple[int, ...]:
+        return _lane_stages(lane, self.groups, self.stages)
+
+    def state_for(self, green: Iterable[int], yellow: Iterable[int] = ()) -> str:
+        """The tls state string with these groups green and these yellow."""
+        chars = ["r"] * self.n_links
+        for i in yellow:
+            chars[i] = "y"
+        for i in green:
+            chars[i] = "G"
+        return "".join(chars)
+
+    def cycle_s(self) -> float:
+        return sum(s.green_s + s.yellow + s.red_clear for s in self.stages)
+
+    def to_config(self, mode: Mode) -> Config:
+        """The junction as an edgectl configuration running ``mode``."""
+        phases = []
+        for s in self.stages:
+            lanes = sorted({self.groups[i].in_lane for i in s.groups})
+            speed = max(self.groups[i].speed_kmh for i in s.groups)
+            width = max(self.groups[i].crossing_m for i in s.groups)
+            phases.append(
+                Phase(
+                    id=s.number,
+                    name=f"stage {s.number}: " + " ".join(lanes)[:80],
+                    startup=s.number == 1,
+                    main_street=s.number == 1,
+                    approach_speed_kmh=min(130.0, max(5.0, speed)),
+                    intersection_width_m=min(150.0, width),
+                )
+            )
+        channels = []
+        for g in self.groups:
+            parents = self.group_stages(g.index)
+            if len(parents) == 1:
+                channels.append(
+                    Channel(id=g.index + 1, phase=parents[0], name=f"{g.in_lane}>{g.out_lane}")
+                )
+            else:
+                channels.append(
+                    Channel(
+                        id=g.index + 1,
+                        source=ChannelSource.OVERLAP,
+                        phase=parents[0],
+                        overlap_parents=parents,
+                        name=f"{g.in_lane}>{g.out_lane}",
+                    )
+                )
+        detectors = [
+            Detector(
+                id=loop.detector_id,
+                type=DetectorType.ADVANCE if loop.advance else DetectorType.STOP_BAR,
+                call_phases=loop.stages,
+                distance_m=min(300.0, loop.distance_m),
+            )
+            for loop in self.loops
+        ]
+        timing = {
+            s.number: PhaseTiming(
+                min_green=s.min_green,
+                passage=2.5 if not s.left_only else 2.0,
+                max1=s.max_green,
+                max2=min(255.0, s.max_green * 1.5),
+                yellow=s.yellow,
+                red_clear=s.red_clear,
+                recall=Recall.NONE,
+            )
+            for s in self.stages
+        }
+        splits = {s.number: round(s.green_s + s.yellow + s.red_clear, 1) for s in self.stages}
+        plan = Plan(
+            id=1,
+            name="derived from SUMO",
+            timing=timing,
+            coordination=Coordination(
+                cycle=round(sum(splits.values()), 1),
+                offset=0.0,
+                coord_phases=(1,),
+                splits=splits,
+            ),
+        )
+        numbers = tuple(s.number for s in self.stages)
+        return Config(
+            intersection=Intersection(id=_safe_id(self.tls_id), name=f"SUMO tls {self.tls_id}"),
+            phases=tuple(phases),
+            rings=(Ring(id=1, sequence=numbers),),
+            barriers=tuple(Barrier(phases=(n,)) for n in numbers),
+            channels=tuple(channels),
+            detectors=tuple(detectors),
+            plans=(plan,),
+            control=Control(mode=mode, plan=1, startup_flash=0.0, startup_all_red=2.0),
+        )
+
+
+def _safe_id(tls_id: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_.-]", "_", tls_id)[:64]
+    return s if s[:1].isalnum() else f"j{s}"[:64]
+
+
+def _lane_stages(lane: str, groups: Sequence[SignalGroup], stages: Sequence[Stage]) -> tuple[int, ...]:
+    links = {g.index for g in groups if g.in_lane == lane}
+    if not links:
+        return ()
+    full = tuple(s.number for s in stages if links <= s.groups)
+    if full:
+        return full
+    return tuple(s.number for s in stages if links & s.groups)
+
+
+# --------------------------------------------------------------------------- derivation
+
+
+def derive_stages_from_states(
+    states: Sequence[str], n_links: int, conflicts: frozenset[tuple[int, int]]
+) -> list[frozenset[int]]:
+    """Conflict-free stages from a tls program's green states (permissive movements dropped)."""
+    stages: list[frozenset[int]] = []
+    for state in states:
+        prot = [i for i, c in enumerate(state[:n_links]) if c == "G"]
+        perm = [i for i, c in enumerate(state[:n_links]) if c == "g"]
+        kept: list[int] = []
+        for i in prot + perm:
+            if all((i, k) not in conflicts for k in kept):
+                kept.append(i)
+        if kept:
+            stages.append(frozenset(kept))
+    unique: list[frozenset[int]] = []
+    for s in stages:
+        if s not in unique:
+            unique.append(s)
+    unique = [s for s in unique if not any(s < o for o in unique)]
+    covered = frozenset().union(*unique) if unique else frozenset()
+    missing = [i for i in range(n_links) if i not in covered]
+    return unique + cluster_compatible(missing, conflicts) if missing else unique
+
+
+def cluster_compatible(links: Sequence[int], conflicts: frozenset[tuple[int, int]]) -> list[frozenset[int]]:
+    """Greedy clustering of signal groups into conflict-free stages."""
+    stages: list[set[int]] = []
+    for i in links:
+        for s in stages:
+            if all((i, k) not in conflicts for k in s):
+                s.add(i)
+                break
+        else:
+            stages.append({i})
+    return [frozenset(s) for s in stages]
+
+
+def derive_network(net_path: str) -> dict[str, JunctionModel]:
+    """Read a net file (and its loops later, see :func:`attach_loops`) into junction models."""
+    import sumolib
+
+    net = sumolib.net.readNet(net_path, withPrograms=True, withFoes=True)
+    models: dict[str, JunctionModel] = {}
+    for tls in net.getTrafficLights():
+        models[tls.getID()] = _derive_tls(net, tls)
+    _link_neighbours(net, models)
+    return models
+
+
+def _derive_tls(net: Any, tls: Any) -> JunctionModel:
+    tls_id = tls.getID()
+    by_index: dict[int, Any] = {}
+    for in_lane, out_lane, index in tls.getConnections():
+        by_index.setdefault(index, (in_lane, out_lane))
+    n_links = max(by_index) + 1 if by_index else 0
+    if n_links > MAX_CHANNELS:
+        raise ValueError(f"tls {tls_id}: {n_links} signal groups, at most {MAX_CHANNELS}")
+    # connection objects per tls index, for foes and direction
+    conns: dict[int, list[Any]] = {i: [] for i in range(n_links)}
+    for edge in tls.getEdges():
+        for lane in edge.getLanes():
+            for conn in lane.getOutgoing():
+                if conn.getTLSID() == tls_id and conn.getTLLinkIndex() >= 0:
+                    conns[conn.getTLLinkIndex()].append(conn)
+    conflicts: set[tuple[int, int]] = set()
+    for a in range(n_links):
+        for b in range(n_links):
+            if a == b:
+                continue
+            for ca in conns[a]:
+                for cb in conns[b]:
+                    if ca.getFrom().getToNode() is not cb.getFrom().getToNode():
+                        continue
+                    node = ca.getFrom().getToNode()
+                    ia, ib = node.getLinkIndex(ca), node.getLinkIndex(cb)
+                    if ia < 0 or ib < 0:
+                        continue
+                    if node.areFoes(ia, ib) or node.areFoes(ib, ia):
+                        conflicts.add((a, b))
+                        conflicts.add((b, a))
+    frozen_conflicts = frozenset(conflicts)
+    groups = []
+    for i in range(n_links):
+        in_lane, out_lane = by_index.get(i, (None, None))
+        if in_lane is None:
+            raise ValueError(f"tls {tls_id}: link index {i} controls no connection")
+        direction = conns[i][0].getDirection() if conns[i] else "s"
+        stop = in_lane.getShape()[-1]
+        far = out_lane.getShape()[0]
+        groups.append(
+            SignalGroup(
+                index=i,
+                in_lane=in_lane.getID(),
+                out_lane=out_lane.getID(),
+                direction=direction,
+                speed_kmh=in_lane.getSpeed() * 3.6,
+                crossing_m=math.dist(stop[:2], far[:2]),
+            )
+        )
+    programs = tls.getPrograms()
+    states: list[str] = []
+    greens: list[float] = []
+    if programs:
+        program = programs[sorted(programs)[0]]
+        for ph in program.getPhases():
+            if "G" in ph.state or "g" in ph.state:
+                states.append(ph.state)
+                greens.append(float(ph.duration))
+    stage_sets = (
+        derive_stages_from_states(states, n_links, frozen_conflicts)
+        if states
+        else cluster_compatible(range(n_links), frozen_conflicts)
+    )
+    if len(stage_sets) > MAX_STAGES:
+        raise ValueError(f"tls {tls_id}: {len(stage_sets)} stages, at most {MAX_STAGES}")
+    stages = []
+    for k, s in enumerate(stage_sets, start=1):
+        # default-program green of the program phase this stage came from (best overlap)
+        green = 20.0
+        best = -1
+        for st, dur in zip(states, greens, strict=True):
+            ov = sum(1 for i in s if st[i] == "G")
+            if ov > best:
+                best, green = ov, dur
+        left_only = all(groups[i].direction in ("l", "L", "t") for i in s)
+        speed = max(groups[i].speed_kmh for i in s)
+        width = max(groups[i].crossing_m for i in s)
+        yellow = _round_up(_clamp(ite_yellow(speed), YELLOW_BOUNDS))
+        red_clear = _round_up(_clamp(ite_red_clear(width, speed), RED_CLEAR_BOUNDS))
+        min_green = 5.0 if left_only else 7.0
+        max_green = 25.0 if left_only else 50.0
+        stages.append(
+            Stage(
+                number=k,
+                groups=s,
+                green_s=max(min_green, green),
+                min_green=min_green,
+                max_green=max_green,
+                yellow=yellow,
+                red_clear=red_clear,
+                left_only=left_only,
+            )
+        )
+    return JunctionModel(
+        tls_id=tls_id,
+        groups=tuple(groups),
+        conflicts=frozen_conflicts,
+        stages=tuple(stages),
+        loops=(),
+    )
+
+
+def _link_neighbours(net: Any, models: dict[str, JunctionModel]) -> None:
+    """Record, per junction, which incoming lanes come straight from an upstream tls."""
+    for tls_id, model in list(models.items()):
+        up: dict[str, list[str]] = {}
+        for lane_id in sorted({g.in_lane for g in model.groups}):
+            edge = net.getLane(lane_id).getEdge()
+            src = edge.getFromNode()
+            src_tls = src.getID() if src.getID() in models else None
+            if src_tls is None:
+                for other in models:
+                    if src.getType() == "traffic_light" and other == src.getID():
+                        src_tls = other
+            if src_tls is not None and src_tls != tls_id:
+                up.setdefault(src_tls, []).append(lane_id)
+        object.__setattr__(model, "neighbours_up", {k: tuple(v) for k, v in up.items()})
+
+
+def attach_loops(
+    model: JunctionModel, loops: Iterable[tuple[str, str, float, float]]
+) -> JunctionModel:
+    """Assign E1 loops ``(id, lane, position, lane length)`` on the junction's incoming lanes."""
+    in_lanes = {g.in_lane for g in model.groups}
+    chosen = sorted(
+        ((lid, lane, length - pos) for lid, lane, pos, length in loops if lane in in_lanes),
+        key=lambda t: (t[1], t[2], t[0]),
+    )
+    result = []
+    for lid, lane, dist in chosen:
+        stages = model.lane_stages(lane)
+        if not stages or len(result) >= MAX_DETECTORS:
+            continue
+        result.append(
+            Loop(id=lid, lane=lane, distance_m=dist, detector_id=len(result) + 1, stages=stages)
+        )
+    return JunctionModel(
+        tls_id=model.tls_id,
+        groups=model.groups,
+        conflicts=model.conflicts,
+        stages=model.stages,
+        loops=tuple(result),
+        neighbours_up=model.neighbours_up,
+    )

@@ -1,0 +1,320 @@
+"""One MQTT connection to the centre, over aiomqtt 2.x (paho underneath).
+
+- :func:`parse_broker_url`: ``mqtt://host:1883``, ``mqtts://host:8883``, ``unix:///path``.
+- :class:`LinkConfig`: everything needed to connect, built once from
+  :class:`~edgectl.config.settings.MqttSettings` (username/password read from their files,
+  TLS context with CA and client certificate).
+- :func:`open_link`: an async context manager yielding a :class:`Link` — one FRESH aiomqtt
+  client per connection (never reused across reconnects), with the will set.
+- :class:`Backoff`: capped, full-jitter exponential backoff, the reconnect policy.
+
+aiomqtt 2.x ignores the reason code of an MQTT 5 PUBACK, so a publish the broker refused
+(ACL deny → 0x87) would look delivered. :class:`Link` therefore tracks its own
+acknowledgements by packet id through paho's ``on_publish`` and raises
+:class:`~edgectl.errors.PublishRefused` for a reason code ≥ 0x80. Every aiomqtt/paho error
+is translated to :class:`~edgectl.errors.SyncError` at this boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import ssl
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import aiomqtt
+import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edgectl.config.settings import MqttProtocol, MqttSettings
+from edgectl.errors import PublishRefused, SyncError
+
+PUBLISH_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    transport: Literal["tcp", "unix"]
+    host: str  # hostname, or the socket path for unix
+    port: int
+    tls: bool
+
+
+def parse_broker_url(url: str) -> BrokerAddress:
+    """``mqtt://host[:1883]``, ``mqtts://host[:8883]`` (also ``tcp://``/``ssl://``), ``unix:///path``."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "unix":
+        path = parts.path or parts.netloc
+        if not path:
+            raise SyncError(f"broker URL {url!r}: no socket path")
+        return BrokerAddress("unix", path, 0, tls=False)
+    if scheme not in ("mqtt", "tcp", "mqtts", "ssl", "tls"):
+        raise SyncError(f"broker URL {url!r}: scheme must be mqtt, mqtts or unix")
+    tls = scheme in ("mqtts", "ssl", "tls")
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError as exc:
+        raise SyncError(f"broker URL {url!r}: bad port") from exc
+    if not parts.hostname:
+        raise SyncError(f"broker URL {url!r}: no host")
+    return BrokerAddress("tcp", parts.hostname, port, tls=tls)
+
+
+def _read_secret(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise SyncError(f"cannot read MQTT {what} file {path}: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class LinkConfig:
+    address: BrokerAddress
+    client_id: str
+    protocol: MqttProtocol = MqttProtocol.V5
+    keepalive: int = 30
+    username: str | None = None
+    password: str | None = None
+    tls_context: ssl.SSLContext | None = None
+
+    def __repr__(self) -> str:  # never print the password
+        return (f"LinkConfig(address={self.address!r}, client_id={self.client_id!r}, "
+                f"protocol={self.protocol.value!r}, username={self.username!r})")
+
+    @classmethod
+    def from_settings(cls, settings: MqttSettings, *, client_id: str, url: str | None = None
+                      ) -> LinkConfig:
+        """Read credential files and build the TLS context (blocking file reads, done once)."""
+        address = parse_broker_url(url or settings.url)
+        username = (_read_secret(settings.username_file, "username")
+                    if settings.username_file else None)
+        password = (_read_secret(settings.password_file, "password")
+                    if settings.password_file else None)
+        tls_context = None
+        if address.tls or settings.ca_file or settings.cert_file:
+            tls_context = make_tls_context(
+                ca_file=settings.ca_file, cert_file=settings.cert_file, key_file=settings.key_file
+            )
+            address = BrokerAddress(address.transport, address.host, address.port, tls=True)
+        return cls(
+            address=address,
+            client_id=settings.client_id or client_id,
+            protocol=settings.protocol,
+            keepalive=settings.keepalive,
+            username=username,
+            password=password,
+            tls_context=tls_context,
+        )
+
+
+def make_tls_context(
+    *, ca_file: Path | None, cert_file: Path | None, key_file: Path | None
+) -> ssl.SSLContext:
+    try:
+        ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        if cert_file is not None:
+            ctx.load_cert_chain(str(cert_file), str(key_file) if key_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise SyncError(f"TLS setup failed: {exc}") from exc
+    return ctx
+
+
+class Backoff:
+    """Capped exponential backoff with full jitter: ``uniform(0, min(max, initial·2^n))``.
+
+    The first delay is at least ``initial / 2`` so a flapping broker is not hammered.
+    """
+
+    def __init__(self, initial: float, maximum: float, *, rng: random.Random | None = None) -> None:
+        self.initial = initial
+        self.maximum = max(maximum, initial)
+        self._rng = rng or random.Random()
+        self._attempt = 0
+
+    def next(self) -> float:
+        cap = min(self.maximum, self.initial * (2.0 ** min(self._attempt, 32)))
+        self._attempt += 1
+        return max(self.initial / 2.0, self._rng.uniform(0.0, cap))
+
+    def reset(self) -> None:
+        self._attempt = 0
+
+
+class _AckingClient(aiomqtt.Client):
+    """aiomqtt client that also reports each PUBACK's reason code by packet id."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acks: dict[int, asyncio.Future[int]] = {}
+
+    def _on_publish(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties,
+    ) -> None:
+        fut = self.acks.pop(mid, None)
+        if fut is not None and not fut.done():
+            fut.set_result(int(getattr(reason_code, "value", 0)))
+        super()._on_publish(client, userdata, mid, reason_code, properties)
+
+    @property
+    def disconnected(self) -> asyncio.Future[None]:
+        return self._disconnected
+
+
+class Link:
+    """A live connection. Obtain one from :func:`open_link`."""
+
+    def __init__(self, client: _AckingClient, config: LinkConfig) -> None:
+        self._client = client
+        self.config = config
+
+    @property
+    def v5(self) -> bool:
+        return self.config.protocol is MqttProtocol.V5
+
+    @property
+    def is_connected(self) -> bool:
+        return not self._client.disconnected.done()
+
+    def send(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        correlation_data: bytes | None = None,
+    ) -> asyncio.Future[int]:
+        """Hand a message to the socket now; the future resolves to the PUBACK reason code.
+
+        Messages sent in order reach the broker in order (pipelining).
+        """
+        props = None
+        if self.v5 and correlation_data is not None:
+            props = Properties(PacketTypes.PUBLISH)
+            props.CorrelationData = correlation_data
+        try:
+            info = self._client._client.publish(topic, payload, qos, retain, props)
+        except (ValueError, OSError) as exc:
+            raise SyncError(f"publish to {topic} failed: {exc}") from exc
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise SyncError(f"publish to {topic} failed: {paho.error_string(info.rc)}")
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if qos == 0:
+            fut.set_result(0)
+        else:
+            self._client.acks[info.mid] = fut
+        return fut
+
+    async def acked(self, fut: asyncio.Future[int], topic: str,
+                    timeout: float = PUBLISH_TIMEOUT_S) -> None:
+        """Wait for a :meth:`send`'s PUBACK; raise PublishRefused / SyncError."""
+        disconnected = self._client.disconnected
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.wait({fut, disconnected}, return_when=asyncio.FIRST_COMPLETED)
+        except TimeoutError:
+            raise SyncError(f"no PUBACK for {topic} within {timeout:g} s") from None
+        finally:
+            if not fut.done():
+                fut.cancel()
+        if fut.cancelled():
+            raise SyncError(f"connection lost before PUBACK for {topic}")
+        code = fut.result()
+        if code >= 0x80:
+            name = str(ReasonCode(PacketTypes.PUBACK, identifier=code)) if self.v5 else ""
+            raise PublishRefused(topic, code, name)
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
+                      correlation_data: bytes | None = None,
+                      timeout: float = PUBLISH_TIMEOUT_S) -> None:
+        fut = self.send(topic, payload, qos=qos, retain=retain, correlation_data=correlation_data)
+        await self.acked(fut, topic, timeout)
+
+    async def subscribe(self, topic: str, qos: int = 1) -> None:
+        try:
+            result = await self._client.subscribe(topic, qos)
+        except aiomqtt.MqttError as exc:
+            raise SyncError(f"subscribe to {topic} failed: {exc}") from exc
+        for rc in result:
+            value = int(getattr(rc, "value", rc))
+            if value >= 0x80:
+                raise SyncError(f"subscribe to {topic} refused ({value:#x})")
+
+    async def messages(self) -> AsyncIterator[aiomqtt.Message]:
+        """Incoming messages until the connection is lost (then SyncError)."""
+        try:
+            async for message in self._client.messages:
+                yield message
+        except aiomqtt.MqttError as exc:
+            raise SyncError(f"connection lost: {exc}") from exc
+
+    def abort(self) -> None:
+        """Drop the TCP connection WITHOUT a DISCONNECT (the broker sends the will). Tests."""
+        sock = self._client._client.socket()
+        if sock is not None:
+            sock.close()
+
+
+def _properties_v5(session_expiry: int = 0) -> Properties:
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = session_expiry
+    return props
+
+
+@asynccontextmanager
+async def open_link(
+    config: LinkConfig,
+    *,
+    will: aiomqtt.Will | None = None,
+    on_disconnect_error: Callable[[Exception], None] | None = None,
+) -> AsyncIterator[Link]:
+    """Connect with a fresh client; disconnect cleanly (DISCONNECT, no will) on exit."""
+    addr = config.address
+    v5 = config.protocol is MqttProtocol.V5
+    client = _AckingClient(
+        addr.host,
+        addr.port,
+        identifier=config.client_id,
+        protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+        will=will,
+        clean_session=None if v5 else True,
+        clean_start=True if v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
+        properties=_properties_v5() if v5 else None,
+        transport=addr.transport,
+        keepalive=config.keepalive,
+        timeout=CONNECT_TIMEOUT_S,
+        username=config.username,
+        password=config.password,
+        tls_context=config.tls_context if addr.tls else None,
+        max_inflight_messages=100,
+    )
+    try:
+        await client.__aenter__()
+    except aiomqtt.MqttError as exc:
+        raise SyncError(f"cannot connect to {addr.host}:{addr.port}: {exc}") from exc
+    try:
+        yield Link(client, config)
+    finally:
+        try:
+            async with asyncio.timeout(2.0):
+                await client.__aexit__(None, None, None)
+        except (aiomqtt.MqttError, TimeoutError) as exc:
+            if on_disconnect_error is not None:
+                on_disconnect_error(exc)
+        except Exception as exc:  # a broken socket at disconnect must not mask the real error
+            if on_disconnect_error is not None:
+                on_disconnect_error(exc)

@@ -1,0 +1,315 @@
+"""Store-and-forward for ``events`` and ``telemetry``, and the sync layer's small durable state.
+
+One SQLite database in WAL mode under the state directory (``sync.sqlite3``):
+
+- ``outbox(id, stream, seq, created, payload)`` — messages not yet acknowledged by the broker.
+  ``seq`` increases by one per message and per stream; the counter lives in ``counters`` and
+  is bumped in the same transaction as the insert, so it survives restarts and never repeats.
+  A row is deleted only after its PUBACK (:meth:`Outbox.ack`).
+- ``counters(name, value)`` — the per-stream ``seq`` counters and the birth/death ``bdseq``.
+- ``commands(id, response, created)`` — the answers of recently executed commands, so a
+  duplicate ``id`` gets its original answer again after a restart instead of a second run.
+
+Bounds: at most ``max_rows`` rows and ``max_age_s`` seconds; when it must drop, it drops the
+oldest first and returns how many, so the caller can emit an ``OUTBOX_DROPPED`` event and count.
+
+A database that SQLite reports as corrupt (or that is not a database) is moved aside — renamed
+``sync.sqlite3.corrupt-YYYYmmddTHHMMSSZ`` together with its ``-wal``/``-shm`` files — reported
+in :attr:`Outbox.recovered_from` and the log, and replaced by a fresh one: never a crash loop.
+
+Everything here is synchronous and cheap (one short transaction per call, ``synchronous=NORMAL``
+in WAL mode: no fsync per commit); the service calls it from its own tasks, never from the
+control loop. SQLite errors are translated to :class:`edgectl.errors.SyncError`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+from edgectl.errors import SyncError
+from edgectl.sync.clock import iso_ms
+
+log = structlog.get_logger("edgectl.sync.outbox")
+
+DB_NAME = "sync.sqlite3"
+STREAMS = ("events", "telemetry")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    created REAL NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS outbox_stream_seq ON outbox(stream, seq);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS commands (
+    id TEXT PRIMARY KEY,
+    response TEXT NOT NULL,
+    created REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One stored message. ``payload`` already carries ``seq`` and ``ts``."""
+
+    id: int
+    stream: str
+    seq: int
+    created: float  # POSIX seconds (the service's clock)
+    payload: dict[str, object]
+
+
+def _moved_name(path: Path, now: datetime) -> Path:
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    candidate = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while candidate.exists():
+        candidate = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        n += 1
+    return candidate
+
+
+class Outbox:
+    """The sync layer's SQLite store. Not thread-safe: one owner (the sync service)."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        max_rows: int = 100_000,
+        max_age_s: float = 7 * 86400.0,
+        command_log_size: int = 1000,
+        now: datetime | None = None,
+    ) -> None:
+        self.path = state_dir / DB_NAME
+        self.max_rows = max_rows
+        self.max_age_s = max_age_s
+        self.command_log_size = command_log_size
+        self.recovered_from: Path | None = None  # where a corrupt database was moved
+        self.dropped = 0  # rows dropped by the bounds since start
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SyncError(f"cannot create state directory {state_dir}: {exc}") from exc
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            self._move_aside(exc, now or datetime.now(UTC))
+            try:
+                self._db = self._open()
+            except sqlite3.Error as exc2:
+                raise SyncError(f"cannot open outbox {self.path}: {exc2}") from exc2
+
+    # --- opening and recovery ---
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            row = db.execute("PRAGMA quick_check").fetchone()
+            if row is None or row[0] != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {row[0] if row else 'no answer'}")
+            db.executescript(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _move_aside(self, exc: Exception, now: datetime) -> None:
+        target = _moved_name(self.path, now)
+        for suffix in ("", "-wal", "-shm"):
+            src = self.path.with_name(self.path.name + suffix)
+            if src.exists():
+                try:
+                    src.rename(target.with_name(target.name + suffix))
+                except OSError as mv_exc:
+                    raise SyncError(f"cannot move corrupt outbox {src} aside: {mv_exc}") from exc
+        self.recovered_from = target
+        log.error("outbox_corrupt_moved_aside", path=str(self.path), moved_to=str(target),
+                  error=str(exc))
+
+    def close(self) -> None:
+        try:
+            self._db.close()
+        except sqlite3.Error as exc:
+            raise SyncError(f"closing outbox: {exc}") from exc
+
+    # --- counters ---
+
+    def _counter(self, name: str) -> int:
+        row = self._db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def counter(self, name: str) -> int:
+        """Current value of a counter (last ``seq`` of a stream, ``bdseq``), 0 if never set."""
+        try:
+            return self._counter(name)
+        except sqlite3.Error as exc:
+            raise SyncError(f"outbox read failed: {exc}") from exc
+
+    def bump(self, name: str) -> int:
+        """Increase a counter by one and return the new value (durably)."""
+        try:
+            with self._tx():
+                value = self._counter(name) + 1
+                self._db.execute(
+                    "INSERT INTO counters(name, value) VALUES (?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                    (name, value),
+                )
+        except sqlite3.Error as exc:
+            raise SyncError(f"outbox write failed: {exc}") from exc
+        return value
+
+    # --- messages ---
+
+    def append(self, stream: str, body: Mapping[str, object], *, now: datetime) -> OutboxRow:
+        """Store a message of ``stream``; assigns the next ``seq`` and ``ts``.
+
+        Returns the stored row. Enforcing the bounds is :meth:`enforce_bounds`' job.
+        """
+        if stream not in STREAMS:
+            raise ValueError(f"unknown outbox stream {stream!r}")
+        created = now.timestamp()
+        try:
+            with self._tx():
+                seq = self._counter(f"seq:{stream}") + 1
+                payload: dict[str, object] = {"seq": seq, "ts": iso_ms(now), **body}
+                payload["seq"] = seq
+                text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+                cur = self._db.execute(
+                    "INSERT INTO outbox(stream, seq, created, payload) VALUES (?, ?, ?, ?)",
+                    (stream, seq, created, text),
+                )
+                self._db.execute(
+                    "INSERT INTO counters(name, value) VALUES (?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                    (f"seq:{stream}", seq),
+                )
+                rowid = int(cur.lastrowid or 0)
+        except sqlite3.Error as exc:
+            raise SyncError(f"outbox write failed: {exc}") from exc
+        return OutboxRow(rowid, stream, seq, created, payload)
+
+    def pending(self, limit: int = 100, after_id: int = 0) -> list[OutboxRow]:
+        """Oldest rows first (insertion order), with ``id > after_id``."""
+        try:
+            rows = self._db.execute(
+                "SELECT id, stream, seq, created, payload FROM outbox WHERE id > ? "
+                "ORDER BY id LIMIT ?",
+                (after_id, limit),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise SyncError(f"outbox read failed: {exc}") from exc
+        out: list[OutboxRow] = []
+        for rid, stream, seq, created, text in rows:
+            try:
+                payload = json.loads(text)
+            except ValueError:
+                payload = {"seq": seq, "corrupt": True}
+            out.append(OutboxRow(int(rid), str(stream), int(seq), float(created), payload))
+        return out
+
+    def ack(self, row_id: int) -> None:
+        """The broker acknowledged the row: forget it."""
+        try:
+            self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+        except sqlite3.Error as exc:
+            raise SyncError(f"outbox write failed: {exc}") from exc
+
+    @property
+    def depth(self) -> int:
+        try:
+            row = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+        except sqlite3.Error as exc:
+            raise SyncError(f"outbox read failed: {exc}") from exc
+        return int(row[0])
+
+    def enforce_bounds(self, *, now: datetime) -> int:
+        """Drop the oldest rows beyond ``max_rows`` or older than ``max_age_s``; return how many."""
+        cutoff = now.timestamp() - self.max_age_s
+        try:
+            with self._tx():
+                n_age = self._db.execute("DELETE FROM outbox WHERE created < ?", (cutoff,)).rowcount
+                excess = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+                excess = int(excess) - self.max_rows
+                n_rows = 0
+                if excess > 0:
+                    n_rows = self._db.execute(
+                        "DELETE FROM outbox WHERE id IN "
+                        "(SELECT id FROM outbox ORDER BY id LIMIT ?)",
+                        (excess,),
+                    ).rowcount
+        except sqlite3.Error as exc:
+            raise SyncError(f"outbox write failed: {exc}") from exc
+        dropped = max(n_age, 0) + max(n_rows, 0)
+        self.dropped += dropped
+        return dropped
+
+    # --- command log (duplicate ids) ---
+
+    def command_response(self, command_id: str) -> dict[str, object] | None:
+        try:
+            row = self._db.execute(
+                "SELECT response FROM commands WHERE id = ?", (command_id,)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise SyncError(f"outbox read failed: {exc}") from exc
+        if row is None:
+            return None
+        try:
+            value = json.loads(row[0])
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def remember_command(
+        self, command_id: str, response: Mapping[str, object], *, now: datetime
+    ) -> None:
+        text = json.dumps(dict(response), separators=(",", ":"), ensure_ascii=False)
+        try:
+            with self._tx():
+                self._db.execute(
+                    "INSERT OR REPLACE INTO commands(id, response, created) VALUES (?, ?, ?)",
+                    (command_id, text, now.timestamp()),
+                )
+                self._db.execute(
+                    "DELETE FROM commands WHERE id NOT IN "
+                    "(SELECT id FROM commands ORDER BY created DESC LIMIT ?)",
+                    (self.command_log_size,),
+                )
+        except sqlite3.Error as exc:
+            raise SyncError(f"outbox write failed: {exc}") from exc
+
+    # --- helpers ---
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` / ``ROLLBACK`` on an autocommit connection."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:
+            self._db.execute("COMMIT")
+        else:
+            self._db.execute("ROLLBACK")

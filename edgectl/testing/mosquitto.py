@@ -1,0 +1,314 @@
+"""A real Mosquitto broker for tests, started from Debian's ``/usr/sbin/mosquitto``.
+
+:class:`MosquittoBroker` writes a config into a private temporary directory, binds a free
+loopback port (and optionally a unix socket and a TLS listener whose CA, server and client
+certificates are generated on the fly with the ``openssl`` CLI), waits until the broker
+accepts connections, and kills it by PID on exit. ``stop()`` / ``start()`` restart it on the
+SAME port, which is what outage tests need::
+
+    with MosquittoBroker(tls=True, acl="topic readwrite #\\n") as broker:
+        url = broker.url            # mqtt://127.0.0.1:PORT
+        broker.stop(); ...; broker.start()
+
+It is both a sync and an async context manager (start-up takes a few milliseconds and is
+done synchronously in both cases). :func:`mosquitto_available` tells a fixture whether to
+skip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+MOSQUITTO = Path("/usr/sbin/mosquitto")
+MOSQUITTO_PASSWD = "mosquitto_passwd"
+SKIP_REASON = "mosquitto is not installed (/usr/sbin/mosquitto); run the project's setup script"
+
+
+def mosquitto_available() -> bool:
+    return MOSQUITTO.exists() and os.access(MOSQUITTO, os.X_OK)
+
+
+def free_port() -> int:
+    """A currently free TCP port on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """Certificates generated for a TLS listener (PEM files)."""
+
+    ca_file: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def generate_tls(directory: Path, *, client_cn: str = "edgectl-test") -> TlsFiles:
+    """A throw-away CA, a server cert for 127.0.0.1/localhost and a client cert, by ``openssl``."""
+    d = directory
+    d.mkdir(parents=True, exist_ok=True)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+             "-subj", "/CN=edgectl test CA", "-keyout", "ca.key", "-out", "ca.crt", cwd=d)
+    (d / "server.ext").write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+        "extendedKeyUsage=serverAuth\n"
+    )
+    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    for name, cn in (("server", "localhost"), ("client", client_cn)):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
+                 "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext",
+                 "-out", f"{name}.crt", cwd=d)
+    return TlsFiles(
+        ca_file=d / "ca.crt",
+        server_cert=d / "server.crt",
+        server_key=d / "server.key",
+        client_cert=d / "client.crt",
+        client_key=d / "client.key",
+    )
+
+
+class MosquittoBroker:
+    """One mosquitto process on its own loopback port(s) with a generated configuration.
+
+    - ``tls``: add a TLS listener (``tls_port``) requiring a client certificate signed by the
+      generated CA (``tls_files``); the client's CN becomes its username.
+    - ``unix_socket``: add a unix-socket listener (``socket_path``).
+    - ``acl``: the text of an ACL file (mosquitto syntax).
+    - ``users``: username → password; anonymous access is then refused.
+    """
+
+    def __init__(
+        self,
+        *,
+        tls: bool = False,
+        unix_socket: bool = False,
+        acl: str | None = None,
+        users: dict[str, str] | None = None,
+        start_timeout: float = 10.0,
+    ) -> None:
+        self._tls = tls
+        self._unix = unix_socket
+        self._acl = acl
+        self._users = dict(users or {})
+        self._start_timeout = start_timeout
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.tls_port = 0
+        self.tls_files: TlsFiles | None = None
+
+    # --- paths and URLs ---
+
+    @property
+    def directory(self) -> Path:
+        if self._tmp is None:
+            raise RuntimeError("broker not set up")
+        return Path(self._tmp.name)
+
+    @property
+    def socket_path(self) -> Path:
+        return self.directory / "mqtt.sock"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "mosquitto.log"
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def tls_url(self) -> str:
+        return f"mqtts://127.0.0.1:{self.tls_port}"
+
+    @property
+    def unix_url(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    # --- lifecycle ---
+
+    def _setup(self) -> None:
+        if not mosquitto_available():
+            raise RuntimeError(SKIP_REASON)
+        self._tmp = tempfile.TemporaryDirectory(prefix="edgectl-mosquitto-")
+        d = self.directory
+        self.port = free_port()
+        lines = [
+            # stay the current user (as root, mosquitto would switch to "mosquitto" and lose
+            # access to this private directory)
+            f"user {pwd.getpwuid(os.getuid()).pw_name}",
+            "per_listener_settings false",
+            "persistence false",
+            "log_dest stderr",
+            "log_type all",
+            "connection_messages true",
+            "max_queued_messages 100000",
+            f"listener {self.port} 127.0.0.1",
+        ]
+        if self._unix:
+            lines += [f"listener 0 {self.socket_path}"]
+        if self._tls:
+            self.tls_files = generate_tls(d / "tls")
+            self.tls_port = free_port()
+            tf = self.tls_files
+            lines += [
+                f"listener {self.tls_port} 127.0.0.1",
+                f"cafile {tf.ca_file}",
+                f"certfile {tf.server_cert}",
+                f"keyfile {tf.server_key}",
+                "require_certificate true",
+                "use_identity_as_username true",
+            ]
+        if self._users:
+            pw = d / "passwd"
+            pw.write_text("")
+            for user, password in self._users.items():
+                subprocess.run([MOSQUITTO_PASSWD, "-b", str(pw), user, password],
+                               check=True, capture_output=True, timeout=30)
+            pw.chmod(0o600)
+            lines += [f"password_file {pw}", "allow_anonymous false"]
+        else:
+            lines += ["allow_anonymous true"]
+        if self._acl is not None:
+            acl = d / "acl"
+            acl.write_text(self._acl)
+            acl.chmod(0o600)
+            lines += [f"acl_file {acl}"]
+        (d / "mosquitto.conf").write_text("\n".join(lines) + "\n")
+
+    def start(self) -> None:
+        """Start (or restart after :meth:`stop`) on the same port(s)."""
+        if self._tmp is None:
+            self._setup()
+        if self.running:
+            return
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [str(MOSQUITTO), "-c", str(self.directory / "mosquitto.conf")],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        deadline = time.monotonic() + self._start_timeout
+        while True:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"mosquitto exited with {self._proc.returncode}:\n{self.log()}")
+            if self._accepts():
+                return
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"mosquitto did not start listening:\n{self.log()}")
+            time.sleep(0.01)
+
+    def _accepts(self) -> bool:
+        ports = [self.port] + ([self.tls_port] if self._tls else [])
+        for port in ports:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    pass
+            except OSError:
+                return False
+        if self._unix:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                try:
+                    s.connect(str(self.socket_path))
+                except OSError:
+                    return False
+        return True
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the broker (SIGTERM, then SIGKILL); it can be started again on the same port."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=timeout)
+        self._proc = None
+
+    def kill(self) -> None:
+        """SIGKILL by PID: the broker vanishes without closing anything gracefully."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5.0)
+        self._proc = None
+
+    def close(self) -> None:
+        self.kill()
+        if self._tmp is not None:
+            with contextlib.suppress(OSError):
+                self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def which_mosquitto_passwd() -> str | None:
+    return shutil.which(MOSQUITTO_PASSWD)

@@ -1,0 +1,227 @@
+"""Load switches and the MMU (conflict monitor) of the emulated cabinet. Pure, no I/O.
+
+Behaviour, as a real MMU:
+
+- Power-up: the cabinet is in flash (each channel shows its flash colour, FR by default) and
+  the load switches ignore the controller until it *takes over*: its heartbeat is changing
+  and it sends an all-red frame (every channel R, DW or OFF). From then on the load switches
+  show the frames as they arrive.
+- While the controller is in control, the MMU latches a fault and puts the cabinet in flash on
+  conflicting non-red channels for longer than ``conflict_s`` (0.3 s), a vehicle yellow
+  shorter than ``min_yellow_s`` (2.7 s), a vehicle green followed by red without yellow, a
+  heartbeat that has not changed for ``watchdog_s`` (1 s), or a state the channel's kind cannot
+  show (a green on a pedestrian channel, a walk on a vehicle channel).
+- Frames made only of flash states (FR, FY, OFF, DW) are the controller's own flash: they are
+  not checked, and moving into them from any state is allowed (G → FR is a flash transfer).
+- The latch survives until :meth:`Cabinet.reset`; after it the controller takes over again
+  exactly as at power-up.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from edgectl.control.types import ChannelState
+from edgectl.field.profile import CabinetWiring, ChannelKind, MmuFaultKind
+
+__all__ = ["Cabinet", "MmuFault"]
+
+_FLASH_STATES = frozenset({ChannelState.FR, ChannelState.FY, ChannelState.OFF, ChannelState.DW})
+_ALL_RED = frozenset({ChannelState.R, ChannelState.DW, ChannelState.OFF})
+_VEHICLE_STATES = frozenset(
+    {ChannelState.OFF, ChannelState.R, ChannelState.Y, ChannelState.G, ChannelState.FR,
+     ChannelState.FY, ChannelState.DW}
+)
+_PED_STATES = frozenset(
+    {ChannelState.OFF, ChannelState.DW, ChannelState.FDW, ChannelState.W, ChannelState.FR,
+     ChannelState.R}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MmuFault:
+    """One latched MMU fault."""
+
+    t: float
+    kind: MmuFaultKind
+    channels: frozenset[int]
+
+
+class Cabinet:
+    """The load switches and the MMU of one cabinet."""
+
+    def __init__(self, wiring: CabinetWiring, *, now: float = 0.0) -> None:
+        self.wiring = wiring
+        self.channel_ids = tuple(sorted(c.id for c in wiring.channels))
+        self._kind = {c.id: c.kind for c in wiring.channels}
+        self._conflicts = wiring.conflicts()
+        self._flash = {c: ChannelState[wiring.mmu.flash_state(c)] for c in self.channel_ids}
+        self.faults: list[MmuFault] = []  # every latch, for the summary
+        self.changes: list[tuple[float, int, ChannelState]] = []  # drained by the recorder
+        self.frames_received = 0
+        self.heartbeats = 0
+        self.power_up(now)
+
+    # ---- state ----------------------------------------------------------------------------
+
+    def power_up(self, now: float) -> None:
+        """Power-on: start-up flash, no latch, controller not in control."""
+        self.latched: MmuFault | None = None
+        self.in_control = False
+        self.after_power_cycle = False
+        self._hb_value: int | None = None
+        self._hb_time: float | None = None
+        self._conflict_since: float | None = None
+        self._conflict_channels: frozenset[int] = frozenset()
+        self.shown: dict[int, ChannelState] = {}
+        self._since: dict[int, float] = {}
+        self._show(now, self._flash)
+
+    def power_cycle(self, now: float) -> None:
+        self.power_up(now)
+        self.after_power_cycle = True
+
+    @property
+    def tripped(self) -> bool:
+        return self.latched is not None
+
+    @property
+    def cabinet_flash(self) -> bool:
+        return self.latched is not None or not self.in_control
+
+    @property
+    def fault_kind(self) -> MmuFaultKind:
+        if self.latched is not None:
+            return self.latched.kind
+        return MmuFaultKind.POWER_CYCLE if self.after_power_cycle else MmuFaultKind.NONE
+
+    @property
+    def fault_channels(self) -> frozenset[int]:
+        return self.latched.channels if self.latched is not None else frozenset()
+
+    @property
+    def heartbeat_value(self) -> int:
+        return self._hb_value or 0
+
+    # ---- inputs from the controller -------------------------------------------------------
+
+    def heartbeat(self, now: float, value: int) -> None:
+        """A write of the heartbeat register; only a *changed* value feeds the watchdog."""
+        if value != self._hb_value:
+            self._hb_value = value
+            self._hb_time = now
+            self.heartbeats += 1
+
+    def frame(self, now: float, states: Mapping[int, ChannelState]) -> None:
+        """A write of the channel outputs (channel → commanded state; others keep theirs)."""
+        self.frames_received += 1
+        if self.latched is not None:
+            return
+        frame = dict(self.shown) if self.in_control else {c: ChannelState.OFF for c in self.shown}
+        frame.update({c: s for c, s in states.items() if c in self.shown})
+        if not self.in_control:
+            if self._heartbeat_alive(now) and all(s in _ALL_RED for s in frame.values()):
+                self.in_control = True
+                self.after_power_cycle = False
+                self._show(now, frame)
+            return
+        if all(s in _FLASH_STATES for s in frame.values()):
+            self._conflict_since = None
+            self._show(now, frame)
+            return
+        if self._check_transitions(now, frame):
+            return
+        self._show(now, frame)
+        self._check_conflicts(now)
+
+    def reset(self, now: float) -> bool:
+        """Clear a latched fault (the reset button); True when one was latched."""
+        if self.latched is None:
+            return False
+        self.latched = None
+        self.in_control = False
+        self._conflict_since = None
+        self._show(now, self._flash)
+        return True
+
+    def step(self, now: float) -> None:
+        """Time passes: the watchdog and the conflict timer."""
+        if self.latched is not None or not self.in_control:
+            return
+        if self._hb_time is None or now - self._hb_time > self.wiring.mmu.watchdog_s:
+            self._trip(now, MmuFaultKind.WATCHDOG, frozenset())
+            return
+        self._check_conflicts(now)
+
+    # ---- internals ------------------------------------------------------------------------
+
+    def _heartbeat_alive(self, now: float) -> bool:
+        return self._hb_time is not None and now - self._hb_time <= self.wiring.mmu.watchdog_s
+
+    def _check_transitions(self, now: float, frame: Mapping[int, ChannelState]) -> bool:
+        """Latch on an invalid, no-yellow or short-yellow transition; True when latched."""
+        bad = frozenset(
+            c for c, s in frame.items()
+            if s not in (_PED_STATES if self._kind[c] == ChannelKind.PEDESTRIAN else _VEHICLE_STATES)
+        )
+        if bad:
+            self._trip(now, MmuFaultKind.INVALID_FRAME, bad)
+            return True
+        no_yellow: set[int] = set()
+        short: set[int] = set()
+        for c, new in frame.items():
+            old = self.shown[c]
+            if self._kind[c] != ChannelKind.VEHICLE or new == old:
+                continue
+            if old == ChannelState.G and new in _ALL_RED:
+                no_yellow.add(c)
+            elif (
+                old == ChannelState.Y
+                and new != ChannelState.G
+                and now - self._since[c] < self.wiring.mmu.min_yellow_s
+            ):
+                short.add(c)
+        if no_yellow:
+            self._trip(now, MmuFaultKind.NO_YELLOW, frozenset(no_yellow))
+            return True
+        if short:
+            self._trip(now, MmuFaultKind.SHORT_YELLOW, frozenset(short))
+            return True
+        return False
+
+    def _check_conflicts(self, now: float) -> None:
+        active = frozenset(
+            itertools.chain.from_iterable(
+                (a, b)
+                for a, b in self._conflicts
+                if not self.shown[a].is_red and not self.shown[b].is_red
+            )
+        )
+        if not active:
+            self._conflict_since = None
+            return
+        if self._conflict_since is None:
+            self._conflict_since = now
+            self._conflict_channels = active
+        else:
+            self._conflict_channels |= active
+        if now - self._conflict_since > self.wiring.mmu.conflict_s:
+            self._trip(now, MmuFaultKind.CONFLICT, self._conflict_channels)
+
+    def _trip(self, now: float, kind: MmuFaultKind, channels: frozenset[int]) -> None:
+        fault = MmuFault(t=now, kind=kind, channels=channels)
+        self.latched = fault
+        self.faults.append(fault)
+        self.in_control = False
+        self._conflict_since = None
+        self._show(now, self._flash)
+
+    def _show(self, now: float, frame: Mapping[int, ChannelState]) -> None:
+        for c in self.channel_ids:
+            state = frame[c]
+            if self.shown.get(c) != state:
+                self.shown[c] = state
+                self._since[c] = now
+                self.changes.append((now, c, state))

@@ -1,0 +1,138 @@
+"""The field seam as a pure unit: URL parsing, register decoding, device health.
+
+The real links (Modbus TCP and RTU against firmware_sim) are exercised in
+``tests/hil``; here the in-memory bank stands in so that the state machine is tested alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from edgectl.config.settings import Device, DeviceRole
+from edgectl.control.types import ChannelState
+from edgectl.errors import DeviceTimeout, FatalFieldError
+from edgectl.field.device import CabinetDevice, CabinetMap, Health, decode_inputs, encode_frame
+from edgectl.field.transport import MemoryIO
+from edgectl.field.url import RtuEndpoint, TcpEndpoint, parse_url
+
+
+def test_parse_tcp_and_rtu_urls() -> None:
+    assert parse_url("modbus+tcp://127.0.0.1:1502?unit=3") == TcpEndpoint("127.0.0.1", 1502, 3)
+    rtu = parse_url("modbus+rtu:///dev/ttyUSB0?baudrate=9600&parity=e&unit=2")
+    assert rtu == RtuEndpoint("/dev/ttyUSB0", 2, baudrate=9600, parity="E")
+    assert parse_url("modbus+tcp://cabinet").port == 502  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://x:1",
+        "modbus+tcp://:502",
+        "modbus+tcp://h:502?unit=999",
+        "modbus+tcp://h:502?speed=3",
+        "modbus+rtu://relative/tty",
+        "modbus+rtu:///dev/ttyS0?parity=X",
+        "modbus+rtu:///dev/ttyS0?baudrate=fast",
+    ],
+)
+def test_bad_urls_are_fatal_with_a_reason(url: str) -> None:
+    with pytest.raises(FatalFieldError):
+        parse_url(url)
+
+
+def test_decode_input_block() -> None:
+    cmap = CabinetMap()
+    regs = [0] * cmap.input_span.count
+    regs[0] = 0b101  # tripped + in control
+    regs[1] = 4
+    regs[2] = 0b11  # channels 1, 2
+    regs[5] = 0b1001  # detectors 1 and 4
+    regs[6] = 0b1  # detector 17
+    regs[9] = 0b10  # ped button phase 2
+    regs[10] = int(ChannelState.G)
+    regs[11] = 99  # unknown code decodes as OFF
+    regs[42] = 7
+    regs[106], regs[107] = 5, 1
+    regs[108] = 2
+    snap = decode_inputs(regs, cmap, t=1.5)
+    assert snap.mmu_tripped and snap.in_control and not snap.cabinet_flash
+    assert snap.mmu_fault == 4 and snap.mmu_fault_channels == {1, 2}
+    assert snap.presence == {1, 4, 17}
+    assert snap.ped_buttons == {2}
+    assert snap.readback[1] is ChannelState.G and snap.readback[2] is ChannelState.OFF
+    assert snap.counts[0] == 7 and snap.uptime_s == 65536 + 5 and snap.power_cycles == 2
+
+
+def test_encode_frame_fills_unused_channels_dark() -> None:
+    regs = encode_frame({1: ChannelState.G, 3: ChannelState.R}, 4)
+    assert regs == [3, 0, 1, 0]
+
+
+def _device(io: MemoryIO, **kw: object) -> CabinetDevice:
+    spec = Device(
+        name="cab", url="memory://unit", role=DeviceRole.CABINET, backoff_initial=0.01,
+        backoff_max=0.02, retries=0,
+    )
+    return CabinetDevice(spec, CabinetMap(), io=io, **kw)  # type: ignore[arg-type]
+
+
+async def _tick(dev: CabinetDevice, frame: dict[int, ChannelState] | None = None) -> bool:
+    dev.tick()
+    try:
+        async with asyncio.timeout(0.5):
+            got = await dev.wait_snapshot()
+    except TimeoutError:
+        got = False
+    if frame is not None:
+        dev.submit(frame)
+    await asyncio.sleep(0.01)
+    return got
+
+
+async def test_device_reads_writes_and_recovers() -> None:
+    io = MemoryIO()
+    io.input_registers[5] = 0b10
+    dev = _device(io, offline_after=2)
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(dev.run(), name="edgectl[poll:test]")
+        async with asyncio.timeout(2):
+            while not io.connected:
+                await asyncio.sleep(0.005)
+        await _tick(dev, {1: ChannelState.G})
+        assert await _tick(dev, {1: ChannelState.Y})
+        assert dev.health is Health.ONLINE
+        assert dev.snapshot is not None and dev.snapshot.presence == {2}
+        assert io.holding_registers[0] == int(ChannelState.Y)
+        heartbeat = io.holding_registers[32]
+        await _tick(dev, {1: ChannelState.Y})
+        assert io.holding_registers[32] == (heartbeat + 1) % 0x10000  # heartbeat moves
+
+        io.fail_next = DeviceTimeout("injected")
+        await _tick(dev)
+        assert dev.health is Health.DEGRADED
+        assert dev.stats.errors["DeviceTimeout"] == 1
+
+        # the link goes away: offline, then back by itself with backoff
+        await io.close()
+        for _ in range(3):
+            await _tick(dev)
+        async with asyncio.timeout(5):
+            while dev.health is not Health.ONLINE:  # a clean window of requests again
+                await _tick(dev, {1: ChannelState.R})
+        assert dev.stats.reconnects >= 2
+        task.cancel()
+
+
+async def test_internal_error_does_not_end_the_task() -> None:
+    io = MemoryIO()
+    dev = _device(io)
+    io.fail_next = RuntimeError("a bug")  # not a FieldError
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(dev.run(), name="edgectl[poll:test]")
+        async with asyncio.timeout(5):
+            while dev.health is not Health.ONLINE:
+                await _tick(dev, {1: ChannelState.R})
+        assert not task.done()
+        task.cancel()
