@@ -296,9 +296,12 @@ class Daemon:
         now = self._clock()
         lost = [
             d for d in self.writers
-            if d.health is Health.OFFLINE
-            or (d.last_write_ok is not None and now - d.last_write_ok > OUTPUT_LOSS_S)
-            or (d.last_write_ok is None and self.ready)
+            if (d.last_write_ok is not None or self.ready)
+            and (
+                d.health is Health.OFFLINE
+                or d.last_write_ok is None
+                or now - d.last_write_ok > OUTPUT_LOSS_S
+            )
         ]
         snap = self._output_snapshot()
         fault = ""

@@ -148,7 +148,12 @@ def configure_logging(
     renderer: Processor
     if json:
         renderer = SyslogJSONRenderer(syslog_prefix=syslog_prefix)
-        final: list[Processor] = [structlog.processors.dict_tracebacks]
+        # structured tracebacks without local variables (they may hold keys and passwords)
+        final: list[Processor] = [
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
+        ]
     else:
         renderer = structlog.dev.ConsoleRenderer(
             colors=_isatty(out),

@@ -28,15 +28,29 @@ from edgectl.field.profile import CabinetWiring, ChannelKind, MmuFaultKind
 
 __all__ = ["Cabinet", "MmuFault"]
 
+_EPS = 1e-6  # timing comparisons tolerate float noise of the tick arithmetic
 _FLASH_STATES = frozenset({ChannelState.FR, ChannelState.FY, ChannelState.OFF, ChannelState.DW})
 _ALL_RED = frozenset({ChannelState.R, ChannelState.DW, ChannelState.OFF})
 _VEHICLE_STATES = frozenset(
-    {ChannelState.OFF, ChannelState.R, ChannelState.Y, ChannelState.G, ChannelState.FR,
-     ChannelState.FY, ChannelState.DW}
+    {
+        ChannelState.OFF,
+        ChannelState.R,
+        ChannelState.Y,
+        ChannelState.G,
+        ChannelState.FR,
+        ChannelState.FY,
+        ChannelState.DW,
+    }
 )
 _PED_STATES = frozenset(
-    {ChannelState.OFF, ChannelState.DW, ChannelState.FDW, ChannelState.W, ChannelState.FR,
-     ChannelState.R}
+    {
+        ChannelState.OFF,
+        ChannelState.DW,
+        ChannelState.FDW,
+        ChannelState.W,
+        ChannelState.FR,
+        ChannelState.R,
+    }
 )
 
 
@@ -119,7 +133,7 @@ class Cabinet:
         self.frames_received += 1
         if self.latched is not None:
             return
-        frame = dict(self.shown) if self.in_control else {c: ChannelState.OFF for c in self.shown}
+        frame = dict(self.shown) if self.in_control else dict.fromkeys(self.shown, ChannelState.OFF)
         frame.update({c: s for c, s in states.items() if c in self.shown})
         if not self.in_control:
             if self._heartbeat_alive(now) and all(s in _ALL_RED for s in frame.values()):
@@ -150,7 +164,7 @@ class Cabinet:
         """Time passes: the watchdog and the conflict timer."""
         if self.latched is not None or not self.in_control:
             return
-        if self._hb_time is None or now - self._hb_time > self.wiring.mmu.watchdog_s:
+        if self._hb_time is None or now - self._hb_time > self.wiring.mmu.watchdog_s + _EPS:
             self._trip(now, MmuFaultKind.WATCHDOG, frozenset())
             return
         self._check_conflicts(now)
@@ -162,10 +176,7 @@ class Cabinet:
 
     def _check_transitions(self, now: float, frame: Mapping[int, ChannelState]) -> bool:
         """Latch on an invalid, no-yellow or short-yellow transition; True when latched."""
-        bad = frozenset(
-            c for c, s in frame.items()
-            if s not in (_PED_STATES if self._kind[c] == ChannelKind.PEDESTRIAN else _VEHICLE_STATES)
-        )
+        bad = frozenset(c for c, s in frame.items() if s not in self._allowed(c))
         if bad:
             self._trip(now, MmuFaultKind.INVALID_FRAME, bad)
             return True
@@ -180,7 +191,7 @@ class Cabinet:
             elif (
                 old == ChannelState.Y
                 and new != ChannelState.G
-                and now - self._since[c] < self.wiring.mmu.min_yellow_s
+                and now - self._since[c] < self.wiring.mmu.min_yellow_s - _EPS
             ):
                 short.add(c)
         if no_yellow:
@@ -190,6 +201,9 @@ class Cabinet:
             self._trip(now, MmuFaultKind.SHORT_YELLOW, frozenset(short))
             return True
         return False
+
+    def _allowed(self, channel: int) -> frozenset[ChannelState]:
+        return _PED_STATES if self._kind[channel] == ChannelKind.PEDESTRIAN else _VEHICLE_STATES
 
     def _check_conflicts(self, now: float) -> None:
         active = frozenset(
@@ -207,7 +221,7 @@ class Cabinet:
             self._conflict_channels = active
         else:
             self._conflict_channels |= active
-        if now - self._conflict_since > self.wiring.mmu.conflict_s:
+        if now - self._conflict_since > self.wiring.mmu.conflict_s + _EPS:
             self._trip(now, MmuFaultKind.CONFLICT, self._conflict_channels)
 
     def _trip(self, now: float, kind: MmuFaultKind, channels: frozenset[int]) -> None:

@@ -217,7 +217,8 @@ class TrafficModel:
         if state == ChannelState.FY:
             return max(v.t_ff, m.last_dep + m.headway_s)
         if state == ChannelState.FR:
-            return max(v.t_ff + _FLASH_RED_STOP_S, m.last_dep + max(m.headway_s, _FLASH_RED_HEADWAY_S))
+            headway = max(m.headway_s, _FLASH_RED_HEADWAY_S)
+            return max(v.t_ff + _FLASH_RED_STOP_S, m.last_dep + headway)
         return None
 
     def _discharge(self, m: _Movement, now: float, end: float) -> None:

@@ -24,13 +24,13 @@ from xml.sax.saxutils import quoteattr
 HERE = Path(__file__).resolve().parent
 SPEED = 13.89  # 50 km/h
 ADVANCE_M = 40.0
-STOP_BAR_SETBACK_M = 1.0
+STOP_BAR_SETBACK_M = 3.0  # a point loop inside the first stopped vehicle
 
 
 def sumo_binary(name: str) -> str:
-    import sumo
+    from edgectl.sumo import sumo_home
 
-    return str(Path(sumo.SUMO_HOME) / "bin" / name)
+    return str(sumo_home() / "bin" / name)
 
 
 @dataclass
@@ -88,7 +88,7 @@ def _arm_connections(layout: Layout) -> list[str]:
                 elif kind == "left":
                     pairs = [(n - 1, m - 1)]
                 else:
-                    through_lanes = list(range(0, max(1, n - 1)))
+                    through_lanes = list(range(max(1, n - 1)))
                     pairs = [(fl, min(i, m - 1)) for i, fl in enumerate(through_lanes)]
                 for fl, tl in pairs:
                     lines.append(
@@ -98,7 +98,7 @@ def _arm_connections(layout: Layout) -> list[str]:
 
 
 def write_plain(out: Path, name: str, layout: Layout) -> None:
-    nod = [f'<nodes>']
+    nod = ['<nodes>']
     for nid, (x, y, sig) in layout.nodes.items():
         kind = "traffic_light" if sig else "priority"
         nod.append(f'    <node id="{nid}" x="{x:.1f}" y="{y:.1f}" type="{kind}"/>')
@@ -320,8 +320,9 @@ def _periods(rates: list[float], p: float) -> list[tuple[float, float, float]]:
 SCENARIOS = {"isolated": isolated, "isolated_light": isolated_light, "arterial": arterial}
 
 
-def build(name: str) -> Path:
-    out = HERE / name / "generated"
+def build(name: str, root: Path = HERE) -> Path:
+    """Build scenario ``name`` under ``root/<name>/generated``; returns its ``.sumocfg``."""
+    out = root / name / "generated"
     out.mkdir(parents=True, exist_ok=True)
     layout, flows = SCENARIOS[name]()
     write_plain(out, name, layout)

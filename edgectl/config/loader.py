@@ -235,9 +235,18 @@ def _describe(error: Mapping[str, Any], path: str) -> str:
     return message
 
 
+def _errors(exc: ValidationError) -> list[Any]:
+    """The errors of ``exc`` minus pydantic's echo of a bad list item as a too-short list."""
+    errors = exc.errors(include_url=False)
+    nested = {tuple(e["loc"])[:i] for e in errors for i in range(1, len(e["loc"]))}
+    return [
+        e for e in errors if not (e.get("type") == "too_short" and tuple(e["loc"]) in nested)
+    ]
+
+
 def _render_errors(exc: ValidationError, sources: Mapping[str, str]) -> list[Problem]:
     problems: list[Problem] = []
-    for error in exc.errors(include_url=False):
+    for error in _errors(exc):
         path = render_loc(tuple(error["loc"]))
         message = _describe(error, path)
         if path in sources:
@@ -331,7 +340,7 @@ def _semantic_after_pruning(document: dict[str, Any], first: ValidationError) ->
     error = first
     for _ in range(_MAX_PRUNE_ROUNDS):
         changed = False
-        for item in error.errors(include_url=False):
+        for item in _errors(error):
             loc = tuple(item["loc"])
             if item.get("type") == "missing" and len(loc) > 1:
                 loc = loc[:-1]

@@ -136,9 +136,9 @@ class DetectorBank:
         return self._dets[det_id].actuations
 
     def occupied_ticks(self, det_id: int, tick: int) -> int:
-        """Cumulative occupied ticks since start (occupancy = Δ occupied / Δ ticks)."""
+        """Cumulative occupied ticks up to and including ``tick`` (occupancy = Δ / Δ ticks)."""
         d = self._dets[det_id]
-        return d.occupied + (tick - d.on_since if d.on else 0)
+        return d.occupied + (tick - d.on_since + 1 if d.on else 0)
 
     # --- tick --------------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from collections.abc import Iterable
 from edgectl.config.model import ChannelSource, Config, FlashMode, Mode, Plan, Recall
 from edgectl.control.detectors import TICKS_PER_S, DetectorBank, to_ticks
 from edgectl.control.types import (
+    NO_REQUESTS,
     ChannelState,
     DetectorStatus,
     EnterFlash,
@@ -222,6 +223,7 @@ class Engine:
         self._dwell: tuple[int, ...] = ()
         self._dwell_group = 0
         self._dwell_reported = False
+        self._preempt_entry = -1
         self._omit: frozenset[int] = frozenset()
         self._hold: frozenset[int] = frozenset()
         self._frame: tuple[tuple[int, ChannelState], ...] = self._flash_frame
@@ -314,7 +316,6 @@ class Engine:
             self.detectors = DetectorBank(self.config, tick)
             self._t = tick / TICKS_PER_S
             self._emit(EventCode.UNIT_FLASH_STATUS_CHANGE, 1)
-            self._set_alarm("flash:", "flash:startup")
             for ring in self._rings:
                 ring.start = tick
         elif tick < self._tick:
@@ -359,15 +360,14 @@ class Engine:
         elif isinstance(d, ExitFlash):
             self._exit_flash()
         elif isinstance(d, SetMode):
-            old = self._mode
             if d.mode is Mode.FLASH:
                 self._command_flash(EnterFlash(FlashReason.COMMAND, "set_mode"), tick)
-            else:
-                self._mode = d.mode
-                if self._flash_reason is FlashReason.COMMAND or self._clearing_to_flash:
-                    self._exit_flash()
-            if d.mode is not old:
-                self._mode = d.mode if d.mode is not Mode.FLASH else self._mode
+                return
+            changed = d.mode is not self._mode
+            self._mode = d.mode
+            if self._flash_reason is FlashReason.COMMAND or self._clearing_to_flash:
+                self._exit_flash()
+            if changed:
                 self._emit(EventCode.MODE_CHANGE, mode_code(d.mode))
         elif isinstance(d, SetPlan):
             if self._state in (OperatingState.NORMAL, OperatingState.PREEMPT):
@@ -404,7 +404,6 @@ class Engine:
                     if ring.interval is Interval.GREEN:
                         ring.max_start = None
                         ring.ready = None
-                self._group = self._dwell_group
             self._dwell = ()
             return
         top = min(self._preempts)
@@ -422,6 +421,7 @@ class Engine:
         if self._state is not OperatingState.PREEMPT or tuple(dwell) != self._dwell:
             self._emit(EventCode.PREEMPT_ENTRY_STARTED, top)
             self._dwell_reported = False
+            self._preempt_entry = self.tick  # greens show one PREEMPT tick before ending
         self._dwell = tuple(dwell)
         self._dwell_group = group
         self._state = OperatingState.PREEMPT
@@ -456,8 +456,14 @@ class Engine:
             self._emit(EventCode.MODE_CHANGE, mode_code(Mode.FLASH))
 
     def _command_flash(self, d: EnterFlash, tick: int) -> None:
-        if self._state in (OperatingState.FLASH, OperatingState.STARTUP_FLASH):
+        if self._state is OperatingState.FLASH:
             self._exit_pending = False
+            return
+        if self._state is OperatingState.STARTUP_FLASH:  # already flashing: stay
+            self._state = OperatingState.FLASH
+            self._flash_reason = FlashReason.COMMAND
+            self._exit_pending = False
+            self._emit(EventCode.MODE_CHANGE, mode_code(Mode.FLASH))
             return
         if self._state is OperatingState.ALL_RED:
             self._enter_flash(d, tick)
@@ -571,7 +577,11 @@ class Engine:
                 new.add(p)
         ped_new: set[int] = set()
         for p in inputs.ped_buttons | req.ped_calls:
-            if p not in self._ped_calls and p in self._ring_phases and self._phase_cfg[p].pedestrian:
+            if (
+                p not in self._ped_calls
+                and p in self._ring_phases
+                and self._phase_cfg[p].pedestrian
+            ):
                 ped_new.add(p)
         for p in self._phase_ids:
             if (
@@ -583,9 +593,13 @@ class Engine:
                 ped_new.add(p)
         # soft recall: only while nothing conflicting is called
         for p in self._phase_ids:
-            if times[p].recall is Recall.SOFT and p not in green and p not in calls:
-                if not any(self.phases_conflict(p, q) for q in calls | new | self._ped_calls):
-                    new.add(p)
+            if (
+                times[p].recall is Recall.SOFT
+                and p not in green
+                and p not in calls
+                and not any(self.phases_conflict(p, q) for q in calls | new | self._ped_calls)
+            ):
+                new.add(p)
         for p in sorted(new):
             calls.add(p)
             self._emit(EventCode.PHASE_CALL_REGISTERED, p)
@@ -656,7 +670,7 @@ class Engine:
         # 4. rings ready at the barrier leave together
         in_group = [r for r in self._rings if r.phase is not None]
         if in_group and all(
-            r.interval is Interval.GREEN and r.ready is not None
+            (r.interval is Interval.GREEN and r.ready is not None)
             or r.interval is Interval.RED
             or (r.interval is not Interval.GREEN and r.next_phase is None)
             for r in in_group
@@ -683,14 +697,13 @@ class Engine:
                 ring.ped_start = tick
                 self._frame_dirty = True
                 self._emit(EventCode.PED_BEGIN_DONT_WALK, p)
-        elif iv is Interval.YELLOW:
-            if tick - ring.start >= self._times[p].yellow:
-                self._emit(EventCode.PHASE_END_YELLOW, p)
-                ring.interval = Interval.RED_CLEAR
-                ring.start = tick
-                self._frame_dirty = True
-                self._emit(EventCode.PHASE_BEGIN_RED_CLEAR, p)
-                iv = Interval.RED_CLEAR
+        elif iv is Interval.YELLOW and tick - ring.start >= self._times[p].yellow:
+            self._emit(EventCode.PHASE_END_YELLOW, p)
+            ring.interval = Interval.RED_CLEAR
+            ring.start = tick
+            self._frame_dirty = True
+            self._emit(EventCode.PHASE_BEGIN_RED_CLEAR, p)
+            iv = Interval.RED_CLEAR
         if iv is Interval.RED_CLEAR and tick - ring.start >= self._times[p].red_clear:
             self._emit(EventCode.PHASE_END_RED_CLEAR, p)
             ring.interval = Interval.RED
@@ -740,7 +753,12 @@ class Engine:
                 self._start_walk(ring, p, tick)
             if not (self._rest_in_red and ring.min_done):
                 return
-            if p in self._hold or tick - ring.last_ext < t.passage or t.recall is Recall.MAX:
+            if (
+                p in self._hold
+                or ring.last_ext == tick
+                or tick - ring.last_ext < t.passage
+                or t.recall is Recall.MAX
+            ):
                 return
             if self._calls or self._ped_calls:
                 return  # someone is waiting somewhere: do not rest in red yet
@@ -757,7 +775,11 @@ class Engine:
             max_ticks = t.max2 if req.max2 else t.max1
             if tick - ring.max_start >= max_ticks:
                 reason = Termination.MAX_OUT
-            elif t.recall is not Recall.MAX and tick - ring.last_ext >= t.passage:
+            elif (
+                t.recall is not Recall.MAX
+                and ring.last_ext != tick
+                and tick - ring.last_ext >= t.passage
+            ):
                 reason = Termination.GAP_OUT
         if reason is None:
             return
@@ -800,6 +822,11 @@ class Engine:
         self._var_counts[p] = 0
         ring.min_end = tick + minimum
         self._calls.discard(p)
+        if any(
+            self.phases_conflict(p, q) and self._demand(q, NO_REQUESTS)
+            for q in self._calls | self._ped_calls
+        ):
+            ring.max_start = tick  # a conflicting call already waits: max runs from green start
         self._calls_out = frozenset(self._calls)
         self._frame_dirty = True
         self._emit(EventCode.PHASE_BEGIN_GREEN, p)
@@ -934,7 +961,7 @@ class Engine:
             p = ring.phase
             if ring.interval is not Interval.GREEN or p is None:
                 continue
-            if not to_flash and p in dwell:
+            if not to_flash and (p in dwell or tick == self._preempt_entry):
                 continue
             if ring.ped is PedInterval.WALK:
                 self._truncate_walk(ring)
@@ -993,11 +1020,10 @@ class Engine:
         if st == 0:  # red
             if ChannelState.G in states:
                 ov[0], ov[1] = 3, tick
-        elif st == 3:  # green
-            if ChannelState.G not in states:
-                ys = [self._times[p].yellow for p in parents if p in self._times]
-                rs = [self._times[p].red_clear for p in parents if p in self._times]
-                ov[0], ov[1], ov[2], ov[3] = 2, tick, max(ys, default=40), max(rs, default=20)
+        elif st == 3 and ChannelState.G not in states:  # green → yellow
+            ys = [self._times[p].yellow for p in parents if p in self._times]
+            rs = [self._times[p].red_clear for p in parents if p in self._times]
+            ov[0], ov[1], ov[2], ov[3] = 2, tick, max(ys, default=40), max(rs, default=20)
         if ov[0] == 2 and tick - ov[1] >= ov[2]:
             ov[0], ov[1] = 1, tick
         if ov[0] == 1 and tick - ov[1] >= ov[3]:
@@ -1020,6 +1046,16 @@ class Engine:
             else:
                 out.append((c.id, self._overlap_state(c.id, c.overlap_parents, tick)))
         return tuple(out)
+
+    def set_alarm(self, prefix: str, text: str | None) -> None:
+        """Replace the alarms starting with ``prefix`` by ``text`` (None clears them)."""
+        self._set_alarm(prefix, text)
+
+    def refresh(self, events: tuple[Event, ...] = ()) -> Outputs:
+        """Rebuild this tick's output (after :meth:`fault_flash`), keeping ``events``."""
+        self._events[:0] = list(events)
+        self._frame_dirty = True
+        return self._output(self.tick)
 
     def _output(self, tick: int) -> Outputs:
         if self._frame_dirty or self._overlaps:

@@ -49,10 +49,12 @@ class TelemetryAggregator:
     _last_on: dict[int, bool] = field(default_factory=dict)
     _phases: dict[int, _PhaseAcc] = field(default_factory=dict)
     _period_start: float | None = None
+    _stop_bar: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    _callers: dict[int, tuple[int, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._phases = {p.id: _PhaseAcc() for p in self.config.phases}
-        self._stop_bar: dict[int, tuple[int, ...]] = {
+        self._stop_bar = {
             p.id: tuple(
                 d.id
                 for d in self.config.detectors
@@ -60,7 +62,7 @@ class TelemetryAggregator:
             )
             for p in self.config.phases
         }
-        self._callers: dict[int, tuple[int, ...]] = {
+        self._callers = {
             p.id: tuple(d.id for d in self.config.detectors if p.id in d.call_phases)
             for p in self.config.phases
         }

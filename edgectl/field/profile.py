@@ -40,8 +40,8 @@ __all__ = [
     "CabinetChannel",
     "CabinetDetector",
     "CabinetWiring",
-    "DeviceProfile",
     "DetectorPosition",
+    "DeviceProfile",
     "MmuCard",
     "MmuFaultKind",
     "Movement",
@@ -190,10 +190,15 @@ class Movement(Frozen):
     saturation_vph_per_lane: float = Field(default=1850.0, gt=100.0, le=3000.0)
     startup_lost_s: float = Field(default=2.0, ge=0.0, le=10.0)
     yellow_use_s: float = Field(
-        default=2.0, ge=0.0, le=6.0, description="Queued vehicles still leave in the first N s of yellow"
+        default=2.0,
+        ge=0.0,
+        le=6.0,
+        description="Queued vehicles still leave in the first N s of yellow",
     )
     vehicle_length_m: float = Field(default=4.5, gt=0.0, le=25.0)
-    jam_spacing_m: float = Field(default=7.0, gt=0.0, le=30.0, description="Queue length per vehicle")
+    jam_spacing_m: float = Field(
+        default=7.0, gt=0.0, le=30.0, description="Queue length per queued vehicle"
+    )
 
 
 class PedestrianButton(Frozen):

@@ -174,8 +174,8 @@ class Metrics:
         if late:
             self.late_ticks.inc()
 
-    def poll_error(self, device: str, kind: str) -> None:
-        self.poll_errors.labels(device=device, kind=kind).inc()
+    def poll_error(self, device: str, kind: str, count: int = 1) -> None:
+        self.poll_errors.labels(device=device, kind=kind).inc(count)
 
     def set_device_health(self, device: str, state: str) -> None:
         """``state`` is ``online``, ``degraded`` or ``offline``; the others go to 0."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 from types import ModuleType
@@ -17,12 +18,12 @@ def sumo_home() -> Path:
     if env and Path(env, "bin").is_dir():
         return Path(env)
     try:
-        import sumo
+        sumo = importlib.import_module("sumo")
     except ImportError as exc:
         raise SumoUnavailable(
             "SUMO is not installed: pip install 'edgectl[sumo]' (eclipse-sumo, libsumo)"
         ) from exc
-    return Path(sumo.SUMO_HOME)
+    return Path(str(sumo.SUMO_HOME))
 
 
 def binary(name: str) -> str:
@@ -34,7 +35,7 @@ def load_libsumo() -> ModuleType:
     """Import libsumo with SUMO_HOME set (it needs the data files for vehicle types)."""
     os.environ.setdefault("SUMO_HOME", str(sumo_home()))
     try:
-        import libsumo
+        libsumo = importlib.import_module("libsumo")
     except ImportError as exc:
         raise SumoUnavailable(
             "libsumo is not installed: pip install 'edgectl[sumo]' (eclipse-sumo, libsumo)"

@@ -41,8 +41,8 @@ from edgectl.config.model import (
     Intersection,
     Mode,
     Phase,
-    Plan,
     PhaseTiming,
+    Plan,
     Recall,
     Ring,
 )
@@ -225,7 +225,9 @@ def _safe_id(tls_id: str) -> str:
     return s if s[:1].isalnum() else f"j{s}"[:64]
 
 
-def _lane_stages(lane: str, groups: Sequence[SignalGroup], stages: Sequence[Stage]) -> tuple[int, ...]:
+def _lane_stages(
+    lane: str, groups: Sequence[SignalGroup], stages: Sequence[Stage]
+) -> tuple[int, ...]:
     links = {g.index for g in groups if g.in_lane == lane}
     if not links:
         return ()
@@ -262,7 +264,9 @@ def derive_stages_from_states(
     return unique + cluster_compatible(missing, conflicts) if missing else unique
 
 
-def cluster_compatible(links: Sequence[int], conflicts: frozenset[tuple[int, int]]) -> list[frozenset[int]]:
+def cluster_compatible(
+    links: Sequence[int], conflicts: frozenset[tuple[int, int]]
+) -> list[frozenset[int]]:
     """Greedy clustering of signal groups into conflict-free stages."""
     stages: list[set[int]] = []
     for i in links:
@@ -416,7 +420,7 @@ def attach_loops(
         ((lid, lane, length - pos) for lid, lane, pos, length in loops if lane in in_lanes),
         key=lambda t: (t[1], t[2], t[0]),
     )
-    result = []
+    result: list[Loop] = []
     for lid, lane, dist in chosen:
         stages = model.lane_stages(lane)
         if not stages or len(result) >= MAX_DETECTORS:

@@ -119,10 +119,11 @@ class SumoProgram:
                 phases.append(
                     ls.trafficlight.Phase(st.green_s, green, st.min_green, st.max_green)
                 )
-            if ending:
-                phases.append(ls.trafficlight.Phase(st.yellow, m.state_for(keep, ending)))
-                if st.red_clear > 0:
-                    phases.append(ls.trafficlight.Phase(st.red_clear, m.state_for(keep)))
+            if ending:  # transitions: fixed duration (min = max = duration) in every type
+                y, rc = st.yellow, st.red_clear
+                phases.append(ls.trafficlight.Phase(y, m.state_for(keep, ending), y, y))
+                if rc > 0:
+                    phases.append(ls.trafficlight.Phase(rc, m.state_for(keep), rc, rc))
         logic = ls.trafficlight.Logic(PROGRAM_ID, tl_type, 0, phases)
         ls.trafficlight.setProgramLogic(m.tls_id, logic)
         ls.trafficlight.setProgram(m.tls_id, PROGRAM_ID)
@@ -142,7 +143,9 @@ class EdgectlJunction:
 
     def __init__(self, model: JunctionModel, mode: Mode, *, neighbours: NeighbourBus) -> None:
         from edgectl.control.controller import Controller
+        from edgectl.control.strategies import adaptive, maxpressure  # register themselves
 
+        del adaptive, maxpressure
         self.model = model
         self.config = model.to_config(mode)
         self.controller = Controller(self.config)
@@ -209,7 +212,7 @@ def scenario_net(cfg: Path, sumo_args: Sequence[str]) -> Path:
             return Path(sumo_args[i + 1])
         if a.startswith("--net-file="):
             return Path(a.split("=", 1)[1])
-    root = ET.parse(cfg).getroot()
+    root = ET.parse(cfg).getroot()  # noqa: S314 - the user's own local scenario file
     for el in root.iter():
         if el.tag in ("net-file", "n") and el.get("value"):
             return (cfg.parent / str(el.get("value")).split(",")[0]).resolve()
@@ -314,7 +317,7 @@ class _Metrics:
 def _tripinfo(ls: ModuleType, name: str) -> float:
     try:
         return float(ls.simulation.getParameter("", f"device.tripinfo.{name}"))
-    except Exception:  # older SUMO or no trip completed
+    except ls.TraCIException:  # older SUMO or no trip completed
         return math.nan
 
 

@@ -1,0 +1,53 @@
+"""MQTT sync with the centre (SPEC §7): the link, the SQLite outbox, commands, the service.
+
+The public API (pinned by ``tests/sync/test_api.py``)::
+
+    SyncService, SyncMetrics, Topics          the service the daemon runs (service.py)
+    Command, CommandHandler, CommandResult    what the daemon's handler implements
+    CommandProcessor, ErrorCode, build_command, sign, canonical_json   (commands.py)
+    Outbox                                    the store-and-forward database (outbox.py)
+    LinkConfig, Backoff, open_link, parse_broker_url                   (link.py)
+    utc_now, iso_ms                           the timestamp format of every message
+
+Layering: ``sync/`` imports ``config`` and ``errors`` (and ``control.types`` nowhere); the
+daemon imports ``sync``, never the reverse.
+"""
+
+from edgectl.sync.clock import iso_ms, utc_now
+from edgectl.sync.commands import (
+    COMMAND_TYPES,
+    Command,
+    CommandHandler,
+    CommandProcessor,
+    CommandResult,
+    ErrorCode,
+    build_command,
+    canonical_json,
+    sign,
+)
+from edgectl.sync.link import Backoff, LinkConfig, open_link, parse_broker_url
+from edgectl.sync.outbox import Outbox
+from edgectl.sync.service import STATE_VOLATILE_KEYS, SyncMetrics, SyncService, Topics
+
+__all__ = [
+    "COMMAND_TYPES",
+    "STATE_VOLATILE_KEYS",
+    "Backoff",
+    "Command",
+    "CommandHandler",
+    "CommandProcessor",
+    "CommandResult",
+    "ErrorCode",
+    "LinkConfig",
+    "Outbox",
+    "SyncMetrics",
+    "SyncService",
+    "Topics",
+    "build_command",
+    "canonical_json",
+    "iso_ms",
+    "open_link",
+    "parse_broker_url",
+    "sign",
+    "utc_now",
+]

@@ -304,7 +304,9 @@ class Verdict:
         return bool(self.response.get("ok"))
 
 
-def _refusal(command_id: object, code: str, message: str, command: Command | None = None) -> Verdict:
+def _refusal(
+    command_id: object, code: str, message: str, command: Command | None = None
+) -> Verdict:
     cid = command_id if isinstance(command_id, str) and len(command_id) <= 128 else None
     return Verdict(
         response={"id": cid, "ok": False, "error": {"code": str(code), "message": message}},

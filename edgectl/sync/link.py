@@ -18,13 +18,15 @@ is translated to :class:`~edgectl.errors.SyncError` at this boundary.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 import aiomqtt
@@ -56,7 +58,7 @@ def parse_broker_url(url: str) -> BrokerAddress:
         path = parts.path or parts.netloc
         if not path:
             raise SyncError(f"broker URL {url!r}: no socket path")
-        return BrokerAddress("unix", path, 0, tls=False)
+        return BrokerAddress("unix", path, 1883, tls=False)  # paho wants a valid (unused) port
     if scheme not in ("mqtt", "tcp", "mqtts", "ssl", "tls"):
         raise SyncError(f"broker URL {url!r}: scheme must be mqtt, mqtts or unix")
     tls = scheme in ("mqtts", "ssl", "tls")
@@ -85,6 +87,7 @@ class LinkConfig:
     username: str | None = None
     password: str | None = None
     tls_context: ssl.SSLContext | None = None
+    connect_timeout: float = CONNECT_TIMEOUT_S
 
     def __repr__(self) -> str:  # never print the password
         return (f"LinkConfig(address={self.address!r}, client_id={self.client_id!r}, "
@@ -204,7 +207,7 @@ class Link:
         """
         props = None
         if self.v5 and correlation_data is not None:
-            props = Properties(PacketTypes.PUBLISH)
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             props.CorrelationData = correlation_data
         try:
             info = self._client._client.publish(topic, payload, qos, retain, props)
@@ -220,12 +223,16 @@ class Link:
         return fut
 
     async def acked(self, fut: asyncio.Future[int], topic: str,
-                    timeout: float = PUBLISH_TIMEOUT_S) -> None:
+                    timeout: float = PUBLISH_TIMEOUT_S) -> None:  # noqa: ASYNC109
         """Wait for a :meth:`send`'s PUBACK; raise PublishRefused / SyncError."""
         disconnected = self._client.disconnected
         try:
             async with asyncio.timeout(timeout):
-                await asyncio.wait({fut, disconnected}, return_when=asyncio.FIRST_COMPLETED)
+                waiters: set[asyncio.Future[object]] = {
+                    cast("asyncio.Future[object]", fut),
+                    cast("asyncio.Future[object]", disconnected),
+                }
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError:
             raise SyncError(f"no PUBACK for {topic} within {timeout:g} s") from None
         finally:
@@ -240,7 +247,7 @@ class Link:
 
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
                       correlation_data: bytes | None = None,
-                      timeout: float = PUBLISH_TIMEOUT_S) -> None:
+                      timeout: float = PUBLISH_TIMEOUT_S) -> None:  # noqa: ASYNC109
         fut = self.send(topic, payload, qos=qos, retain=retain, correlation_data=correlation_data)
         await self.acked(fut, topic, timeout)
 
@@ -250,7 +257,7 @@ class Link:
         except aiomqtt.MqttError as exc:
             raise SyncError(f"subscribe to {topic} failed: {exc}") from exc
         for rc in result:
-            value = int(getattr(rc, "value", rc))
+            value = rc if isinstance(rc, int) else int(rc.value)
             if value >= 0x80:
                 raise SyncError(f"subscribe to {topic} refused ({value:#x})")
 
@@ -265,12 +272,13 @@ class Link:
     def abort(self) -> None:
         """Drop the TCP connection WITHOUT a DISCONNECT (the broker sends the will). Tests."""
         sock = self._client._client.socket()
-        if sock is not None:
-            sock.close()
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 def _properties_v5(session_expiry: int = 0) -> Properties:
-    props = Properties(PacketTypes.CONNECT)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = session_expiry
     return props
 
@@ -296,7 +304,7 @@ async def open_link(
         properties=_properties_v5() if v5 else None,
         transport=addr.transport,
         keepalive=config.keepalive,
-        timeout=CONNECT_TIMEOUT_S,
+        timeout=config.connect_timeout,
         username=config.username,
         password=config.password,
         tls_context=config.tls_context if addr.tls else None,
@@ -304,17 +312,20 @@ async def open_link(
     )
     try:
         await client.__aenter__()
-    except aiomqtt.MqttError as exc:
+    except (aiomqtt.MqttError, ValueError, OSError) as exc:
         raise SyncError(f"cannot connect to {addr.host}:{addr.port}: {exc}") from exc
     try:
         yield Link(client, config)
     finally:
+        lost = client.disconnected
+        if lost.done() and not lost.cancelled():
+            lost.exception()  # retrieved: the loss is reported by the caller, not by asyncio
         try:
             async with asyncio.timeout(2.0):
                 await client.__aexit__(None, None, None)
         except (aiomqtt.MqttError, TimeoutError) as exc:
             if on_disconnect_error is not None:
                 on_disconnect_error(exc)
-        except Exception as exc:  # a broken socket at disconnect must not mask the real error
+        except Exception as exc:  # noqa: BLE001 - a broken socket at disconnect must not mask the real error
             if on_disconnect_error is not None:
                 on_disconnect_error(exc)

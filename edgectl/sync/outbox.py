@@ -13,9 +13,12 @@ One SQLite database in WAL mode under the state directory (``sync.sqlite3``):
 Bounds: at most ``max_rows`` rows and ``max_age_s`` seconds; when it must drop, it drops the
 oldest first and returns how many, so the caller can emit an ``OUTBOX_DROPPED`` event and count.
 
-A database that SQLite reports as corrupt (or that is not a database) is moved aside — renamed
-``sync.sqlite3.corrupt-YYYYmmddTHHMMSSZ`` together with its ``-wal``/``-shm`` files — reported
-in :attr:`Outbox.recovered_from` and the log, and replaced by a fresh one: never a crash loop.
+A database that SQLite reports as corrupt (or that is not a database), at open or later, is
+moved aside — renamed ``sync.sqlite3.corrupt-YYYYmmddTHHMMSSZ`` together with its
+``-wal``/``-shm`` files — reported in :attr:`Outbox.recovered_from` and the log, and replaced
+by a fresh one: never a crash loop. The ``seq``/``bdseq`` counters are carried over (from
+memory, or salvaged from the moved file when still readable) so the centre sees a gap in
+``seq`` — data lost, as it was — rather than a restart at 1. The rows themselves are lost.
 
 Everything here is synchronous and cheap (one short transaction per call, ``synchronous=NORMAL``
 in WAL mode: no fsync per commit); the service calls it from its own tasks, never from the
@@ -24,6 +27,7 @@ control loop. SQLite errors are translated to :class:`edgectl.errors.SyncError`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Mapping
@@ -80,6 +84,12 @@ def _moved_name(path: Path, now: datetime) -> Path:
     return candidate
 
 
+def _check(db: sqlite3.Connection) -> None:
+    row = db.execute("PRAGMA quick_check").fetchone()
+    if row is None or row[0] != "ok":
+        raise sqlite3.DatabaseError(f"quick_check: {row[0] if row else 'no answer'}")
+
+
 class Outbox:
     """The sync layer's SQLite store. Not thread-safe: one owner (the sync service)."""
 
@@ -102,14 +112,59 @@ class Outbox:
             state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SyncError(f"cannot create state directory {state_dir}: {exc}") from exc
+        self._known: dict[str, int] = {}  # counters as last seen, to re-seed after a recovery
         try:
             self._db = self._open()
+            self._known.update(
+                (str(k), int(v)) for k, v in self._db.execute("SELECT name, value FROM counters")
+            )
         except sqlite3.DatabaseError as exc:
-            self._move_aside(exc, now or datetime.now(UTC))
+            with contextlib.suppress(AttributeError, sqlite3.Error):
+                self._db.close()
+            self._recover(exc, now or datetime.now(UTC))
+
+    def _recover(self, exc: Exception, now: datetime) -> None:
+        """Move the corrupt file aside, open a fresh one, carry the counters over."""
+        self._move_aside(exc, now)
+        salvaged = self._salvage_counters()
+        try:
+            self._db = self._open()
+            with self._tx():
+                for name, value in {**salvaged, **self._known}.items():
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO counters(name, value) VALUES (?, ?)", (name, value)
+                    )
+        except sqlite3.Error as exc2:
+            raise SyncError(f"cannot open outbox {self.path}: {exc2}") from exc2
+
+    def _salvage_counters(self) -> dict[str, int]:
+        """Best effort: the seq/bdseq counters of the moved-aside file, if still readable."""
+        if self.recovered_from is None:
+            return {}
+        try:
+            db = sqlite3.connect(f"file:{self.recovered_from}?mode=ro", uri=True)
             try:
-                self._db = self._open()
-            except sqlite3.Error as exc2:
-                raise SyncError(f"cannot open outbox {self.path}: {exc2}") from exc2
+                rows = db.execute("SELECT name, value FROM counters").fetchall()
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return {}
+        return {str(name): int(value) for name, value in rows}
+
+    def _failed(self, what: str, exc: sqlite3.Error) -> SyncError:
+        """Translate; a corrupt database found at run time is moved aside and replaced."""
+        name = getattr(exc, "sqlite_errorname", "")
+        if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or (
+            type(exc) is sqlite3.DatabaseError and "malformed" in str(exc)
+        ):
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            try:
+                self._recover(exc, datetime.now(UTC))
+            except SyncError as rec_exc:
+                return rec_exc
+            return SyncError(f"outbox {what} failed, corrupt database replaced: {exc}")
+        return SyncError(f"outbox {what} failed: {exc}")
 
     # --- opening and recovery ---
 
@@ -118,9 +173,7 @@ class Outbox:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            row = db.execute("PRAGMA quick_check").fetchone()
-            if row is None or row[0] != "ok":
-                raise sqlite3.DatabaseError(f"quick_check: {row[0] if row else 'no answer'}")
+            _check(db)
             db.executescript(_SCHEMA)
         except BaseException:
             db.close()
@@ -157,7 +210,7 @@ class Outbox:
         try:
             return self._counter(name)
         except sqlite3.Error as exc:
-            raise SyncError(f"outbox read failed: {exc}") from exc
+            raise self._failed("read", exc) from exc
 
     def bump(self, name: str) -> int:
         """Increase a counter by one and return the new value (durably)."""
@@ -170,7 +223,8 @@ class Outbox:
                     (name, value),
                 )
         except sqlite3.Error as exc:
-            raise SyncError(f"outbox write failed: {exc}") from exc
+            raise self._failed("write", exc) from exc
+        self._known[name] = value
         return value
 
     # --- messages ---
@@ -200,7 +254,8 @@ class Outbox:
                 )
                 rowid = int(cur.lastrowid or 0)
         except sqlite3.Error as exc:
-            raise SyncError(f"outbox write failed: {exc}") from exc
+            raise self._failed("write", exc) from exc
+        self._known[f"seq:{stream}"] = seq
         return OutboxRow(rowid, stream, seq, created, payload)
 
     def pending(self, limit: int = 100, after_id: int = 0) -> list[OutboxRow]:
@@ -212,7 +267,7 @@ class Outbox:
                 (after_id, limit),
             ).fetchall()
         except sqlite3.Error as exc:
-            raise SyncError(f"outbox read failed: {exc}") from exc
+            raise self._failed("read", exc) from exc
         out: list[OutboxRow] = []
         for rid, stream, seq, created, text in rows:
             try:
@@ -227,14 +282,14 @@ class Outbox:
         try:
             self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
         except sqlite3.Error as exc:
-            raise SyncError(f"outbox write failed: {exc}") from exc
+            raise self._failed("write", exc) from exc
 
     @property
     def depth(self) -> int:
         try:
             row = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
         except sqlite3.Error as exc:
-            raise SyncError(f"outbox read failed: {exc}") from exc
+            raise self._failed("read", exc) from exc
         return int(row[0])
 
     def enforce_bounds(self, *, now: datetime) -> int:
@@ -253,7 +308,7 @@ class Outbox:
                         (excess,),
                     ).rowcount
         except sqlite3.Error as exc:
-            raise SyncError(f"outbox write failed: {exc}") from exc
+            raise self._failed("write", exc) from exc
         dropped = max(n_age, 0) + max(n_rows, 0)
         self.dropped += dropped
         return dropped
@@ -266,7 +321,7 @@ class Outbox:
                 "SELECT response FROM commands WHERE id = ?", (command_id,)
             ).fetchone()
         except sqlite3.Error as exc:
-            raise SyncError(f"outbox read failed: {exc}") from exc
+            raise self._failed("read", exc) from exc
         if row is None:
             return None
         try:
@@ -291,7 +346,7 @@ class Outbox:
                     (self.command_log_size,),
                 )
         except sqlite3.Error as exc:
-            raise SyncError(f"outbox write failed: {exc}") from exc
+            raise self._failed("write", exc) from exc
 
     # --- helpers ---
 

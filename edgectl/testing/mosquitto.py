@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Self
 
 MOSQUITTO = Path("/usr/sbin/mosquitto")
-MOSQUITTO_PASSWD = "mosquitto_passwd"
+MOSQUITTO_PASSWD = "mosquitto_passwd"  # noqa: S105 - a program name
 SKIP_REASON = "mosquitto is not installed (/usr/sbin/mosquitto); run the project's setup script"
 
 
@@ -96,6 +96,8 @@ class MosquittoBroker:
     - ``unix_socket``: add a unix-socket listener (``socket_path``).
     - ``acl``: the text of an ACL file (mosquitto syntax).
     - ``users``: username → password; anonymous access is then refused.
+    - ``persistence``: keep sessions, subscriptions and queued QoS 1 messages across
+      ``stop()``/``start()`` (a persistent consumer then misses nothing during an outage).
     """
 
     def __init__(
@@ -105,8 +107,10 @@ class MosquittoBroker:
         unix_socket: bool = False,
         acl: str | None = None,
         users: dict[str, str] | None = None,
+        persistence: bool = False,
         start_timeout: float = 10.0,
     ) -> None:
+        self._persistence = persistence
         self._tls = tls
         self._unix = unix_socket
         self._acl = acl
@@ -173,13 +177,16 @@ class MosquittoBroker:
             # access to this private directory)
             f"user {pwd.getpwuid(os.getuid()).pw_name}",
             "per_listener_settings false",
-            "persistence false",
             "log_dest stderr",
             "log_type all",
             "connection_messages true",
             "max_queued_messages 100000",
             f"listener {self.port} 127.0.0.1",
         ]
+        if self._persistence:
+            lines[1:1] = ["persistence true", f"persistence_location {d}/", "autosave_interval 1"]
+        else:
+            lines[1:1] = ["persistence false"]
         if self._unix:
             lines += [f"listener 0 {self.socket_path}"]
         if self._tls:

@@ -49,7 +49,8 @@ def test_json_lines_carry_priority_level_and_utc_timestamp() -> None:
     log.warning("poll_failed", device="cabinet", error="timeout")
     log.error("output_lost")
     try:
-        raise RuntimeError("boom")
+        password = "hunter2"
+        raise RuntimeError(f"boom {len(password)}")
     except RuntimeError:
         log.exception("tick_crashed")
     got = lines(stream)
@@ -63,6 +64,7 @@ def test_json_lines_carry_priority_level_and_utc_timestamp() -> None:
     assert ts.utcoffset() == timedelta(0)
     assert abs(datetime.now(UTC) - ts) < timedelta(minutes=1)
     assert "RuntimeError" in json.dumps(got[4][1]["exception"])
+    assert "hunter2" not in stream.getvalue()  # no local variables in tracebacks
 
 
 def test_stdlib_library_records_are_rendered_too() -> None:

@@ -1,0 +1,169 @@
+"""``edgectl cmd``: send one signed command to a junction and wait for its answer.
+
+::
+
+    edgectl cmd --broker mqtt://broker:1883 --intersection hz-0001 hold phases=[2,6]
+    edgectl cmd --broker mqtts://broker:8883 --ca-file ca.crt --intersection hz-0001 \\
+        --key-file /etc/edgectl/cmd.key set_plan plan=@plan.toml
+
+``k=v`` parameters: the value is parsed as JSON when it parses (``phases=[2,6]``,
+``active=false``, ``input=1``), else taken as a string (``mode=flash``); ``k=@FILE`` reads a
+TOML or JSON file (a plan: a table with ``id``/``timing``…, or a config file with exactly one
+``[[plans]]``).
+
+With MQTT 5 (default) the command carries a response topic and correlation data; with 3.1.1
+the answer is matched by ``id`` on ``…/cmd/response``. The answer is printed as JSON.
+Exit status: 0 the command was applied (``ok``), 1 refused, 2 usage or connection error,
+3 no answer within ``--timeout``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tomllib
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edgectl.errors import EdgectlError
+from edgectl.sync.clock import utc_now
+from edgectl.sync.commands import COMMAND_TYPES, build_command, read_key
+from edgectl.sync.link import make_tls_context, parse_broker_url
+
+EXIT_OK, EXIT_REFUSED, EXIT_ERROR, EXIT_TIMEOUT = 0, 1, 2, 3
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("type", choices=COMMAND_TYPES, help="command type")
+    parser.add_argument("params", nargs="*", metavar="k=v", help="parameters (JSON values)")
+    parser.add_argument("--broker", required=True, help="mqtt://host:1883, mqtts://…, unix://…")
+    parser.add_argument("--intersection", required=True, help="intersection id")
+    parser.add_argument("--key-file", type=Path, help="HMAC-SHA256 key to sign with")
+    parser.add_argument("--prefix", default="citybrain", help="topic prefix")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (10)")
+    parser.add_argument("--mqtt-version", choices=("5", "3.1.1"), default="5")
+    parser.add_argument("--id", dest="command_id", help="command id (default: random)")
+    parser.add_argument("--expires-in", type=float, default=60.0,
+                        help="seconds until expires_at (60); 0 = no expiry")
+    parser.add_argument("--ca-file", type=Path, help="CA certificate (TLS)")
+    parser.add_argument("--cert-file", type=Path, help="client certificate (TLS)")
+    parser.add_argument("--cert-key-file", type=Path, help="client certificate's key (TLS)")
+    parser.add_argument("--username-file", type=Path)
+    parser.add_argument("--password-file", type=Path)
+
+
+def parse_params(items: list[str]) -> dict[str, object]:
+    """``k=v`` → dict; JSON values when they parse, ``@FILE`` reads TOML/JSON."""
+    params: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise EdgectlError(f"parameter {item!r} is not k=v")
+        if value.startswith("@"):
+            params[key] = _load_file(Path(value[1:]))
+            continue
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+def _load_file(path: Path) -> object:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EdgectlError(f"cannot read {path}: {exc}") from exc
+    try:
+        data: Any = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise EdgectlError(f"{path}: {exc}") from exc
+    if isinstance(data, dict) and isinstance(data.get("plans"), list):
+        plans = data["plans"]
+        if len(plans) != 1:
+            raise EdgectlError(f"{path}: has {len(plans)} plans; give a file with exactly one")
+        return plans[0]
+    return data
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_send(args))
+    except EdgectlError as exc:
+        print(f"edgectl cmd: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_ERROR
+
+
+async def _send(args: argparse.Namespace) -> int:
+    params = parse_params(args.params)
+    key = read_key(args.key_file) if args.key_file else None
+    command = build_command(
+        args.type, params, now=utc_now(), key=key, command_id=args.command_id,
+        expires_in_s=args.expires_in or None,
+    )
+    addr = parse_broker_url(args.broker)
+    v5 = args.mqtt_version == "5"
+    root = f"{args.prefix}/{args.intersection}"
+    response_topic = f"{root}/cmd/response"
+    private_topic = f"{response_topic}/{uuid.uuid4().hex[:12]}"
+    tls = None
+    if addr.tls or args.ca_file or args.cert_file:
+        tls = make_tls_context(ca_file=args.ca_file, cert_file=args.cert_file,
+                               key_file=args.cert_key_file)
+    username = args.username_file.read_text().strip() if args.username_file else None
+    password = args.password_file.read_text().rstrip("\r\n") if args.password_file else None
+    props = None
+    if v5:
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.ResponseTopic = private_topic
+        props.CorrelationData = str(command["id"]).encode()
+    try:
+        async with aiomqtt.Client(
+            addr.host, addr.port, transport=addr.transport, tls_context=tls,
+            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+            username=username, password=password, timeout=args.timeout,
+        ) as client:
+            await client.subscribe(response_topic, qos=1)
+            if v5:
+                await client.subscribe(private_topic, qos=1)
+            await client.publish(f"{root}/cmd", json.dumps(command), qos=1, properties=props)
+            try:
+                async with asyncio.timeout(args.timeout):
+                    answer = await _answer(client, str(command["id"]), private_topic)
+            except TimeoutError:
+                print(f"edgectl cmd: no answer to {command['id']} within {args.timeout:g} s",
+                      file=sys.stderr)
+                return EXIT_TIMEOUT
+    except aiomqtt.MqttError as exc:
+        print(f"edgectl cmd: {args.broker}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(json.dumps(answer, ensure_ascii=False))
+    return EXIT_OK if answer.get("ok") is True else EXIT_REFUSED
+
+
+async def _answer(client: aiomqtt.Client, command_id: str, private_topic: str
+                  ) -> dict[str, Any]:
+    """The response with our id, or anything on our private MQTT 5 response topic (its
+    correlation data is ours; a payload refused before parsing has no id)."""
+    async for message in client.messages:
+        raw = message.payload
+        if not isinstance(raw, bytes | bytearray):
+            continue
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(body, dict) and (
+            body.get("id") == command_id or str(message.topic) == private_topic
+        ):
+            return body
+    raise EdgectlError("connection closed before the answer")

@@ -1,0 +1,208 @@
+"""The controller: strategy → engine → conflict monitor, one tick at a time.
+
+This is the composition the daemon, the SUMO bench, ``edgectl simulate`` and the property
+tests drive::
+
+    controller = Controller(config)
+    outputs = controller.step(now, inputs)      # now advances by 0.1 s
+
+Per tick: the current mode's strategy reads the :class:`View` and returns requests; they are
+merged with the operator's (``inputs.requests``); the engine steps; the software conflict
+monitor checks the frame before anyone can write it. Any violation puts the engine into fault
+flash *in the same tick* (alarm ``monitor:<kind>``, event 203 per violation) and that tick's
+frame is the flash frame.
+
+Modes: ``flash`` is the engine's commanded flash; every other mode is a strategy from the
+registry (:func:`edgectl.control.strategies.get_strategy`). A mode with no registered strategy
+runs ``actuated`` and raises the alarm ``mode:fallback:<mode>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Protocol
+
+from edgectl.config.model import Config, Mode, Plan
+from edgectl.control import strategies
+from edgectl.control.engine import Engine
+from edgectl.control.strategies.base import Strategy, View
+from edgectl.control.types import (
+    NO_REQUESTS,
+    ChannelState,
+    Event,
+    EventCode,
+    FlashReason,
+    Inputs,
+    OperatingState,
+    Outputs,
+    Requests,
+    SetMode,
+    SetPlan,
+)
+
+__all__ = ["Controller", "FrameMonitor"]
+
+_STRATEGY_STATES = (OperatingState.NORMAL, OperatingState.PREEMPT, OperatingState.ALL_RED)
+
+
+class _ViolationLike(Protocol):
+    @property
+    def kind(self) -> str: ...
+    @property
+    def channels(self) -> tuple[int, ...]: ...
+    @property
+    def detail(self) -> str: ...
+
+
+class FrameMonitor(Protocol):
+    """What the controller needs of a conflict monitor (``safety.ConflictMonitor``)."""
+
+    def check(
+        self, t: float, frame: Mapping[int, ChannelState], plan: Plan
+    ) -> list[_ViolationLike]: ...
+    def reset(self) -> None: ...
+
+
+def _default_monitor(config: Config) -> FrameMonitor:
+    from edgectl.control.safety import ConflictMonitor
+
+    return ConflictMonitor(config)  # type: ignore[return-value]
+
+
+class Controller:
+    """One intersection's pure controller. See the module docstring."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        mode: Mode | None = None,
+        plan_id: int | None = None,
+        monitor: FrameMonitor | None = None,
+    ) -> None:
+        self.config = config
+        self.engine = Engine(config, plan_id=plan_id)
+        self._monitor = monitor if monitor is not None else _default_monitor(config)
+        start_mode = config.control.mode if mode is None else mode
+        self._mode = start_mode
+        self.view = View(self.engine, start_mode)
+        self._strategy_mode: Mode | None = None
+        self._strategy: Strategy = strategies.get_strategy(
+            Mode.ACTUATED, config, self.engine.plan
+        )
+        self._pending: tuple[SetMode, ...] = ()
+        if start_mode is Mode.FLASH:
+            self._pending = (SetMode(Mode.FLASH),)
+        elif start_mode is not self.engine.mode:
+            self._pending = (SetMode(start_mode),)
+        self._select_strategy(start_mode)
+        self._last_frame: tuple[tuple[int, ChannelState], ...] | None = None
+        self.counters: dict[str, int] = {
+            "ticks": 0,
+            "violations": 0,
+            "gap_outs": 0,
+            "max_outs": 0,
+            "force_offs": 0,
+            "greens": 0,
+        }
+        self.violations: list[_ViolationLike] = []  # the last ones found (kept for diagnosis)
+        self.last_requests: Requests = NO_REQUESTS  # strategy + operator, as given to the engine
+
+    # --- read side ---
+
+    @property
+    def mode(self) -> Mode:
+        return self._mode
+
+    @property
+    def plan(self) -> Plan:
+        return self.engine.plan
+
+    @property
+    def state(self) -> OperatingState:
+        return self.engine.state
+
+    @property
+    def last(self) -> Outputs | None:
+        return self.engine.last
+
+    # --- modes ---
+
+    def _select_strategy(self, mode: Mode) -> None:
+        self._mode = mode
+        if mode is Mode.FLASH:
+            return  # keep the previous strategy object; the engine is flashing
+        if mode is self._strategy_mode:
+            return
+        try:
+            self._strategy = strategies.get_strategy(mode, self.config, self.engine.plan)
+            self.engine.set_alarm("mode:fallback", None)
+        except KeyError:
+            self._strategy = strategies.get_strategy(Mode.ACTUATED, self.config, self.engine.plan)
+            self.engine.set_alarm("mode:fallback", f"mode:fallback:{mode.value}")
+        self._strategy_mode = mode
+
+    # --- the tick ---
+
+    def step(self, now: float, inputs: Inputs) -> Outputs:
+        if self._pending:
+            inputs = replace(inputs, directives=self._pending + inputs.directives)
+            self._pending = ()
+        for d in inputs.directives:
+            if isinstance(d, SetMode):
+                self._select_strategy(d.mode)
+            elif isinstance(d, SetPlan):
+                pass  # the engine applies it at the next barrier; strategies read view.plan
+        operator = inputs.requests
+        self.view.update(now, operator, self._mode)
+        if self.engine.state in _STRATEGY_STATES:
+            requested = self._strategy.requests(self.view)
+        else:
+            requested = NO_REQUESTS
+        if operator is not NO_REQUESTS:
+            requested = requested.merged(operator) if requested is not NO_REQUESTS else operator
+        self.last_requests = requested
+        out = self.engine.step(now, inputs, requested)
+        out = self._check(out)
+        self._count(out)
+        if self._strategy_mode in (Mode.FIXED, Mode.COORDINATED):
+            c = self.view.cycle_time()
+            if c is not None:
+                out = replace(out, cycle_time=c)
+        return out
+
+    def _check(self, out: Outputs) -> Outputs:
+        if out.channels is self._last_frame:
+            return out  # identical frame: no new conflict, no transition to check
+        violations = self._monitor.check(out.t, out.frame, self.engine.plan)
+        if not violations:
+            self._last_frame = out.channels
+            return out
+        self.violations = list(violations)
+        self.counters["violations"] += len(violations)
+        first = violations[0]
+        self.engine.fault_flash(FlashReason.FAULT, f"monitor:{first.kind}")
+        self.engine.set_alarm("monitor:", f"monitor:{first.kind}")
+        extra = tuple(
+            Event(out.t, EventCode.MONITOR_VIOLATION, v.channels[0] if v.channels else 0)
+            for v in violations
+        )
+        flashed = self.engine.refresh(out.events + extra)
+        self._monitor.check(flashed.t, flashed.frame, self.engine.plan)
+        self._last_frame = flashed.channels
+        return flashed
+
+    def _count(self, out: Outputs) -> None:
+        c = self.counters
+        c["ticks"] += 1
+        for ev in out.events:
+            code = ev.code
+            if code == EventCode.PHASE_GAP_OUT:
+                c["gap_outs"] += 1
+            elif code == EventCode.PHASE_MAX_OUT:
+                c["max_outs"] += 1
+            elif code == EventCode.PHASE_FORCE_OFF:
+                c["force_offs"] += 1
+            elif code == EventCode.PHASE_BEGIN_GREEN:
+                c["greens"] += 1

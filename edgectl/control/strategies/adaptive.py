@@ -1,0 +1,212 @@
+"""Adaptive control: a rolling-horizon, delay-minimising schedule from loop detectors.
+
+What it borrows and from where:
+
+- **SURTRAC** (Smith et al., CMU): treat the traffic each phase will see as a sequence of
+  *clusters* — the standing queue (which discharges at the saturation headway after a start-up
+  loss) followed by the vehicles seen moving over the advance loop (arriving at the stop bar
+  one travel time later) and, in a network, the projected outflow of the upstream neighbour —
+  and decide, re-planned every tick, whether extending the current green serves enough of those
+  clusters to pay for the delay it imposes on everyone waiting elsewhere;
+- **SCATS**: the degree of saturation of each phase (its queue against what its lanes can
+  discharge) sets how much green a phase is worth; no fixed cycle, phases with nothing to
+  serve are skipped.
+
+The decision, for the green phase ``g`` of each ring, once per tick:
+
+- build ``g``'s departure schedule over a short horizon from its clusters;
+- for every candidate extension ``τ`` (up to each scheduled departure), compare the benefit —
+  vehicles served by ``τ`` that would otherwise wait a whole red ``R`` (the time the other
+  demanded phases need, lost times included) — with the cost: every vehicle waiting on a
+  conflicting phase (and those arriving there meanwhile) waits ``τ`` longer;
+- hold ``g`` while some extension pays; otherwise force it off and ask for the phase with the
+  best ratio of waiting vehicles (weighted by how long they have waited) to the green plus lost
+  time it needs.
+
+Guards: the engine keeps min green, clearances and barriers (this only requests); a max green
+(the plan's max 2) and a maximum wait (starvation) bound what the optimiser may do; a phase
+whose loops failed runs the engine's actuated logic (constant call, gap/max-out).
+
+Neighbour coordination: :meth:`Adaptive.expect` takes projected arrivals on a phase (from an
+upstream junction's planned discharge), which join that phase's clusters. The bench calls it
+directly; the daemon can feed it from MQTT messages of the neighbour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from edgectl.config.model import Config, Mode, Plan
+from edgectl.control.strategies.base import View
+from edgectl.control.strategies.maxpressure import (
+    SAT_HEADWAY_S,
+    STARTUP_LOST_S,
+    LoopQueues,
+)
+from edgectl.control.types import NO_REQUESTS, Interval, Requests
+
+__all__ = ["Adaptive"]
+import os
+CHOOSE = os.environ.get("H4_CHOOSE", "1") == "1"
+
+HORIZON_S = 12.0  # how far ahead an extension is evaluated
+MAX_WAIT_S = 100.0  # starvation guard
+WAIT_WEIGHT_S = 60.0  # a vehicle that has waited this long counts double when choosing
+
+
+class Adaptive:
+    """Schedule-driven adaptive strategy (see the module docstring)."""
+
+    name = "adaptive"
+
+    def __init__(
+        self,
+        config: Config,
+        plan: Plan | None = None,
+        *,
+        horizon_s: float = HORIZON_S,
+        max_wait_s: float = MAX_WAIT_S,
+    ) -> None:
+        self.config = config
+        self.queues = LoopQueues(config)
+        self.horizon_s = horizon_s
+        self.max_wait_s = max_wait_s
+        self._expected: dict[int, list[float]] = {}
+
+    # --- neighbour coordination ---
+    def expect(self, phase: int, arrivals: Iterable[float]) -> None:
+        """Projected stop-bar arrival times on ``phase`` (controller time), e.g. an upstream
+        neighbour's planned discharge plus the link travel time. Replaces earlier ones."""
+        self._expected[phase] = sorted(arrivals)
+
+    # --- model ---
+    def _lost(self, view: View, p: int) -> float:
+        t = view.plan.timing.get(p)
+        return (t.yellow + t.red_clear if t is not None else 5.0) + STARTUP_LOST_S
+
+    def _min_green(self, view: View, p: int) -> float:
+        t = view.plan.timing.get(p)
+        return t.min_green if t is not None else 5.0
+
+    def _max_green(self, view: View, p: int) -> float:
+        t = view.plan.timing.get(p)
+        if t is None:
+            return 60.0
+        return max(t.min_green, t.max2 if t.max2 is not None else t.max1)
+
+    def _headway(self, p: int) -> float:
+        return SAT_HEADWAY_S / self.queues.phases[p].lanes
+
+    def _waiting(self, view: View, p: int) -> float:
+        """Vehicles on ``p`` that a red delays (at least one for a registered call)."""
+        n = self.queues.queue(p)
+        if p in view.calls or n >= 1.0:
+            return max(n, 1.0)
+        return 0.0
+
+    def _service(self, view: View, p: int) -> float:
+        """Green that ``p`` needs to discharge what it has (degree of saturation → green)."""
+        n = self._waiting(view, p)
+        return max(self._min_green(view, p), n * self._headway(p) + STARTUP_LOST_S)
+
+    def _departures(self, view: View, g: int) -> list[float]:
+        """Departure times of ``g``'s clusters if it stays green (queue, then moving, then
+        projected arrivals from the neighbour)."""
+        q = self.queues
+        t = view.t
+        h = self._headway(g)
+        moving = q.approaching(g, t)
+        expected = [a for a in self._expected.get(g, ()) if t <= a <= t + self.horizon_s]
+        queued = max(0.0, q.queue(g) - len(moving))
+        out: list[float] = []
+        last = t
+        for _ in range(round(queued)):
+            last = last + h
+            out.append(last)
+        for a in sorted(moving + expected):
+            last = max(a, last + h)
+            out.append(last)
+        return [d for d in out if d <= t + self.horizon_s]
+
+    def _extension_pays(self, view: View, g: int, others: list[int], weight: float) -> bool:
+        t = view.t
+        deps = self._departures(view, g)
+        if not deps:
+            return False
+        waiting = sum(self._waiting(view, p) for p in others)
+        rate = sum(self.queues.phases[p].rate for p in others)
+        red = self._lost(view, g) + sum(
+            self._lost(view, p) + self._service(view, p) for p in others
+        )
+        for k, d in enumerate(deps, start=1):
+            tau = d - t
+            benefit = k * red
+            cost = weight * tau * (waiting + rate * red / 2.0)
+            if benefit > cost:
+                return True
+        return False
+
+    def _score(self, view: View, p: int) -> float:
+        w = self._waiting(view, p) * (1.0 + self.queues.waited(p, view.t) / WAIT_WEIGHT_S)
+        return w / (self._lost(view, p) + self._service(view, p))
+
+    # --- the strategy ---
+    def requests(self, view: View) -> Requests:
+        q = self.queues
+        q.update(view)
+        t = view.t
+        green = view.green_phases
+        calls = frozenset(p for p in q.phases if p not in green and q.queue(p) >= 1.0)
+        hold: set[int] = set()
+        force: set[int] = set()
+        nxt: dict[int, int] = {}
+        omit = view.operator.omit
+        for ring in self.config.rings:
+            status = view.ring(ring.id)
+            cands = [
+                p
+                for p in ring.sequence
+                if p not in omit
+                and (status is None or p != status.phase)
+                and (p in view.calls or p in calls)
+            ]
+            best = self._best(view, cands)
+            if best is not None and (CHOOSE or q.waited(best, t) >= self.max_wait_s):
+                nxt[ring.id] = best
+            if status is None or status.phase is None or status.interval is not Interval.GREEN:
+                continue
+            g = status.phase
+            if best is None or q.failed(view, g):
+                continue  # rest in green / actuated fallback
+            green_for = t - q.green_since.get(g, t)
+            starving = q.waited(best, t) >= self.max_wait_s
+            if green_for >= self._max_green(view, g):
+                force.add(g)
+            elif self._extension_pays(view, g, cands, 2.0 if starving else 1.0):
+                hold.add(g)
+            else:
+                force.add(g)
+        if not (calls or hold or force or nxt):
+            return NO_REQUESTS
+        return Requests(
+            calls=calls, hold=frozenset(hold), force_off=frozenset(force), next_phase=nxt
+        )
+
+    def _best(self, view: View, cands: list[int]) -> int | None:
+        if not cands:
+            return None
+        t = view.t
+        q = self.queues
+        starving = [p for p in cands if q.waited(p, t) >= self.max_wait_s]
+        if starving:
+            return max(starving, key=lambda p: q.waited(p, t))
+        return max(cands, key=lambda p: (self._score(view, p), q.waited(p, t)))
+
+
+def _register() -> None:
+    from edgectl.control.strategies import register
+
+    register(Mode.ADAPTIVE, Adaptive)
+
+
+_register()

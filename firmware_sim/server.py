@@ -1,0 +1,385 @@
+"""The emulator's Modbus endpoints: pymodbus servers behind a fault-injecting wire.
+
+::
+
+    client ──TCP──► _TcpWire (listen port) ──TCP──► pymodbus ModbusTcpServer (loopback)
+    client ──pty B──► _PtyWire (two pty masters) ──pty A──► pymodbus ModbusSerialServer (RTU)
+                                   │
+                                   └─ per request: silent? → swallowed
+                                      per response: drop / corrupt / delay (the model decides)
+
+The pymodbus server serves a :class:`pymodbus.simulator.SimDevice` whose ``action`` hook reads
+and writes the pure :class:`~firmware_sim.model.CabinetModel`; so exception responses
+(illegal address / value) come from the model and the server keeps serving whatever it gets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import termios
+import tty
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import structlog
+from pymodbus.constants import ExcCodes
+from pymodbus.framer import FramerType
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from firmware_sim.model import CabinetModel
+
+__all__ = ["ListenUrl", "ModbusEndpoint", "parse_listen"]
+
+log = structlog.get_logger("firmware_sim.server")
+
+Clock = Callable[[], float]
+
+_READ_INPUT, _READ_HOLDING, _WRITE_SINGLE, _WRITE_MULTIPLE = 4, 3, 6, 16
+
+
+@dataclass(frozen=True, slots=True)
+class ListenUrl:
+    """Where to serve: ``modbus+tcp://HOST:PORT``, ``modbus+rtu://pty``, ``modbus+rtu:///dev/X``."""
+
+    scheme: str  # "tcp" | "rtu"
+    host: str = "127.0.0.1"
+    port: int = 0
+    device: str = "pty"  # rtu: "pty" or a serial device path
+    baudrate: int = 115200
+    unit: int = 1
+
+
+def parse_listen(url: str) -> ListenUrl:
+    """Parse a ``--listen`` URL; ValueError says what is wrong."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    unknown = set(query) - {"unit", "baudrate"}
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {sorted(unknown)} in {url!r}")
+    try:
+        unit = int(query.get("unit", ["1"])[-1])
+        baudrate = int(query.get("baudrate", ["115200"])[-1])
+    except ValueError:
+        raise ValueError(f"unit and baudrate must be integers in {url!r}") from None
+    if not 1 <= unit <= 247:
+        raise ValueError(f"unit {unit} outside 1..247")
+    if parts.scheme == "modbus+tcp":
+        try:
+            port = parts.port or 0
+        except ValueError:
+            raise ValueError(f"bad port in {url!r}") from None
+        return ListenUrl("tcp", host=parts.hostname or "127.0.0.1", port=port, unit=unit)
+    if parts.scheme == "modbus+rtu":
+        device = "pty" if parts.netloc == "pty" else parts.path
+        if not device:
+            raise ValueError(f"no serial device in {url!r} (use modbus+rtu://pty for a pty pair)")
+        return ListenUrl("rtu", device=device, baudrate=baudrate, unit=unit)
+    raise ValueError(f"unsupported listen URL {url!r}: modbus+tcp://HOST:PORT or modbus+rtu://pty")
+
+
+def _sim_device(model: CabinetModel, clock: Clock, unit: int) -> SimDevice:
+    regs = model.profile.registers
+
+    async def action(  # noqa: PLR0917 - the signature pymodbus calls
+        func_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        registers: list[int],
+        set_values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
+        now = clock()
+        offset = address - start_address
+        result: list[int] | int | None
+        if func_code == _READ_INPUT:
+            result = model.read_input(now, address, count)
+        elif func_code == _READ_HOLDING:
+            result = model.read_holding(address, count)
+        elif func_code in (_WRITE_SINGLE, _WRITE_MULTIPLE) and set_values is not None:
+            result = model.write_holding(now, address, [int(v) for v in set_values])
+        else:
+            return ExcCodes.ILLEGAL_FUNCTION
+        if isinstance(result, int):
+            return ExcCodes(result)
+        if isinstance(result, list):
+            registers[offset : offset + count] = result
+        return None
+
+    bits = [SimData(0, count=1, values=0, datatype=DataType.BITS)]
+    holding = [
+        SimData(s.address, count=s.count, values=0, datatype=DataType.REGISTERS)
+        for s in regs.holding
+    ]
+    inputs = [
+        SimData(s.address, count=s.count, values=0, datatype=DataType.REGISTERS, readonly=True)
+        for s in regs.input
+    ]
+    return SimDevice(unit, simdata=(list(bits), list(bits), holding, inputs), action=action)
+
+
+def _rtu_response_length(buf: bytes | bytearray) -> int | None:
+    """Length of the RTU response frame at the head of ``buf`` (None: need more bytes)."""
+    if len(buf) < 3:
+        return None
+    fc = buf[1]
+    if fc & 0x80:
+        return 5
+    if fc in (1, 2, 3, 4):
+        return 5 + buf[2]
+    if fc in (5, 6, 15, 16):
+        return 8
+    return len(buf)  # unknown function: pass through whatever we have
+
+
+class _Wire:
+    """Applies the model's wire faults to responses, in order, per connection."""
+
+    def __init__(self, model: CabinetModel, clock: Clock, rng: random.Random, unit: int) -> None:
+        self._model = model
+        self._unit = unit
+        self._clock = clock
+        self._rng = rng
+        self.dropped = 0
+        self.corrupted = 0
+        self.delayed = 0
+
+    def silent(self) -> bool:
+        return self._model.wire_faults(self._clock()).silent
+
+    async def pass_response(
+        self, frame: bytes, unit: int, corrupt: Callable[[bytes], bytes]
+    ) -> bytes | None:
+        if unit != self._unit:  # another unit on the bus: no answer
+            return None
+        faults = self._model.wire_faults(self._clock())  # silence is judged on requests
+        if faults.drop and self._rng.random() < faults.drop:
+            self.dropped += 1
+            return None
+        if faults.delay_s > 0:
+            self.delayed += 1
+            await asyncio.sleep(faults.delay_s)
+        if faults.corrupt and self._rng.random() < faults.corrupt:
+            self.corrupted += 1
+            return corrupt(frame)
+        return frame
+
+
+def _corrupt_rtu(frame: bytes) -> bytes:
+    """Bad CRC: flip the bits of the last byte."""
+    return frame[:-1] + bytes([frame[-1] ^ 0xFF])
+
+
+def _corrupt_tcp(frame: bytes) -> bytes:
+    """A garbled MBAP frame: the header announces more bytes than follow (short response)."""
+    if len(frame) < 8:
+        return frame
+    length = int.from_bytes(frame[4:6], "big")
+    body = frame[6 : 6 + max(2, length // 2)]
+    return frame[:4] + (length + 40).to_bytes(2, "big") + body
+
+
+class ModbusEndpoint:
+    """One listening endpoint; ``url`` is what a client must use once started."""
+
+    def __init__(
+        self, listen: ListenUrl, model: CabinetModel, clock: Clock, *, seed: int = 0
+    ) -> None:
+        self.listen = listen
+        self._model = model
+        self._clock = clock
+        self._wire = _Wire(model, clock, random.Random(f"{seed}:wire"), listen.unit)
+        self._device = _sim_device(model, clock, listen.unit)
+        self._server: ModbusTcpServer | ModbusSerialServer | None = None
+        self._front: asyncio.base_events.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._fds: list[int] = []
+        self.url = ""
+
+    @property
+    def wire_stats(self) -> dict[str, int]:
+        return {
+            "dropped": self._wire.dropped,
+            "delayed": self._wire.delayed,
+            "corrupted": self._wire.corrupted,
+        }
+
+    async def start(self, tg: asyncio.TaskGroup) -> str:
+        if self.listen.scheme == "tcp":
+            await self._start_tcp()
+        elif self.listen.device == "pty":
+            await self._start_pty(tg)
+        else:
+            await self._start_serial(self.listen.device)
+            self.url = (
+                f"modbus+rtu://{self.listen.device}?baudrate={self.listen.baudrate}"
+                f"&unit={self.listen.unit}"
+            )
+        return self.url
+
+    async def stop(self) -> None:
+        if self._front is not None:
+            self._front.close()
+            for w in list(self._writers):
+                w.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._front.wait_closed(), 2.0)
+            self._front = None
+        if self._server is not None:
+            await self._server.shutdown()  # type: ignore[no-untyped-call]
+            self._server = None
+        loop = asyncio.get_running_loop()
+        for fd in self._fds:
+            loop.remove_reader(fd)
+            os.close(fd)
+        self._fds.clear()
+
+    # ---- TCP ------------------------------------------------------------------------------
+
+    async def _start_tcp(self) -> None:
+        server = ModbusTcpServer(
+            self._device, address=("127.0.0.1", 0), ignore_missing_devices=True
+        )
+        await server.serve_forever(background=True)
+        self._server = server
+        listener: Any = server.transport  # an asyncio.Server once listening
+        backend_port = int(listener.sockets[0].getsockname()[1])
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self._writers.add(writer)
+            try:
+                await self._proxy_tcp(reader, writer, backend_port)
+            finally:
+                self._writers.discard(writer)
+                writer.close()
+
+        self._front = await asyncio.start_server(handle, self.listen.host, self.listen.port)
+        host, port = self._front.sockets[0].getsockname()[:2]
+        self.url = f"modbus+tcp://{host}:{port}?unit={self.listen.unit}"
+
+    async def _proxy_tcp(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, backend_port: int
+    ) -> None:
+        try:
+            b_reader, b_writer = await asyncio.open_connection("127.0.0.1", backend_port)
+        except OSError as exc:
+            log.warning("backend_connect_failed", error=str(exc))
+            return
+        self._writers.add(b_writer)
+
+        async def upstream() -> None:
+            while data := await reader.read(4096):
+                if not self._wire.silent():
+                    b_writer.write(data)
+                    await b_writer.drain()
+            b_writer.close()
+
+        async def downstream() -> None:
+            buf = b""
+            while data := await b_reader.read(4096):
+                buf += data
+                while len(buf) >= 6:
+                    size = 6 + int.from_bytes(buf[4:6], "big")
+                    if len(buf) < size:
+                        break
+                    frame, buf = buf[:size], buf[size:]
+                    out = await self._wire.pass_response(
+                        frame, frame[6] if len(frame) > 6 else -1, _corrupt_tcp
+                    )
+                    if out is not None:
+                        writer.write(out)
+                        await writer.drain()
+            writer.close()
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(upstream(), name="firmware_sim[tcp:up]")
+                tg.create_task(downstream(), name="firmware_sim[tcp:down]")
+        except* (ConnectionError, OSError) as eg:
+            log.debug("tcp_connection_closed", error=str(eg.exceptions[0]))
+        finally:
+            self._writers.discard(b_writer)
+            b_writer.close()
+
+    # ---- RTU ------------------------------------------------------------------------------
+
+    async def _start_serial(self, port: str) -> None:
+        server = ModbusSerialServer(
+            self._device,
+            framer=FramerType.RTU,
+            port=port,
+            baudrate=self.listen.baudrate,
+            ignore_missing_devices=True,
+        )
+        await server.serve_forever(background=True)
+        self._server = server
+
+    async def _start_pty(self, tg: asyncio.TaskGroup) -> None:
+        """Two pty pairs bridged here: the server on A's slave, the client on B's slave."""
+        a_master, a_slave = os.openpty()
+        b_master, b_slave = os.openpty()
+        # keep both slaves open: a master reads EIO while no slave is open
+        self._fds += [a_master, a_slave, b_master, b_slave]
+        for fd in (a_slave, b_slave, a_master, b_master):
+            tty.setraw(fd, termios.TCSANOW)
+        for fd in (a_master, b_master):
+            os.set_blocking(fd, False)
+        await self._start_serial(os.ttyname(a_slave))
+        client_path = os.ttyname(b_slave)
+        self.url = (
+            f"modbus+rtu://{client_path}?baudrate={self.listen.baudrate}&unit={self.listen.unit}"
+        )
+        loop = asyncio.get_running_loop()
+        responses: asyncio.Queue[bytes] = asyncio.Queue()
+        state = {"buf": b""}
+
+        def on_request() -> None:
+            data = _read(b_master)
+            if data and not self._wire.silent():
+                _write(a_master, data)
+
+        def on_response() -> None:
+            data = _read(a_master)
+            if not data:
+                return
+            buf = state["buf"] + data
+            while (size := _rtu_response_length(buf)) is not None and len(buf) >= size:
+                responses.put_nowait(buf[:size])
+                buf = buf[size:]
+            state["buf"] = buf
+
+        async def deliver() -> None:
+            while True:
+                frame = await responses.get()
+                out = await self._wire.pass_response(frame, frame[0], _corrupt_rtu)
+                if out is not None:
+                    _write(b_master, out)
+
+        loop.add_reader(b_master, on_request)
+        loop.add_reader(a_master, on_response)
+        tg.create_task(deliver(), name="firmware_sim[rtu:wire]")
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 4096)
+    except (BlockingIOError, OSError):
+        return b""
+
+
+def _write(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            continue
+        except OSError as exc:
+            log.debug("pty_write_failed", error=str(exc))
+            return
+        view = view[n:]

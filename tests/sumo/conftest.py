@@ -1,0 +1,43 @@
+"""Fixtures of the SUMO bench tests: scenarios built once per session into a temp dir."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _libsumo_missing() -> str | None:
+    if importlib.util.find_spec("libsumo") is None or importlib.util.find_spec("sumo") is None:
+        return "the sumo extra is not installed (pip install 'edgectl[sumo]')"
+    return None
+
+
+SKIP_REASON = _libsumo_missing()
+needs_sumo = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
+
+
+def load_builder() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "bench_scenarios_build", REPO / "bench" / "scenarios" / "build.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def scenarios(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``isolated_light`` and ``arterial`` built by the project's script (netconvert)."""
+    if SKIP_REASON is not None:
+        pytest.skip(SKIP_REASON)
+    builder = load_builder()
+    root = tmp_path_factory.mktemp("scenarios")
+    return {name: builder.build(name, root) for name in ("isolated_light", "arterial")}

@@ -1,0 +1,87 @@
+"""Network derivation on a built scenario: groups, conflicts, stages, loops, clearances."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edgectl.config.model import DetectorType, Mode
+from edgectl.control.safety import validate_config
+from tests.sumo.conftest import needs_sumo
+
+pytestmark = [pytest.mark.sumo, needs_sumo]
+
+
+def _net(cfg: Path) -> Path:
+    return next(cfg.parent.glob("*.net.xml"))
+
+
+def _loops(cfg: Path) -> list[tuple[str, str, float, float]]:
+    """(id, lane, pos, lane length) of every E1 loop, read with sumolib (no libsumo run)."""
+    import sumolib
+
+    net = sumolib.net.readNet(str(_net(cfg)))
+    out = []
+    for loop in sumolib.xml.parse(str(next(cfg.parent.glob("*.det.add.xml"))), "inductionLoop"):
+        lane = net.getLane(loop.lane)
+        out.append((loop.id, loop.lane, float(loop.pos), lane.getLength()))
+    return out
+
+
+def test_signal_groups_and_conflicts_match_sumo_foes(scenarios: dict[str, Path]) -> None:
+    import sumolib
+
+    from edgectl.sumo.network import derive_network
+
+    cfg = scenarios["arterial"]
+    models = derive_network(str(_net(cfg)))
+    assert sorted(models) == ["J1", "J2", "J3"]
+    net = sumolib.net.readNet(str(_net(cfg)), withPrograms=True)
+    for tls in net.getTrafficLights():
+        m = models[tls.getID()]
+        assert m.n_links == len({c[2] for c in tls.getConnections()}) == 14
+        # symmetric
+        assert all((b, a) in m.conflicts for a, b in m.conflicts)
+        node = net.getNode(tls.getID())
+        by_tl = {c.getTLLinkIndex(): c for c in node.getConnections()}
+        for a in range(m.n_links):
+            for b in range(m.n_links):
+                if a == b:
+                    continue
+                ia, ib = node.getLinkIndex(by_tl[a]), node.getLinkIndex(by_tl[b])
+                foes = node.areFoes(ia, ib) or node.areFoes(ib, ia)
+                assert ((a, b) in m.conflicts) == foes, (tls.getID(), a, b)
+        # stages are conflict-free and every group is served
+        for s in m.stages:
+            assert not any((a, b) in m.conflicts for a in s.groups for b in s.groups)
+        assert set().union(*(s.groups for s in m.stages)) == set(range(m.n_links))
+        # four stages: two through+right, two protected-left
+        assert len(m.stages) == 4
+        assert sum(1 for s in m.stages if s.left_only) == 2
+
+
+def test_loops_assigned_and_clearances_within_bounds(scenarios: dict[str, Path]) -> None:
+    from edgectl.sumo.network import attach_loops, derive_network
+
+    cfg = scenarios["isolated_light"]
+    (model,) = derive_network(str(_net(cfg))).values()
+    model = attach_loops(model, _loops(cfg))
+    in_lanes = {g.in_lane for g in model.groups}
+    assert {loop.lane for loop in model.loops} == in_lanes
+    for lane in in_lanes:
+        kinds = sorted(loop.advance for loop in model.loops if loop.lane == lane)
+        assert kinds == [False, True]  # one stop-bar and one advance loop per lane
+    for loop in model.loops:
+        assert loop.stages == model.lane_stages(loop.lane) != ()
+        if loop.advance:
+            assert loop.distance_m == pytest.approx(40.0)
+    for s in model.stages:
+        assert 3.0 <= s.yellow <= 6.0
+        assert 0.0 <= s.red_clear <= 6.0
+        # ITE at 50 km/h: 1 + 13.9 / 6.1 = 3.28 s → 3.3 s
+        assert s.yellow == pytest.approx(3.3)
+    config = model.to_config(Mode.ADAPTIVE)
+    assert [p for p in validate_config(config) if p.severity == "error"] == []
+    adv = [d for d in config.detectors if d.type is DetectorType.ADVANCE]
+    assert len(adv) == len(in_lanes)
