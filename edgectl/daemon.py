@@ -34,7 +34,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,18 @@ OUTPUT_LOSS_S = 1.0
 RECOVERY_HEALTHY_S = 1.0
 MMU_AUTO_RESET_FAULTS = frozenset({4, 5})  # watchdog, power cycle: caused by the link, not traffic
 MMU_RESET_INTERVAL_S = 3.0
+
+
+_LOGGED_EVENTS = frozenset(
+    {
+        EventCode.UNIT_FLASH_STATUS_CHANGE,
+        EventCode.MONITOR_VIOLATION,
+        EventCode.MODE_CHANGE,
+        EventCode.COORD_PATTERN_CHANGE,
+        EventCode.PREEMPT_CALL_ON,
+        EventCode.PREEMPT_EXIT,
+    }
+)
 
 
 def config_digest(config: DaemonConfig) -> str:
@@ -110,6 +122,52 @@ class LinkWatch:
     power_cycles: int | None = None
 
 
+@dataclass(slots=True)
+class DeliveryClock:
+    """The controller's clock: it advances only while frames reach the cabinet on time.
+
+    The engine times every interval in ticks from the moment it decides it; drivers see an
+    interval from the moment the cabinet *receives* its frame. If the frame that starts a
+    yellow arrives late (a retried write) and the next one on time, the yellow shown is
+    shorter than the engine counted. So a frame delivered later than the link's usual latency
+    (the minimum over recent frames) plus ``threshold`` — or not yet delivered — stalls the
+    clock for a tick: the sequence shifts and every interval shown lasts at least as long as
+    the engine timed it. A stall streak is capped (``max_stall``); by then a link that stopped
+    delivering has been declared lost and the junction is in flash.
+    """
+
+    tick: float
+    threshold: float = 0.02
+    max_stall: int = 10
+    ticks: int = 0
+    stalls: int = 0
+    _streak: int = 0
+    _latencies: deque[float] = field(default_factory=lambda: deque(maxlen=50))
+
+    @property
+    def t(self) -> float:
+        return round(self.ticks * self.tick, 3)
+
+    def advance(self, slots: int, latency: float | None) -> float:
+        """Move on by ``slots`` ticks unless the last frame (``latency`` s to deliver, ``inf``
+        when not delivered, ``None`` when there was nothing to deliver) was late."""
+        late = False
+        if latency is not None:
+            baseline = min(self._latencies, default=latency)
+            late = latency > baseline + self.threshold
+            if latency != float("inf"):
+                self._latencies.append(latency)
+        if late and self._streak < self.max_stall:
+            self._streak += 1
+            self.stalls += 1
+            return self.t
+        if late:
+            self._latencies.clear()  # the link got slower for good: a new baseline
+        self._streak = 0
+        self.ticks += slots
+        return self.t
+
+
 class Daemon:
     """``edgectl run``."""
 
@@ -125,7 +183,9 @@ class Daemon:
         self.config_path = config_path
         self._clock = clock
         self.controller = Controller(config)
-        self.devices = devices if devices is not None else [CabinetDevice(d) for d in config.field.devices]
+        self.devices = (
+            devices if devices is not None else [CabinetDevice(d) for d in config.field.devices]
+        )
         self.readers = [d for d in self.devices if d.reads_inputs]
         self.writers = [d for d in self.devices if d.writes_outputs]
         self.operator = OperatorRequests()
@@ -133,7 +193,6 @@ class Daemon:
         self.link = LinkWatch()
         self.telemetry = TelemetryAggregator(config, tick=config.field.tick)
         self.started_at = datetime.now(UTC)
-        self._wall0 = self.started_at
         self.ticks = 0
         self.late_ticks = 0
         self.last: Outputs | None = None
@@ -149,12 +208,10 @@ class Daemon:
         self.notifier: Any = None
         self._last_state_key: tuple[object, ...] | None = None
         self._last_telemetry_t = 0.0
-
-    # --- time --------------------------------------------------------------------------
-
-    def utc(self, t: float) -> datetime:
-        """Wall-clock time of controller time ``t``."""
-        return self._wall0 + timedelta(seconds=t)
+        self._stale: set[str] = set()  # reader devices whose detectors are failed
+        self.clock = DeliveryClock(config.field.tick)
+        self._submitted_at: float | None = None  # when the last frame went to the devices
+        self._tick_wall = self.started_at
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -166,12 +223,20 @@ class Daemon:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        for sig, handler in ((signal.SIGTERM, self.request_stop), (signal.SIGINT, self.request_stop),
-                             (signal.SIGHUP, self.request_reload)):
+        for sig, handler in (
+            (signal.SIGTERM, self.request_stop),
+            (signal.SIGINT, self.request_stop),
+            (signal.SIGHUP, self.request_reload),
+        ):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, handler)
-        log.info("daemon_start", version=__version__, intersection=self.config.intersection.id,
-                 devices=[d.name for d in self.devices], mode=self.controller.mode.value)
+        log.info(
+            "daemon_start",
+            version=__version__,
+            intersection=self.config.intersection.id,
+            devices=[d.name for d in self.devices],
+            mode=self.controller.mode.value,
+        )
         try:
             async with asyncio.TaskGroup() as tg:
                 poll_tasks = [
@@ -215,12 +280,17 @@ class Daemon:
                 await asyncio.sleep(delay)
             started = loop.time()
             late = started - target
+            skipped = 0
             if late > tick / 2:
                 self.late_ticks += 1
                 skipped = int(late // tick)
                 log.warning("late_tick", tick=n, late_ms=round(late * 1000, 1), skipped=skipped)
                 n += skipped
-            t = round(n * tick, 3)
+            stalls = self.clock.stalls
+            t = self.clock.advance(1 + skipped, self._delivery_latency())
+            if self.clock.stalls != stalls:
+                log.info("frame_late_clock_held", t=t, stalls=self.clock.stalls)
+            self._tick_wall = datetime.now(UTC)
             for d in self.devices:
                 d.tick()
             waiting = [d.wait_snapshot() for d in self.readers if d.health is not Health.OFFLINE]
@@ -240,20 +310,49 @@ class Daemon:
             inputs = self._inputs(t)
             out = self.controller.step(t, inputs)
             frame = out.frame
+            self._submitted_at = None
             for d in self.writers:
                 if d.health is not Health.OFFLINE:
                     d.submit(frame)
+                    self._submitted_at = self._clock()
             self.link.prev_frames.append(frame)
             self._watch_field(t, out)
             self._after_tick(t, out, loop.time() - started, late > tick / 2)
             self.ticks += 1
             n += 1
             if stopping_since is not None and (
-                out.state is OperatingState.FLASH or t - stopping_since > 15.0
+                out.state is OperatingState.FLASH or t - stopping_since > self.handover_limit_s()
             ):
                 # the flash frame has been handed over; give the devices a tick to write it
                 await asyncio.sleep(tick)
                 return
+
+    def _delivery_latency(self) -> float | None:
+        """How long the last frame took to reach the output devices (``inf``: not yet)."""
+        if self._submitted_at is None:
+            return None
+        worst: float | None = None
+        for d in self.writers:
+            if d.health is Health.OFFLINE:
+                continue
+            done = d.last_write_ok
+            latency = (
+                float("inf")
+                if done is None or done < self._submitted_at
+                else done - self._submitted_at
+            )
+            worst = latency if worst is None else max(worst, latency)
+        return worst
+
+    def handover_limit_s(self) -> float:
+        """Longest a safe hand-over to flash can take: a green that just started must run its
+        minimum (or walk + pedestrian clearance), then yellow and red clearance."""
+        plan = self.controller.plan
+        worst = 0.0
+        for timing in plan.timing.values():
+            green = max(timing.min_green, timing.walk + timing.ped_clear)
+            worst = max(worst, green + timing.yellow + timing.red_clear)
+        return worst + 2.0
 
     # --- inputs --------------------------------------------------------------------------
 
@@ -269,7 +368,20 @@ class Daemon:
             if snap is None or not fresh:
                 if self.ready or d.last_ok is not None:
                     failed |= all_detectors
+                    if d.name not in self._stale:
+                        self._stale.add(d.name)
+                        silent = now - d.last_ok if d.last_ok is not None else None
+                        log.error(
+                            "detectors_failed",
+                            device=d.name,
+                            detectors=sorted(all_detectors),
+                            silent_for_s=None if silent is None else round(silent, 2),
+                            t=t,
+                        )
                 continue
+            if d.name in self._stale:
+                self._stale.discard(d.name)
+                log.warning("detectors_restored", device=d.name, t=t)
             presence |= snap.presence
             peds |= snap.ped_buttons
         directives: list[Directive] = []
@@ -295,7 +407,8 @@ class Daemon:
         """Output loss, readback, MMU and recovery; adds flash directives for the next tick."""
         now = self._clock()
         lost = [
-            d for d in self.writers
+            d
+            for d in self.writers
             if (d.last_write_ok is not None or self.ready)
             and (
                 d.health is Health.OFFLINE
@@ -310,12 +423,12 @@ class Daemon:
         elif snap is not None and now - snap.t <= OUTPUT_LOSS_S:
             if snap.mmu_tripped:
                 fault = f"mmu tripped (fault {snap.mmu_fault})"
-            elif snap.cabinet_flash and out.state in (OperatingState.NORMAL, OperatingState.PREEMPT):
-                fault = "cabinet in flash"
-            elif (
-                self.link.power_cycles is not None
-                and snap.power_cycles != self.link.power_cycles
+            elif snap.cabinet_flash and out.state in (
+                OperatingState.NORMAL,
+                OperatingState.PREEMPT,
             ):
+                fault = "cabinet in flash"
+            elif self.link.power_cycles is not None and snap.power_cycles != self.link.power_cycles:
                 fault = "cabinet power cycled"
             else:
                 fault = self._check_readback(snap, out)
@@ -334,7 +447,10 @@ class Daemon:
         # recovering: healthy I/O for a while, then leave flash through all-red
         if self.link.healthy_since is None:
             self.link.healthy_since = now
-        elif now - self.link.healthy_since >= RECOVERY_HEALTHY_S and out.state is OperatingState.FLASH:
+        elif (
+            now - self.link.healthy_since >= RECOVERY_HEALTHY_S
+            and out.state is OperatingState.FLASH
+        ):
             log.warning("output_recovered", was=self.link.output_fault, t=t)
             self.link.output_fault = ""
             self.link.mismatch_ticks = 0
@@ -371,8 +487,11 @@ class Daemon:
 
     def _after_tick(self, t: float, out: Outputs, duration: float, late: bool) -> None:
         self.last = out
-        if not self.ready and out.state in (OperatingState.STARTUP_FLASH, OperatingState.ALL_RED,
-                                            OperatingState.NORMAL):
+        if not self.ready and out.state in (
+            OperatingState.STARTUP_FLASH,
+            OperatingState.ALL_RED,
+            OperatingState.NORMAL,
+        ):
             polled = all(d.snapshot is not None for d in self.readers)
             if polled:
                 self.ready = True
@@ -387,12 +506,19 @@ class Daemon:
             self.metrics.observe_tick(duration, late=late)
         self.telemetry.add(out)
         for ev in out.events:
-            if ev.code in (EventCode.UNIT_FLASH_STATUS_CHANGE, EventCode.MONITOR_VIOLATION,
-                           EventCode.MODE_CHANGE):
+            if ev.code in _LOGGED_EVENTS:
                 log.info("event", code=ev.code, param=ev.param, t=ev.t)
+            elif (
+                EventCode.DETECTOR_FAULT_OTHER
+                <= ev.code
+                <= EventCode.DETECTOR_FAULT_EXCESSIVE_CHANGE
+            ):
+                log.warning("detector_fault", detector=ev.param, code=ev.code, t=ev.t)
+            elif ev.code == EventCode.DETECTOR_RESTORED:
+                log.info("detector_restored", detector=ev.param, t=ev.t)
         if self.sync is not None:
             if out.events:
-                self.sync.add_events([(self.utc(e.t), e.code, e.param) for e in out.events])
+                self.sync.add_events([(self._tick_wall, e.code, e.param) for e in out.events])
             key = self._state_key(out)
             if key != self._last_state_key:
                 self._last_state_key = key
@@ -406,7 +532,10 @@ class Daemon:
 
     def _state_key(self, out: Outputs) -> tuple[object, ...]:
         return (
-            out.state, out.mode, out.plan, out.alarms,
+            out.state,
+            out.mode,
+            out.plan,
+            out.alarms,
             tuple((r.ring, r.phase, r.interval, r.ped) for r in out.rings),
             tuple((d.id, d.failed) for d in out.detectors),
             tuple(d.health for d in self.devices),
@@ -430,8 +559,11 @@ class Daemon:
                 {
                     "ring": r.ring,
                     "phase": r.phase,
-                    "interval": r.ped.value if r.ped.value in ("walk", "ped_clear")
-                    and r.interval is not None and r.interval.value == "green" else r.interval.value,
+                    "interval": r.ped.value
+                    if r.ped.value in ("walk", "ped_clear")
+                    and r.interval is not None
+                    and r.interval.value == "green"
+                    else r.interval.value,
                     "vehicle_interval": r.interval.value,
                     "ped": r.ped.value,
                     "time_in_interval": round(r.elapsed, 1),
@@ -471,8 +603,10 @@ class Daemon:
         from edgectl.control.types import SetMode, SetPlan
 
         same_layout = (
-            new.phases == self.config.phases and new.rings == self.config.rings
-            and new.barriers == self.config.barriers and new.channels == self.config.channels
+            new.phases == self.config.phases
+            and new.rings == self.config.rings
+            and new.barriers == self.config.barriers
+            and new.channels == self.config.channels
             and new.detectors == self.config.detectors
         )
         if not same_layout:

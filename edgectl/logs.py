@@ -47,7 +47,7 @@ SYSLOG_PRIORITY = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 
 
 #: Third-party loggers and their default level: they are chatty at INFO.
 LIBRARY_LEVELS = {"pymodbus": "warning", "aiomqtt": "warning", "amqtt": "warning",
-                  "transitions": "warning", "asyncio": "warning"}
+                  "asyncio": "warning"}
 
 REDACTED = "***"
 _SECRET_WORDS = frozenset(

@@ -62,7 +62,9 @@ class DaemonCommandHandler:
         wanted = tuple(sorted(set(phases)))
         unknown = [p for p in wanted if p not in known]
         if unknown:
-            raise CommandError("not_allowed", f"no such phase(s) {unknown}; phases are {sorted(known)}")
+            raise CommandError(
+                "not_allowed", f"no such phase(s) {unknown}; phases are {sorted(known)}"
+            )
         return wanted
 
     def _greens(self) -> set[int]:
@@ -71,7 +73,9 @@ class DaemonCommandHandler:
             return set()
         return {r.phase for r in last.rings if r.phase is not None and r.interval.value == "green"}
 
-    def _applied(self, command: Command, message: str, data: dict[str, object] | None = None) -> CommandResult:
+    def _applied(
+        self, command: Command, message: str, data: dict[str, object] | None = None
+    ) -> CommandResult:
         self.daemon._emit(EventCode.COMMAND_APPLIED, COMMAND_TYPES.index(command.type) + 1)
         log.info("command_applied", id=command.id, type=command.type, detail=message)
         return CommandResult(message=message, data=data)
@@ -89,7 +93,9 @@ class DaemonCommandHandler:
                 if command.params.ped:
                     no_ped = [p for p in phases if not self.daemon.config.phase(p).pedestrian]
                     if no_ped:
-                        raise CommandError("not_allowed", f"phase(s) {no_ped} have no pedestrian movement")
+                        raise CommandError(
+                            "not_allowed", f"phase(s) {no_ped} have no pedestrian movement"
+                        )
                     self.daemon.operator.ped_calls.update(phases)
                 else:
                     self.daemon.operator.calls.update(phases)
@@ -132,8 +138,10 @@ class DaemonCommandHandler:
                 self.daemon.directives.append(
                     Preempt(command.params.input, command.params.active, phases)
                 )
-                state = "on" if command.params.active else "off"
-                return self._applied(command, f"preempt {command.params.input} {state} {list(phases)}")
+                on_off = "on" if command.params.active else "off"
+                return self._applied(
+                    command, f"preempt {command.params.input} {on_off} {list(phases)}"
+                )
             case RequestStateCommand():
                 last = self.daemon.last
                 if last is None:
@@ -159,17 +167,18 @@ class DaemonCommandHandler:
         raise CommandError("unknown_type", f"unsupported command {command.type!r}")
 
     def _set_mode(self, command: SetModeCommand) -> CommandResult:
-        from edgectl.control.strategies import registered_modes
+        from edgectl.control.strategies import registered
 
         mode = command.params.mode
         daemon = self.daemon
         if mode in COORDINATED_MODES:
-            plan = daemon.config.plan(daemon.controller.plan)
+            plan = daemon.controller.plan
             if plan.coordination is None or plan.coordination.cycle <= 0:
                 raise CommandError(
-                    "not_allowed", f"mode {mode.value} needs a plan with a cycle; plan {plan.id} is free"
+                    "not_allowed",
+                    f"mode {mode.value} needs a plan with a cycle; plan {plan.id} is free",
                 )
-        if mode not in (Mode.FLASH, *registered_modes()):
+        if mode not in (Mode.FLASH, *registered()):
             raise CommandError("not_allowed", f"mode {mode.value} is not available in this build")
         daemon.directives.append(SetMode(mode))
         return self._applied(command, f"mode {mode.value} requested")

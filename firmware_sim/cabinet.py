@@ -13,6 +13,9 @@ Behaviour, as a real MMU:
   show (a green on a pedestrian channel, a walk on a vehicle channel).
 - Frames made only of flash states (FR, FY, OFF, DW) are the controller's own flash: they are
   not checked, and moving into them from any state is allowed (G → FR is a flash transfer).
+- A heartbeat that stops while the controller's own flash is shown is a controller-initiated
+  flash hand-over (a clean stop): the flash transfer relays keep the cabinet flashing, no
+  fault is latched, and the controller takes over again as at power-up.
 - The latch survives until :meth:`Cabinet.reset`; after it the controller takes over again
   exactly as at power-up.
 """
@@ -89,6 +92,7 @@ class Cabinet:
         self._hb_time: float | None = None
         self._conflict_since: float | None = None
         self._conflict_channels: frozenset[int] = frozenset()
+        self._controller_flash = False  # the last frame was the controller's own flash
         self.shown: dict[int, ChannelState] = {}
         self._since: dict[int, float] = {}
         self._show(now, self._flash)
@@ -143,8 +147,10 @@ class Cabinet:
             return
         if all(s in _FLASH_STATES for s in frame.values()):
             self._conflict_since = None
+            self._controller_flash = True
             self._show(now, frame)
             return
+        self._controller_flash = False
         if self._check_transitions(now, frame):
             return
         self._show(now, frame)
@@ -165,6 +171,11 @@ class Cabinet:
         if self.latched is not None or not self.in_control:
             return
         if self._hb_time is None or now - self._hb_time > self.wiring.mmu.watchdog_s + _EPS:
+            if self._controller_flash:
+                # the controller handed over in its own flash: the cabinet keeps flashing
+                self.in_control = False
+                self._show(now, self._flash)
+                return
             self._trip(now, MmuFaultKind.WATCHDOG, frozenset())
             return
         self._check_conflicts(now)

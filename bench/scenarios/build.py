@@ -98,7 +98,7 @@ def _arm_connections(layout: Layout) -> list[str]:
 
 
 def write_plain(out: Path, name: str, layout: Layout) -> None:
-    nod = ['<nodes>']
+    nod = ["<nodes>"]
     for nid, (x, y, sig) in layout.nodes.items():
         kind = "traffic_light" if sig else "priority"
         nod.append(f'    <node id="{nid}" x="{x:.1f}" y="{y:.1f}" type="{kind}"/>')
@@ -121,14 +121,22 @@ def netconvert(out: Path, name: str) -> Path:
     subprocess.run(
         [
             sumo_binary("netconvert"),
-            "--node-files", str(out / f"{name}.nod.xml"),
-            "--edge-files", str(out / f"{name}.edg.xml"),
-            "--connection-files", str(out / f"{name}.con.xml"),
-            "--no-turnarounds", "true",
-            "--tls.default-type", "static",
-            "--junctions.corner-detail", "0",
-            "--output-file", str(net),
-            "--no-warnings", "true",
+            "--node-files",
+            str(out / f"{name}.nod.xml"),
+            "--edge-files",
+            str(out / f"{name}.edg.xml"),
+            "--connection-files",
+            str(out / f"{name}.con.xml"),
+            "--no-turnarounds",
+            "true",
+            "--tls.default-type",
+            "static",
+            "--junctions.corner-detail",
+            "0",
+            "--output-file",
+            str(net),
+            "--no-warnings",
+            "true",
         ],
         check=True,
     )
@@ -301,10 +309,20 @@ def arterial() -> tuple[Layout, list[Flow]]:
         }
         for origin, (rates, through) in side.items():
             flows.append(Flow(origin, through, _periods(rates, p)))
-            flows.append(Flow(origin, "J3_E" if origin.startswith("N") else "J1_W",
-                              _periods([r * 0.4 for r in rates], p)))
-            flows.append(Flow(origin, "J1_W" if origin.startswith("N") else "J3_E",
-                              _periods([r * 0.3 for r in rates], p)))
+            flows.append(
+                Flow(
+                    origin,
+                    "J3_E" if origin.startswith("N") else "J1_W",
+                    _periods([r * 0.4 for r in rates], p),
+                )
+            )
+            flows.append(
+                Flow(
+                    origin,
+                    "J1_W" if origin.startswith("N") else "J3_E",
+                    _periods([r * 0.3 for r in rates], p),
+                )
+            )
         # main-street turns into the side streets at every junction
         flows.append(Flow("W_J1", f"J{i}_N{i}", _periods([60, 90, 40], p)))
         flows.append(Flow("W_J1", f"J{i}_S{i}", _periods([40, 50, 40], p)))

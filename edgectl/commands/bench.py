@@ -56,10 +56,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "SUMO verbatim (e.g. -- --tripinfo-output trips.xml --end 900).",
     )
     p.add_argument("scenario", type=Path, metavar="SCENARIO.sumocfg")
-    p.add_argument("--controller", required=True, choices=CONTROLLERS, metavar="NAME",
-                   help="one of: " + ", ".join(CONTROLLERS))
+    p.add_argument(
+        "--controller",
+        required=True,
+        choices=CONTROLLERS,
+        metavar="NAME",
+        help="one of: " + ", ".join(CONTROLLERS),
+    )
     p.add_argument("--seed", type=int, default=None, help="SUMO random seed")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write results here")
+    p.add_argument(
+        "--coordinate",
+        action="store_true",
+        help="pass projected arrivals between neighbouring junctions (adaptive)",
+    )
     p.epilog = "-- SUMO_ARGS…  everything after `--` is passed to SUMO verbatim"
 
 
@@ -75,7 +85,13 @@ def _run_sumo(args: argparse.Namespace) -> int:
 
     sumo_args = list(getattr(args, "sumo_args", []))
     try:
-        result = run_bench(args.scenario, args.controller, seed=args.seed, sumo_args=sumo_args)
+        result = run_bench(
+            args.scenario,
+            args.controller,
+            seed=args.seed,
+            sumo_args=sumo_args,
+            coordinate=args.coordinate,
+        )
     except (BenchError, SumoUnavailable) as exc:
         print(f"edgectl bench sumo: {exc}", file=sys.stderr)
         return 2

@@ -37,9 +37,14 @@ INTERVAL_STYLE = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, help="stop after S seconds and print a summary")
     parser.add_argument("--broker", metavar="URL", help="use this MQTT broker instead of amqtt")
-    parser.add_argument("--config", type=Path, help="junction config (default: the 8-phase example)")
-    parser.add_argument("--listen", default="modbus+tcp://127.0.0.1:0",
-                        help="emulator listen URL (modbus+tcp://127.0.0.1:0 or modbus+rtu://pty)")
+    parser.add_argument(
+        "--config", type=Path, help="junction config (default: the 8-phase example)"
+    )
+    parser.add_argument(
+        "--listen",
+        default="modbus+tcp://127.0.0.1:0",
+        help="emulator listen URL (modbus+tcp://127.0.0.1:0 or modbus+rtu://pty)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="emulator traffic seed")
     parser.add_argument("--mode", help="control mode after start-up (default: the config's)")
     parser.add_argument("--workdir", type=Path, help="keep logs, record and summary here")
@@ -81,12 +86,14 @@ async def _start_amqtt(port: int) -> Any:
 
     for name in ("amqtt", "transitions"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    broker = Broker({
-        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-        "plugins": {
-            "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
-        },
-    })
+    broker = Broker(
+        {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
+            },
+        }
+    )
     await broker.start()
     return broker
 
@@ -130,7 +137,9 @@ async def _demo(args: argparse.Namespace, workdir: Path) -> int:
         daemon, closers = build_daemon(config, config_path=config_path)
         view = LiveView(daemon, emulator.url, mqtt_url)
         daemon.hooks.append(view.on_tick)
-        print(f"edgectl demo: cabinet {emulator.url}  broker {mqtt_url}  logs {workdir}", flush=True)
+        print(
+            f"edgectl demo: cabinet {emulator.url}  broker {mqtt_url}  logs {workdir}", flush=True
+        )
         try:
             async with asyncio.TaskGroup() as tg:
                 run_task = tg.create_task(daemon.run(), name="edgectl[daemon]")
@@ -187,7 +196,9 @@ class LiveView:
         for ev in out.events:
             if ev.code in (81, 82, 43, 45):
                 continue  # detector edges and calls would flood the list
-            self.events.appendleft(f"{ev.t:8.1f}  {ev.code:3d} {EVENT_NAMES.get(ev.code, '?'):<24} {ev.param}")
+            self.events.appendleft(
+                f"{ev.t:8.1f}  {ev.code:3d} {EVENT_NAMES.get(ev.code, '?'):<24} {ev.param}"
+            )
 
     def render(self) -> Any:
         from rich.console import Group
@@ -227,13 +238,18 @@ class LiveView:
             queues.append(f"φ{pid}:{acc.queue} ")
         chans = Text("channels ")
         for ch, st in out.channels:
-            style = {ChannelState.G: "green", ChannelState.Y: "yellow", ChannelState.W: "green"}.get(
-                st, "red"
-            )
+            style = {
+                ChannelState.G: "green",
+                ChannelState.Y: "yellow",
+                ChannelState.W: "green",
+            }.get(st, "red")
             chans.append(f"{ch}:{st.name} ", style=style)
         links = Text("links ")
         for d in self.daemon.devices:
-            links.append(f"{d.name}={d.health.value} ", style="green" if d.health.value == "online" else "red")
+            links.append(
+                f"{d.name}={d.health.value} ",
+                style="green" if d.health.value == "online" else "red",
+            )
         sync = self.daemon.sync
         links.append(f"mqtt={'up' if sync is not None and sync.connected else 'down'}")
         events = Text("\n".join(self.events) or "-")
@@ -257,8 +273,6 @@ class LiveView:
             out = self.last
             if out is not None and out.t - last_print >= 5.0:
                 last_print = out.t
-                rings = " ".join(
-                    f"r{r.ring}:{r.phase}/{r.interval.value}" for r in out.rings
-                )
+                rings = " ".join(f"r{r.ring}:{r.phase}/{r.interval.value}" for r in out.rings)
                 print(f"t={out.t:6.1f} {out.state.value:<13} {rings}", flush=True)
             await asyncio.sleep(0.25)

@@ -48,6 +48,7 @@ class Junction:
     status: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
     last_seen: datetime | None = None
+    seen_by_receipt: bool = False
 
     def row(self, now: datetime) -> tuple[str, ...]:
         online = self.status.get("online")
@@ -73,9 +74,20 @@ def _rings(value: object) -> str:
     parts = []
     for ring in value:
         if isinstance(ring, Mapping):
-            parts.append(f"R{ring.get('ring', '?')}:{ring.get('phase', '-')} "
+            phase = ring.get("phase")
+            parts.append(f"R{ring.get('ring', '?')}:{'-' if phase is None else phase} "
                          f"{ring.get('interval', '')}".strip())
     return " ".join(parts)
+
+
+def _parse_ts(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo is not None else None
 
 
 class Fleet:
@@ -102,7 +114,15 @@ class Fleet:
             j.status = body
         else:
             j.state = body
-        j.last_seen = now
+        # last seen = when the junction said it (its ts), not when a retained copy arrived;
+        # a message without ts (the will) counts only when nothing better is known
+        seen = _parse_ts(body.get("ts"))
+        if seen is not None:
+            j.last_seen = seen if j.last_seen is None or j.seen_by_receipt else max(j.last_seen,
+                                                                                     seen)
+            j.seen_by_receipt = False
+        elif j.last_seen is None:
+            j.last_seen, j.seen_by_receipt = now, True
 
     def rows(self, now: datetime) -> list[tuple[str, ...]]:
         return [self.junctions[k].row(now) for k in sorted(self.junctions)]

@@ -239,9 +239,7 @@ def _errors(exc: ValidationError) -> list[Any]:
     """The errors of ``exc`` minus pydantic's echo of a bad list item as a too-short list."""
     errors = exc.errors(include_url=False)
     nested = {tuple(e["loc"])[:i] for e in errors for i in range(1, len(e["loc"]))}
-    return [
-        e for e in errors if not (e.get("type") == "too_short" and tuple(e["loc"]) in nested)
-    ]
+    return [e for e in errors if not (e.get("type") == "too_short" and tuple(e["loc"]) in nested)]
 
 
 def _render_errors(exc: ValidationError, sources: Mapping[str, str]) -> list[Problem]:

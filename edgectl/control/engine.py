@@ -59,6 +59,8 @@ __all__ = ["Engine", "PhaseTimes", "mode_code"]
 
 _MIN_YELLOW = 30  # ticks: SPEC §4, never below 3.0 s
 
+_OVERLAP_STATES = (ChannelState.R, ChannelState.R, ChannelState.Y, ChannelState.G)
+
 _MODE_CODES = {m: i for i, m in enumerate(Mode, start=1)}
 
 
@@ -197,6 +199,16 @@ class Engine:
         self._channels = tuple(sorted(config.channels, key=lambda c: c.id))
         self._overlaps: dict[int, list[int]] = {  # overlap channel → [state, since, Y, RC]
             c.id: [0, 0, 0, 0] for c in self._channels if c.source is ChannelSource.OVERLAP
+        }
+        self._overlap_conflicts: dict[int, frozenset[int]] = {
+            c.id: frozenset(
+                q
+                for q in self._ring_phases
+                if q not in c.overlap_parents
+                and any(self.phases_conflict(q, parent) for parent in c.overlap_parents)
+            )
+            for c in self._channels
+            if c.source is ChannelSource.OVERLAP
         }
         self._flash_frame = tuple(
             (c.id, self._flash_state(c.source, c.phase)) for c in self._channels
@@ -717,6 +729,7 @@ class Engine:
                 and self._state is OperatingState.NORMAL
                 and self._group_of[nxt] == self._group
                 and nxt not in self._omit
+                and not self._blocked(nxt)
             ):
                 self._start_green(ring, nxt, tick)
             else:
@@ -885,6 +898,7 @@ class Engine:
                 and self._ring_of.get(want) is ring
                 and self._group_of[want] == self._group
                 and self._demand(want, req)
+                and not self._blocked(want)
             ):
                 cand = want
             else:
@@ -892,7 +906,9 @@ class Engine:
                     (
                         q
                         for q in ring.group_phases[self._group]
-                        if self._seq_idx[q] > ring.served_idx and self._demand(q, req)
+                        if self._seq_idx[q] > ring.served_idx
+                        and self._demand(q, req)
+                        and not self._blocked(q)
                     ),
                     None,
                 )
@@ -935,7 +951,7 @@ class Engine:
                 cand = want
             else:
                 cand = next((q for q in phases if self._demand(q, req)), None)
-            if cand is not None:
+            if cand is not None and not self._blocked(cand):
                 self._start_green(ring, cand, tick)
                 started.append(ring)
         if started:
@@ -949,7 +965,7 @@ class Engine:
                         ),
                         None,
                     )
-                    if de is not None:
+                    if de is not None and not self._blocked(de):
                         self._start_green(ring, de, tick)
 
     # --- preemption and commanded-flash clearance ----------------------------------------------
@@ -989,7 +1005,7 @@ class Engine:
                 ring.served_idx = -1
         for p in dwell:
             ring = self._ring_of[p]
-            if ring.interval is Interval.RED:
+            if ring.interval is Interval.RED and not self._blocked(p):
                 self._start_green(ring, p, tick)
         if not self._dwell_reported:
             self._dwell_reported = True
@@ -1014,22 +1030,43 @@ class Engine:
         return ChannelState.R, ChannelState.DW
 
     def _overlap_state(self, ch_id: int, parents: Iterable[int], tick: int) -> ChannelState:
+        """Overlap channel: G with a green parent, then the clearance of the parent that ends.
+
+        It turns green only when none of the phases it conflicts with is green, yellow or in
+        red clearance; and while it is not idle red, those phases may not start
+        (:meth:`_blocked`). Its yellow and red clearance are those of the terminating parent.
+        """
         ov = self._overlaps[ch_id]
-        states = [self._phase_state(p)[0] for p in parents]
-        st, since = ov[0], ov[1]
-        if st == 0:  # red
-            if ChannelState.G in states:
-                ov[0], ov[1] = 3, tick
-        elif st == 3 and ChannelState.G not in states:  # green → yellow
-            ys = [self._times[p].yellow for p in parents if p in self._times]
-            rs = [self._times[p].red_clear for p in parents if p in self._times]
-            ov[0], ov[1], ov[2], ov[3] = 2, tick, max(ys, default=40), max(rs, default=20)
+        parent_states = [(p, self._phase_state(p)[0]) for p in parents]
+        any_green = any(st is ChannelState.G for _, st in parent_states)
+        if ov[0] == 3 and not any_green:  # green → yellow, timed by the terminating parent
+            ending = [p for p, st in parent_states if st is ChannelState.Y]
+            y = max((self._times[p].yellow for p in ending), default=_MIN_YELLOW)
+            rc = max((self._times[p].red_clear for p in ending), default=20)
+            ov[0], ov[1], ov[2], ov[3] = 2, tick, y, rc
         if ov[0] == 2 and tick - ov[1] >= ov[2]:
             ov[0], ov[1] = 1, tick
         if ov[0] == 1 and tick - ov[1] >= ov[3]:
             ov[0] = 0
-        _ = since
-        return {0: ChannelState.R, 1: ChannelState.R, 2: ChannelState.Y, 3: ChannelState.G}[ov[0]]
+        if ov[0] == 0 and any_green and not self._overlap_conflict_active(ch_id):
+            ov[0], ov[1] = 3, tick
+        return _OVERLAP_STATES[ov[0]]
+
+    def _overlap_conflict_active(self, ch_id: int) -> bool:
+        for q in self._overlap_conflicts[ch_id]:
+            ring = self._ring_of.get(q)
+            if ring is not None and ring.phase == q and ring.interval is not Interval.RED:
+                return True
+        return False
+
+    def _blocked(self, p: int) -> bool:
+        """May ``p`` not start because a conflicting overlap is not yet clear?"""
+        if not self._overlaps:
+            return False
+        return any(
+            ov[0] != 0 and p in self._overlap_conflicts[ch]
+            for ch, ov in self._overlaps.items()
+        )
 
     def _build_frame(self, tick: int) -> tuple[tuple[int, ChannelState], ...]:
         state = self._state

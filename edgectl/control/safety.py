@@ -214,6 +214,7 @@ class _Track:
     since: float
     red_clear_from: float | None = None  # time of the last Y→R
     red_clear_needed: float = 0.0
+    need: float | None = None  # minimum of the running Y / FDW under the plan when it began
 
 
 class ConflictMonitor:
@@ -277,7 +278,7 @@ class ConflictMonitor:
             new = frame.get(ch, ChannelState.OFF)
             track = self._tracks.get(ch)
             if track is None:
-                self._tracks[ch] = _Track(new, t)
+                self._tracks[ch] = _Track(new, t, need=self._need(ch, new, plan))
                 continue
             if baseline or new == track.state:
                 continue
@@ -289,7 +290,20 @@ class ConflictMonitor:
                 track.red_clear_from = None
             track.state = new
             track.since = t
+            track.need = self._need(ch, new, plan)
         return found
+
+    def _need(self, ch: int, state: ChannelState, plan: Plan) -> float | None:
+        if state == ChannelState.Y:
+            return self._min_yellow(ch, plan)
+        if state == ChannelState.FDW:
+            return self._ped_clear(ch, plan)
+        return None
+
+    @staticmethod
+    def _smaller(now: float, then: float | None) -> float:
+        # a plan change while the interval runs: the interval owes the smaller minimum
+        return now if then is None else min(now, then)
 
     def _transition(
         self,
@@ -314,7 +328,7 @@ class ConflictMonitor:
             if new == ChannelState.G:
                 out.append(Violation(t, "yellow_to_green", (ch,), "Y→G"))
             elif new == ChannelState.R:
-                need = self._min_yellow(ch, plan)
+                need = self._smaller(self._min_yellow(ch, plan), track.need)
                 if lasted < need - _EPS:
                     out.append(
                         Violation(t, "short_yellow", (ch,), f"yellow {lasted:.2f} s < {need:.2f} s")
@@ -322,7 +336,7 @@ class ConflictMonitor:
         if old == ChannelState.W and new != ChannelState.FDW:
             out.append(Violation(t, "walk_not_to_ped_clear", (ch,), f"W→{new.name}"))
         if old == ChannelState.FDW and new == ChannelState.DW:
-            need = self._ped_clear(ch, plan)
+            need = self._smaller(self._ped_clear(ch, plan), track.need)
             if lasted < need - _EPS:
                 out.append(
                     Violation(

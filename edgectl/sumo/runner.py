@@ -116,9 +116,7 @@ class SumoProgram:
             if self.kind == "static":
                 phases.append(ls.trafficlight.Phase(st.green_s, green))
             else:
-                phases.append(
-                    ls.trafficlight.Phase(st.green_s, green, st.min_green, st.max_green)
-                )
+                phases.append(ls.trafficlight.Phase(st.green_s, green, st.min_green, st.max_green))
             if ending:  # transitions: fixed duration (min = max = duration) in every type
                 y, rc = st.yellow, st.red_clear
                 phases.append(ls.trafficlight.Phase(y, m.state_for(keep, ending), y, y))
@@ -141,7 +139,7 @@ class SumoProgram:
 class EdgectlJunction:
     """The daemon's own :class:`~edgectl.control.controller.Controller` on one junction."""
 
-    def __init__(self, model: JunctionModel, mode: Mode, *, neighbours: NeighbourBus) -> None:
+    def __init__(self, model: JunctionModel, mode: Mode) -> None:
         from edgectl.control.controller import Controller
         from edgectl.control.strategies import adaptive, maxpressure  # register themselves
 
@@ -149,11 +147,13 @@ class EdgectlJunction:
         self.model = model
         self.config = model.to_config(mode)
         self.controller = Controller(self.config)
-        self.neighbours = neighbours
-        self.now = 0.0
         self.state = "r" * model.n_links
         self.ticks = 0
-        self.green_ticks = 0
+
+    @property
+    def strategy(self) -> object:
+        """The controller's current strategy object (for neighbour messages)."""
+        return getattr(self.controller, "strategy", None) or self.controller._strategy
 
     def start(self, ls: ModuleType) -> None:
         self._tick(ls, 0.0, frozenset())
@@ -185,21 +185,78 @@ class EdgectlJunction:
         ls.trafficlight.setRedYellowGreenState(self.model.tls_id, self.state)
 
     def summary(self) -> dict[str, Any]:
-        return {"controller": f"edgectl:{self.config.control.mode.value}",
-                "stages": len(self.model.stages), "ticks": self.ticks}
+        return {
+            "controller": f"edgectl:{self.config.control.mode.value}",
+            "stages": len(self.model.stages),
+            "ticks": self.ticks,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NeighbourLink:
+    """Upstream junction ``up`` discharges into downstream ``down``'s approach."""
+
+    up: str
+    down: str
+    loops: tuple[str, ...]  # up's stop-bar loops on lanes with a movement towards ``down``
+    phase: int  # the phase of ``down`` that serves most lanes of that approach
+    travel_s: float  # stop bar of ``up`` → stop bar of ``down`` at the speed limit
 
 
 class NeighbourBus:
-    """Direct calls between junction controllers (the bench's stand-in for MQTT)."""
+    """Projected arrivals between neighbouring junctions, as direct calls.
 
-    def __init__(self) -> None:
-        self.outflows: dict[str, Any] = {}
+    Each step, every vehicle leaving an upstream stop bar towards a downstream junction
+    becomes a projected arrival (departure + link travel time) on the downstream phase; the
+    downstream strategy gets them through ``expect(phase, times)`` when it has that method
+    (``adaptive``). The daemon would carry the same projections as MQTT messages.
+    """
 
-    def publish(self, tls_id: str, message: Any) -> None:
-        self.outflows[tls_id] = message
+    def __init__(self, links: Sequence[NeighbourLink], controls: dict[str, JunctionControl]):
+        self.links = tuple(links)
+        self.controls = controls
+        self.pending: dict[tuple[str, int], list[float]] = {}
 
-    def latest(self, tls_id: str) -> Any:
-        return self.outflows.get(tls_id)
+    @classmethod
+    def build(
+        cls, ls: ModuleType, models: dict[str, JunctionModel], controls: dict[str, JunctionControl]
+    ) -> NeighbourBus:
+        links = []
+        for down_id, down in models.items():
+            for up_id, lanes in down.neighbours_up.items():
+                up = models.get(up_id)
+                if up is None or not lanes:
+                    continue
+                edge = ls.lane.getEdgeID(lanes[0])
+                feeding = {g.in_lane for g in up.groups if ls.lane.getEdgeID(g.out_lane) == edge}
+                loops = tuple(lp.id for lp in up.loops if not lp.advance and lp.lane in feeding)
+                votes: dict[int, int] = {}
+                for lane in lanes:
+                    for st in down.lane_stages(lane):
+                        votes[st] = votes.get(st, 0) + 1
+                if not loops or not votes:
+                    continue
+                phase = max(sorted(votes), key=lambda k: votes[k])
+                length = ls.lane.getLength(lanes[0])
+                speed = max(1.0, ls.lane.getMaxSpeed(lanes[0]))
+                travel = length / speed + 2.0  # plus crossing the upstream junction
+                links.append(NeighbourLink(up_id, down_id, loops, phase, travel))
+        return cls(links, controls)
+
+    def after_step(self, now: float, data: dict[str, Any]) -> None:
+        for link in self.links:
+            times = self.pending.setdefault((link.down, link.phase), [])
+            for loop in link.loops:
+                for _vid, _len, _entry, leave, _type in data.get(loop, ()):
+                    if leave >= 0:
+                        times.append(leave + link.travel_s)
+        for (down, phase), times in self.pending.items():
+            times[:] = [a for a in times if a >= now]
+            control = self.controls.get(down)
+            strategy = control.strategy if isinstance(control, EdgectlJunction) else None
+            expect = getattr(strategy, "expect", None)
+            if expect is not None:
+                expect(phase, tuple(times))
 
 
 # ------------------------------------------------------------------ scenario and options
@@ -237,11 +294,10 @@ def sumo_command(cfg: Path, seed: int | None, sumo_args: Sequence[str]) -> list[
 def build_controllers(
     models: dict[str, JunctionModel], controller: str
 ) -> dict[str, JunctionControl]:
-    bus = NeighbourBus()
     out: dict[str, JunctionControl] = {}
     for tls_id, model in models.items():
         if controller in EDGECTL_CONTROLLERS:
-            out[tls_id] = EdgectlJunction(model, EDGECTL_CONTROLLERS[controller], neighbours=bus)
+            out[tls_id] = EdgectlJunction(model, EDGECTL_CONTROLLERS[controller])
         elif controller in SUMO_CONTROLLERS:
             out[tls_id] = SumoProgram(model, controller.split(":", 1)[1])
         else:
@@ -327,8 +383,12 @@ def run_bench(
     *,
     seed: int | None = None,
     sumo_args: Sequence[str] = (),
+    coordinate: bool = False,
 ) -> BenchResult:
-    """Run ``controller`` on the scenario until the network is empty (or SUMO's end)."""
+    """Run ``controller`` on the scenario until the network is empty (or SUMO's end).
+
+    ``coordinate``: pass projected arrivals between neighbouring junctions (``adaptive``).
+    """
     if controller not in CONTROLLERS:
         raise BenchError(f"unknown controller {controller!r}; one of {', '.join(CONTROLLERS)}")
     cfg = cfg.resolve()
@@ -357,6 +417,7 @@ def run_bench(
             ls.lane.getEdgeID(g.in_lane): tls for tls, m in models.items() for g in m.groups
         }
         metrics = _Metrics(ls, approaches)
+        bus = NeighbourBus.build(ls, models, controls) if coordinate else None
         for c in controls.values():
             c.start(ls)
         end = ls.simulation.getEndTime()
@@ -378,6 +439,8 @@ def run_bench(
 
             for c in controls.values():
                 c.advance(ls, t, t1, presence)
+            if bus is not None:
+                bus.after_step(t1, data)
             t = t1
         arrivals = int(_tripinfo(ls, "count")) if not math.isnan(_tripinfo(ls, "count")) else 0
         result_vals = {

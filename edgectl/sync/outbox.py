@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -242,7 +242,7 @@ class Outbox:
                 seq = self._counter(f"seq:{stream}") + 1
                 payload: dict[str, object] = {"seq": seq, "ts": iso_ms(now), **body}
                 payload["seq"] = seq
-                text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+                text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str)
                 cur = self._db.execute(
                     "INSERT INTO outbox(stream, seq, created, payload) VALUES (?, ?, ?, ?)",
                     (stream, seq, created, text),
@@ -281,6 +281,14 @@ class Outbox:
         """The broker acknowledged the row: forget it."""
         try:
             self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+        except sqlite3.Error as exc:
+            raise self._failed("write", exc) from exc
+
+    def ack_many(self, row_ids: Sequence[int]) -> None:
+        """Forget several acknowledged rows in one transaction."""
+        try:
+            with self._tx():
+                self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in row_ids])
         except sqlite3.Error as exc:
             raise self._failed("write", exc) from exc
 

@@ -240,6 +240,7 @@ class SyncService:
         self._link: Link | None = None
         self._connected_at: datetime | None = None
         self._seq: Counter[str] = Counter()  # status/state/response seq (per process)
+        self._unused_bdseq: int | None = None
 
     # ------------------------------------------------------------------ the daemon's API
 
@@ -249,6 +250,8 @@ class SyncService:
 
     @property
     def metrics(self) -> SyncMetrics:
+        """A snapshot of the counters (``outbox_depth`` costs one COUNT(*): read it at scrape
+        time, not every tick)."""
         m = self._metrics
         m.connected = self.connected
         if not self._closed:
@@ -362,9 +365,13 @@ class SyncService:
                 raise
             wrote = True
         while self._telemetry:
-            self._outbox.append("telemetry", self._telemetry[0], now=now)
+            try:
+                self._outbox.append("telemetry", self._telemetry[0], now=now)
+            except (TypeError, ValueError) as exc:  # not JSON-serialisable: a bug upstream
+                self._log.error("telemetry_not_serialisable", error=str(exc))
+            else:
+                wrote = True
             self._telemetry.pop(0)
-            wrote = True
         dropped = self._outbox.enforce_bounds(now=now)
         if dropped:
             self._metrics.dropped += dropped
@@ -403,7 +410,10 @@ class SyncService:
             await _wait_event(self._stop, backoff.next())
 
     async def _session(self, config: LinkConfig, backoff: Backoff) -> None:
-        bdseq = self._outbox.bump("bdseq")
+        # a bdseq is used up once a connection with its will was accepted; a failed attempt
+        # leaves it for the next one
+        bdseq = self._unused_bdseq or self._outbox.bump("bdseq")
+        self._unused_bdseq = bdseq
         self._metrics.bdseq = bdseq
         will = aiomqtt.Will(
             topic=self.topics.status,
@@ -412,6 +422,7 @@ class SyncService:
             retain=True,
         )
         async with open_link(config, will=will, on_disconnect_error=self._disconnect_error) as link:
+            self._unused_bdseq = None
             backoff.reset()
             self._connected_at = self._clock()
             self._metrics.connects += 1
@@ -496,15 +507,20 @@ class SyncService:
                 if row.created < connected_at:
                     payload["historical"] = True
                 sent.append((row, link.send(topic, _dumps(payload), qos=1), topic))
-            for row, fut, topic in sent:
-                try:
-                    await link.acked(fut, topic)
-                except PublishRefused as exc:
-                    self._refused(row.stream, exc)
-                else:
-                    self._outbox.ack(row.id)
-                    self._metrics.published[row.stream] += 1
-                cursor = row.id
+            acked: list[int] = []
+            try:
+                for row, fut, topic in sent:
+                    try:
+                        await link.acked(fut, topic)
+                    except PublishRefused as exc:
+                        self._refused(row.stream, exc)
+                    else:
+                        acked.append(row.id)
+                        self._metrics.published[row.stream] += 1
+                    cursor = row.id
+            finally:
+                if acked:  # PUBACKed rows are forgotten even when the link drops mid-batch
+                    self._outbox.ack_many(acked)
 
     # --- state ---
 

@@ -120,7 +120,9 @@ class ManagedProcess:
         if self.proc is not None and self.proc.poll() is not None:
             LIVE.discard(self.proc.pid)
             if self._pump is not None:
-                self._pump.join(2)
+                self._pump.join(5)
+            if self.proc.stdout is not None and not self.proc.stdout.closed:
+                self.proc.stdout.close()
             if self._log is not None and not self._log.closed:
                 self._log.close()
 
@@ -152,9 +154,19 @@ class Emulator:
 
     def start(self) -> Emulator:
         argv = [
-            sys.executable, "-m", "firmware_sim", "--listen", self.listen,
-            "--profile", self.profile, "--seed", str(self.seed),
-            "--record", str(self.record_path), "--summary", str(self.summary_path),
+            sys.executable,
+            "-m",
+            "firmware_sim",
+            "--listen",
+            self.listen,
+            "--profile",
+            self.profile,
+            "--seed",
+            str(self.seed),
+            "--record",
+            str(self.record_path),
+            "--summary",
+            str(self.summary_path),
         ]
         for spec in self.faults:
             argv += ["--fault", spec]
@@ -207,8 +219,18 @@ class DaemonProcess:
     def start(self) -> DaemonProcess:
         self.state_dir.mkdir(exist_ok=True)
         argv = [
-            sys.executable, "-m", "edgectl", "run", "--config", str(self.config),
-            "--field", self.field_url, "--state-dir", str(self.state_dir), "--metrics", "",
+            sys.executable,
+            "-m",
+            "edgectl",
+            "run",
+            "--config",
+            str(self.config),
+            "--field",
+            self.field_url,
+            "--state-dir",
+            str(self.state_dir),
+            "--metrics",
+            "",
             "--log-json",
         ]
         if self.broker:
@@ -228,7 +250,9 @@ class DaemonProcess:
                 events.append(json.loads(text))
         return events
 
-    def wait_log(self, predicate: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
+    def wait_log(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float
+    ) -> dict[str, Any]:
         """Wait for a log event matching ``predicate``; raise on timeout or exit."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

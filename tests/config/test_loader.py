@@ -230,7 +230,13 @@ def assert_outcome(config: DaemonConfig | None, problems: list[Problem]) -> None
         assert p.message
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(st.text(max_size=400))
 def test_random_text_never_crashes(text: str) -> None:
     assert_outcome(*check_config_text(text, environ=NO_ENV))
@@ -260,7 +266,13 @@ documents = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(st.dictionaries(toml_keys, documents, max_size=8))
 def test_random_dicts_never_crash(document: dict[str, Any]) -> None:
     assert_outcome(*validate_document(document))
@@ -283,7 +295,13 @@ def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 EIGHT_PATHS = _paths(EIGHT)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     st.lists(
         st.tuples(st.sampled_from(EIGHT_PATHS), st.one_of(scalars, documents)),

@@ -16,10 +16,11 @@ from edgectl.control.types import (
     Directive,
     Event,
     Inputs,
+    OperatingState,
     Outputs,
     Requests,
 )
-from edgectl.testing.checker import SafetyChecker
+from edgectl.testing.checker import Finding, SafetyChecker
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 _DOCS: dict[str, dict[str, Any]] = {}
@@ -67,7 +68,7 @@ class Driver:
         self.outputs: list[Outputs] = []
         self.events: list[Event] = []
         self.checker = SafetyChecker(config, max_modes=max_modes) if check else None
-        self.findings: list[object] = []
+        self.findings: list[Finding] = []
         self.vehicle_channel = {
             c.phase: c.id for c in config.channels if c.source.value == "vehicle"
         }
@@ -104,6 +105,9 @@ class Driver:
         self.events.extend(out.events)
         if self.checker is not None:
             self.findings.extend(self.checker.feed(out, self.controller.last_requests))
+
+    def state(self) -> OperatingState:
+        return self.outputs[-1].state
 
     def run(self, seconds: float, **kw: Any) -> Outputs:
         return self.step(round(seconds * 10), **kw)

@@ -105,7 +105,7 @@ def test_counters_actuations_and_occupancy() -> None:
     assert bank.actuations(1) == 3
     assert bank.occupied_ticks(1, f.tick) == 12
     f.run(0.5, on=True)
-    assert bank.occupied_ticks(1, f.tick - 1) == 17  # includes the current tick  # live count includes the current presence
+    assert bank.occupied_ticks(1, f.tick - 1) == 17  # live: counts this tick
 
 
 def test_max_presence_fault_and_restore() -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from .engine_driver import Driver, make_config, timing
 
 from edgectl.config.model import Mode
 from edgectl.control.engine import Engine
@@ -30,6 +29,8 @@ from edgectl.control.types import (
     SetMode,
     SetPlan,
 )
+
+from .engine_driver import Driver, make_config, timing
 
 S = ChannelState
 E = EventCode
@@ -60,15 +61,15 @@ def test_startup_flash_all_red_then_startup_phases(eight: Any) -> None:
     assert all(s is S.OFF for ch, s in out.channels if ch > 8)
     assert d.ev(E.UNIT_FLASH_STATUS_CHANGE, 1) == [0.0]
     d.run(4.9)
-    assert d.last.state is OperatingState.STARTUP_FLASH
+    assert d.state() is OperatingState.STARTUP_FLASH
     d.step()  # t = 5.0
-    assert d.last.state is OperatingState.ALL_RED
+    assert d.state() is OperatingState.ALL_RED
     assert all(s in (S.R, S.DW) for _, s in d.last.channels)
     assert d.ev(E.UNIT_FLASH_STATUS_CHANGE, 0) == [5.0]
     d.run(1.9)
-    assert d.last.state is OperatingState.ALL_RED
+    assert d.state() is OperatingState.ALL_RED
     d.step()  # t = 7.0
-    assert d.last.state is OperatingState.NORMAL
+    assert d.state() is OperatingState.NORMAL
     assert d.veh(2) is S.G and d.veh(6) is S.G
     assert {p for p in range(1, 9) if d.veh(p) is S.G} == {2, 6}
     assert d.green_starts(2) == [7.0] and d.green_starts(6) == [7.0]
@@ -310,10 +311,10 @@ def test_preempt_truncates_walk_never_clearances(eight: Any) -> None:
     assert d.ev(E.PHASE_BEGIN_YELLOW, 8) == [27.0]  # dual entry 8: preempt min green 4 s
     assert d.green_starts(2) == [7.0, 50.0]  # full yellow 4 + red clear 2
     assert d.ev(E.PREEMPT_BEGIN_DWELL) == [50.0]
-    assert d.last.state is OperatingState.PREEMPT
+    assert d.state() is OperatingState.PREEMPT
     d.step(directives=(Preempt(1, False),))
     assert d.ev(E.PREEMPT_CALL_OFF, 1) and d.ev(E.PREEMPT_EXIT)
-    assert d.last.state is OperatingState.NORMAL
+    assert d.state() is OperatingState.NORMAL
     d.run(5.0)
     assert d.veh(2) is S.G
     clean(d)
@@ -355,14 +356,14 @@ def test_commanded_flash_clears_then_flashes_and_exits(eight: Any) -> None:
     assert d.ev(E.PHASE_BEGIN_YELLOW, 2) == [17.0]
     assert d.interval_lengths(2, S.Y) == [4.0]
     assert d.ev(E.UNIT_FLASH_STATUS_CHANGE, 1) == [0.0, 23.0]
-    assert d.last.state is OperatingState.FLASH
+    assert d.state() is OperatingState.FLASH
     assert d.last.flash_reason is FlashReason.COMMAND
     assert d.last.mode is Mode.FLASH
     assert all(s is S.FR for ch, s in d.last.channels if ch <= 8)
     d.step(directives=(SetMode(Mode.ACTUATED),))  # t = 25.1
-    assert d.last.state is OperatingState.ALL_RED
+    assert d.state() is OperatingState.ALL_RED
     d.run(2.0)
-    assert d.last.state is OperatingState.NORMAL
+    assert d.state() is OperatingState.NORMAL
     assert d.green_starts(2) == [7.0, 27.1]
     assert d.ev(E.MODE_CHANGE)
     clean(d)
@@ -372,17 +373,17 @@ def test_fault_flash_is_immediate_and_exit_waits_for_recovery(eight: Any) -> Non
     d = Driver(eight)
     d.run(10.0)
     d.step(directives=(EnterFlash(FlashReason.FAULT, "stuck"),))
-    assert d.last.state is OperatingState.FLASH
+    assert d.state() is OperatingState.FLASH
     assert all(s is S.FR for ch, s in d.last.channels if ch <= 8)
     assert "flash:fault:stuck" in d.last.alarms
     d.step(directives=(ExitFlash(),))  # too early: latched until min_recovery_flash (5 s)
     d.run(3.0)
-    assert d.last.state is OperatingState.FLASH
+    assert d.state() is OperatingState.FLASH
     d.run(1.9)  # t = 15.0
-    assert d.last.state is OperatingState.ALL_RED
+    assert d.state() is OperatingState.ALL_RED
     assert not any(a.startswith("flash:") for a in d.last.alarms)
     d.run(2.0)
-    assert d.last.state is OperatingState.NORMAL and d.veh(2) is S.G
+    assert d.state() is OperatingState.NORMAL and d.veh(2) is S.G
     clean(d)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Any
 
 import pytest
 
@@ -25,6 +24,7 @@ from edgectl.control.types import (
     SetMode,
     SetPlan,
 )
+from edgectl.testing.checker import Finding
 
 from .engine_driver import Driver, make_config
 
@@ -34,7 +34,7 @@ MODES = (Mode.ACTUATED, Mode.FIXED, Mode.COORDINATED, Mode.MANUAL, Mode.FLASH)
 _DEMAND = re.compile(r"conflicting demand \[([0-9, ]*)\]")
 
 
-def real_findings(d: Driver) -> list[Any]:
+def real_findings(d: Driver) -> list[Finding]:
     """The checker's findings, minus one documented disagreement with NEMA sequencing.
 
     The checker lets a green wait at the barrier past max only when none of its waiting
@@ -46,12 +46,11 @@ def real_findings(d: Driver) -> list[Any]:
     config = d.config
     seq = {p: (r.id, r.sequence.index(p)) for r in config.rings for p in r.sequence}
     group = {p: i for i, b in enumerate(config.barriers) for p in b.phases}
-    out: list[Any] = []
+    out: list[Finding] = []
     for f in d.findings:
-        kind = getattr(f, "kind", "")
-        phases = getattr(f, "phases", ())
-        m = _DEMAND.search(getattr(f, "detail", ""))
-        if kind == "max_green_exceeded" and m and len(phases) == 1:
+        phases = f.phases
+        m = _DEMAND.search(f.detail)
+        if f.kind == "max_green_exceeded" and m and len(phases) == 1:
             p = phases[0]
             demand = [int(x) for x in m.group(1).split(",") if x.strip()]
             same = [q for q in demand if seq[q][0] == seq[p][0] and group[q] == group[p]]
@@ -105,7 +104,9 @@ def soak(name: str, seed: int, seconds: float, *, chaos: bool = True) -> Driver:
     return d
 
 
-@pytest.mark.parametrize(("name", "seed"), [("eight_phase", 1), ("eight_phase", 2), ("two_phase", 3)])
+@pytest.mark.parametrize(
+    ("name", "seed"), [("eight_phase", 1), ("eight_phase", 2), ("two_phase", 3)]
+)
 def test_soak_is_safe(name: str, seed: int) -> None:
     d = soak(name, seed, 1800.0)
     findings = real_findings(d)

@@ -578,3 +578,11 @@ def test_coordination_zero_cycle_is_free_only_without_splits(two: Config) -> Non
     assert [p.path for p in problems] == ["coordination.cycle"]
     data["coordination"] = {"cycle": 0.0}
     assert errors(validate_plan(Plan.model_validate(data), two)) == []
+
+
+def test_monitor_plan_change_during_yellow_owes_the_smaller_minimum(two: Config) -> None:
+    d = Driver(two)
+    clean_cycle(d)
+    d.hold(4.0, c1=S.Y)  # plan 1: yellow 4 s
+    longer = plan_with(two.plan(1), 2, yellow=5.0)
+    assert d.monitor.check(d.t, {**d.frame, 1: S.R}, longer) == []

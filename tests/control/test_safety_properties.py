@@ -24,8 +24,8 @@ controller never raises.
 
 The test is parametrised over every mode registered in ``edgectl.control.strategies``
 (strategy modules are imported first, so ``maxpressure``/``adaptive`` are covered as soon as
-they register). Budget: the default suite runs ``PROPERTY_EXAMPLES`` (default 16) examples per
-mode (about 250 000 ticks, 20–30 s here). ``pytest -m long -s tests/control/...`` runs at least
+they register). Budget: the default suite runs ``PROPERTY_EXAMPLES`` (default 12) examples per
+mode (about 200 000 ticks, 15–40 s here). ``pytest -m long -s tests/control/...`` runs at least
 ``LONG_TOTAL_TICKS`` (default 10⁷) ticks in total and prints ticks and wall time; ``LONG_SEED``
 explores other scenarios. ``PROPERTY_OVERLAPS=0`` stops generating overlap channels (to look
 past an open overlap bug).
@@ -84,7 +84,7 @@ NEEDS_CYCLE = frozenset({Mode.FIXED, Mode.COORDINATED})
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 EXAMPLE_DOCS = [tomllib.loads(p.read_text()) for p in sorted(EXAMPLES_DIR.glob("*.toml"))]
 
-DEFAULT_EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "16"))
+DEFAULT_EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "12"))
 LONG_TOTAL_TICKS = int(os.environ.get("LONG_TOTAL_TICKS", str(10**7)))
 OVERLAPS = os.environ.get("PROPERTY_OVERLAPS", "1") != "0"
 LONG_SEED = os.environ.get("LONG_SEED", "0")  # vary to explore new scenarios

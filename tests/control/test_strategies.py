@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any
 
@@ -79,7 +80,7 @@ def test_fixed_greens_start_at_split_points(eight: Any) -> None:
         assert len(starts) == 4, (phase, starts)
         assert all(round(t % 100.0, 1) == start for t in starts), (phase, starts)
     twos = [t for t in d.green_starts(2) if t >= 100.0]
-    assert [b - a for a, b in zip(twos, twos[1:], strict=False)] == [100.0] * 3  # cycle
+    assert [b - a for a, b in itertools.pairwise(twos)] == [100.0] * 3  # cycle
     # no actuation effect: every termination is a force-off, ped walks every cycle
     assert not d.ev(E.PHASE_GAP_OUT) and not d.ev(E.PHASE_MAX_OUT)
     assert len([t for t in d.ev(E.PED_BEGIN_WALK, 4) if t >= 100.0]) == 4

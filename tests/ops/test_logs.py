@@ -25,7 +25,7 @@ def _restore_logging() -> Iterator[None]:
             root.removeHandler(h)
     root.setLevel(level)
     for name in ("edgectl", "edgectl.field", "edgectl.sync", "pymodbus", "aiomqtt", "amqtt",
-                 "asyncio", "transitions"):
+                 "asyncio"):
         logging.getLogger(name).setLevel(logging.NOTSET)
     logging.captureWarnings(False)
     structlog.reset_defaults()

@@ -105,3 +105,32 @@ def test_latch_survives_power_cycle_until_reset() -> None:
     changes = [(c, s) for _, c, s in d.cab.changes]
     assert (1, S.G) in changes
     assert (1, S.FR) in changes
+
+
+def test_heartbeat_stopping_in_controller_flash_is_a_clean_hand_over() -> None:
+    d = Drive()
+    d.hold(ALL_RED, 0.5)
+    d.hold({**ALL_RED, 1: S.G}, 5.0)
+    d.hold({**ALL_RED, 1: S.Y}, 4.0)
+    d.hold(ALL_RED, 2.0)
+    d.hold({1: S.FR, 2: S.FR, 3: S.OFF, 4: S.OFF}, 1.0)  # the controller's own flash
+    for _ in range(30):  # then its heartbeat stops (a clean stop)
+        d.t = round(d.t + 0.1, 6)
+        d.cab.step(d.t)
+    assert not d.cab.tripped
+    assert d.cab.faults == []
+    assert not d.cab.in_control
+    assert d.cab.shown == {1: S.FR, 2: S.FR, 3: S.FR, 4: S.FR}
+    d.hold(ALL_RED, 0.5)  # a restarted controller takes over as at power-up
+    assert d.cab.in_control
+
+
+def test_heartbeat_stopping_while_green_still_trips() -> None:
+    d = Drive()
+    d.hold(ALL_RED, 0.5)
+    d.hold({**ALL_RED, 1: S.G}, 2.0)
+    for _ in range(15):
+        d.t = round(d.t + 0.1, 6)
+        d.cab.step(d.t)
+    assert d.cab.latched is not None
+    assert d.cab.latched.kind == MmuFaultKind.WATCHDOG

@@ -15,8 +15,15 @@ pytestmark = [pytest.mark.sumo, needs_sumo]
 
 @pytest.mark.parametrize(
     "controller",
-    ["edgectl:fixed", "edgectl:actuated", "edgectl:maxpressure", "edgectl:adaptive",
-     "sumo:static", "sumo:actuated", "sumo:delay_based"],
+    [
+        "edgectl:fixed",
+        "edgectl:actuated",
+        "edgectl:maxpressure",
+        "edgectl:adaptive",
+        "sumo:static",
+        "sumo:actuated",
+        "sumo:delay_based",
+    ],
 )
 def test_short_run_has_no_teleport(scenarios: dict[str, Path], controller: str) -> None:
     from edgectl.sumo import run_bench
@@ -42,15 +49,38 @@ def test_runs_until_the_network_is_empty(scenarios: dict[str, Path]) -> None:
 def test_cli_passes_sumo_args_and_writes_json(scenarios: dict[str, Path], tmp_path: Path) -> None:
     trips = tmp_path / "trips.xml"
     out = tmp_path / "result.json"
-    rc = main([
-        "bench", "sumo", str(scenarios["isolated_light"]), "--controller", "edgectl:actuated",
-        "--seed", "2", "--json", str(out), "--", "--tripinfo-output", str(trips), "--end", "240",
-    ])
+    rc = main(
+        [
+            "bench",
+            "sumo",
+            str(scenarios["isolated_light"]),
+            "--controller",
+            "edgectl:actuated",
+            "--seed",
+            "2",
+            "--json",
+            str(out),
+            "--",
+            "--tripinfo-output",
+            str(trips),
+            "--end",
+            "240",
+        ]
+    )
     assert rc == 0
     doc = json.loads(out.read_text())
     assert doc["controller"] == "edgectl:actuated" and doc["valid"] is True
-    for key in ("time_loss_s", "waiting_s", "duration_s", "depart_delay_s", "arrived",
-                "teleports", "wall_s", "worst_approach_delay_s", "stops"):
+    for key in (
+        "time_loss_s",
+        "waiting_s",
+        "duration_s",
+        "depart_delay_s",
+        "arrived",
+        "teleports",
+        "wall_s",
+        "worst_approach_delay_s",
+        "stops",
+    ):
         assert key in doc
     text = trips.read_text()
     assert text.count("<tripinfo ") == doc["arrived"]

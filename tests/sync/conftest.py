@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import time
@@ -24,7 +25,19 @@ from edgectl.testing.mosquitto import SKIP_REASON, MosquittoBroker, mosquitto_av
 IID = "hz-0001"
 PREFIX = "citybrain"
 
-pytestmark = pytest.mark.mqtt
+BROKER_FIXTURES = {"broker", "persistent_broker", "tls_broker", "target"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start a real broker are marked ``mqtt`` (``-m "not mqtt"`` skips them)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here not in Path(str(item.path)).parents:
+            continue
+        function = getattr(item, "function", None)
+        source = inspect.getsource(function) if function is not None else ""
+        if BROKER_FIXTURES & set(getattr(item, "fixturenames", ())) or "Broker(" in source:
+            item.add_marker(pytest.mark.mqtt)
 
 
 @pytest.fixture(autouse=True)

@@ -99,3 +99,41 @@ async def test_cmd_exit_codes_and_watch(
     rc, _, err = await edgectl("cmd", "--broker", f"mqtt://127.0.0.1:{free_port()}",
                                "--intersection", IID, "--timeout", "2", "request_state")
     assert rc == 2, err
+
+
+def test_watch_table_from_retained_messages() -> None:
+    from datetime import UTC, datetime
+
+    from edgectl.commands.watch import Fleet, plain_table
+
+    now = datetime(2026, 11, 21, 6, 0, 10, tzinfo=UTC)
+    fleet = Fleet("citybrain")
+    fleet.update("citybrain/j2/status", b'{"online": false, "bdseq": 4}', now)
+    fleet.update("citybrain/j2/state", b'{"mode": "flash", "alarms": ["mmu"], '
+                 b'"rings": [{"ring": 1, "phase": null, "interval": "red"}], '
+                 b'"ts": "2026-11-21T06:00:00.000Z"}', now)
+    fleet.update("citybrain/j2/events", b"{}", now)  # ignored
+    fleet.update("other/j3/state", b"{}", now)  # other prefix: ignored
+    fleet.update("citybrain/j4/state", b"not json", now)  # ignored
+    table = plain_table(fleet.rows(now))
+    assert list(fleet.junctions) == ["j2"]
+    row = table.splitlines()[1]
+    for text in ("j2", "NO (4)", "flash", "R1:- red", "mmu", "10s ago"):
+        assert text in row
+
+
+async def test_cmd_over_tls_with_client_certificate(
+    tls_broker: MosquittoBroker, tmp_path: Path, handler: FakeHandler
+) -> None:
+    tf = tls_broker.tls_files
+    assert tf is not None
+    service = make_service(tls_broker.tls_url, tmp_path, handler, ca_file=tf.ca_file,
+                           cert_file=tf.client_cert, key_file=tf.client_key)
+    async with running(service):
+        await eventually(lambda: service.connected)
+        rc, out, err = await edgectl(
+            "cmd", "--broker", tls_broker.tls_url, "--intersection", IID, "--timeout", "5",
+            "--ca-file", str(tf.ca_file), "--cert-file", str(tf.client_cert),
+            "--cert-key-file", str(tf.client_key), "set_mode", "mode=flash")
+        assert rc == 0, (out, err)
+    assert handler.applied[0].type == "set_mode"

@@ -108,3 +108,13 @@ def test_counters_salvaged_from_a_file_corrupt_at_open(tmp_path: Path) -> None:
     ob2 = Outbox(tmp_path, now=T0)
     assert ob2.recovered_from is not None
     assert ob2.append("telemetry", {}, now=T0).seq == 6  # salvaged from the moved file
+
+
+def test_unserialisable_telemetry_is_logged_not_fatal(tmp_path: Path, handler: FakeHandler) -> None:
+    service = make_service("", tmp_path, handler)
+    service.add_telemetry({(1, 2): "tuple keys are not JSON"})  # type: ignore[dict-item]
+    service.add_telemetry({"when": T0, "ok": 1})  # a datetime becomes its str()
+    service._flush_buffers()
+    rows = service._outbox.pending()
+    assert len(rows) == 1
+    assert rows[0].payload["when"] == str(T0)

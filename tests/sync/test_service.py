@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiomqtt
 import pytest
 
+from edgectl.sync.commands import build_command
 from edgectl.testing.mosquitto import MosquittoBroker
 from tests.sync.conftest import (
     IID,
@@ -84,6 +87,12 @@ async def test_will_on_abrupt_loss_then_rebirth(
         await eventually(lambda: any(m.payload.get("online") and m.payload["bdseq"] == 2
                                      for m in c.messages), what="re-birth")
         assert service.metrics.connects == 2
+        # commands still arrive: the new client subscribed again
+        async with consuming(broker.url, f"{ROOT}/cmd/response") as r, \
+                aiomqtt.Client("127.0.0.1", broker.port) as centre:
+            cmd = build_command("request_state", {}, now=datetime.now(UTC))
+            await centre.publish(f"{ROOT}/cmd", json.dumps(cmd), qos=1)
+            await eventually(lambda: any(m.payload["id"] == cmd["id"] for m in r.messages))
 
 
 async def test_clean_close_publishes_offline(
@@ -139,6 +148,7 @@ async def test_outbox_replayed_historical_and_seq_survives_restart(
             await asyncio.sleep(0.12)  # spans several event batches (events_batch_s = 0.1)
         await eventually(lambda: offline.metrics.outbox_depth >= 6)
     depth = offline.metrics.outbox_depth
+    assert offline.metrics.bdseq == 1  # failed connects do not use up bdseq numbers
     # 2) a new service instance on the same state directory, broker back: replay in order
     broker.start()
     async with consuming(broker.url, [f"{ROOT}/events", f"{ROOT}/telemetry"]) as c:

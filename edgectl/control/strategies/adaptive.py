@@ -16,9 +16,10 @@ The decision, for the green phase ``g`` of each ring, once per tick:
 
 - build ``g``'s departure schedule over a short horizon from its clusters;
 - for every candidate extension ``τ`` (up to each scheduled departure), compare the benefit —
-  vehicles served by ``τ`` that would otherwise wait a whole red ``R`` (the time the other
-  demanded phases need, lost times included) — with the cost: every vehicle waiting on a
-  conflicting phase (and those arriving there meanwhile) waits ``τ`` longer;
+  each vehicle served at ``d ≤ τ`` instead of after the red ``R`` that switching now would
+  start (the lost times plus the green the other demanded phases need): ``R − (d − t)`` — with
+  the cost: every vehicle waiting on a conflicting phase, and those arriving there during the
+  coming red, waits ``τ`` longer;
 - hold ``g`` while some extension pays; otherwise force it off and ask for the phase with the
   best ratio of waiting vehicles (weighted by how long they have waited) to the green plus lost
   time it needs.
@@ -27,9 +28,13 @@ Guards: the engine keeps min green, clearances and barriers (this only requests)
 (the plan's max 2) and a maximum wait (starvation) bound what the optimiser may do; a phase
 whose loops failed runs the engine's actuated logic (constant call, gap/max-out).
 
-Neighbour coordination: :meth:`Adaptive.expect` takes projected arrivals on a phase (from an
-upstream junction's planned discharge), which join that phase's clusters. The bench calls it
-directly; the daemon can feed it from MQTT messages of the neighbour.
+Neighbour coordination: :meth:`Adaptive.expect` takes projected arrivals on a phase (an
+upstream junction's discharge plus the link travel time). They join the phase's clusters
+(extension) and count as waiting when they arrive before a green started now could begin
+(choice). The bench feeds it by direct calls (``run_bench(coordinate=True)``, ``edgectl
+bench sumo --coordinate``); the daemon can feed it from the neighbour's MQTT messages. On our
+arterial it did not win yet (see ``docs/sumo-bench.md``), so the bench leaves it off by
+default.
 """
 
 from __future__ import annotations
@@ -46,12 +51,11 @@ from edgectl.control.strategies.maxpressure import (
 from edgectl.control.types import NO_REQUESTS, Interval, Requests
 
 __all__ = ["Adaptive"]
-import os
-CHOOSE = os.environ.get("H4_CHOOSE", "1") == "1"
 
 HORIZON_S = 12.0  # how far ahead an extension is evaluated
 MAX_WAIT_S = 100.0  # starvation guard
 WAIT_WEIGHT_S = 60.0  # a vehicle that has waited this long counts double when choosing
+ARRIVAL_WEIGHT = 0.5  # share of the coming red that vehicles arriving meanwhile wait
 
 
 class Adaptive:
@@ -97,9 +101,17 @@ class Adaptive:
     def _headway(self, p: int) -> float:
         return SAT_HEADWAY_S / self.queues.phases[p].lanes
 
+    def _soon(self, view: View, p: int) -> int:
+        """Projected arrivals on ``p`` (from the neighbour) before a green started now
+        could begin: they will be waiting by then."""
+        t = view.t
+        lead = self.queues.phases[p].travel_s if self.queues.phases[p].advance else 0.0
+        until = t + self._lost(view, p)
+        return sum(1 for a in self._expected.get(p, ()) if t + lead < a <= until)
+
     def _waiting(self, view: View, p: int) -> float:
         """Vehicles on ``p`` that a red delays (at least one for a registered call)."""
-        n = self.queues.queue(p)
+        n = self.queues.queue(p) + self._soon(view, p)
         if p in view.calls or n >= 1.0:
             return max(n, 1.0)
         return 0.0
@@ -116,7 +128,9 @@ class Adaptive:
         t = view.t
         h = self._headway(g)
         moving = q.approaching(g, t)
-        expected = [a for a in self._expected.get(g, ()) if t <= a <= t + self.horizon_s]
+        # projected arrivals not yet over the advance loop (those are counted already)
+        lead = q.phases[g].travel_s if q.phases[g].advance else 0.0
+        expected = [a for a in self._expected.get(g, ()) if t + lead < a <= t + self.horizon_s]
         queued = max(0.0, q.queue(g) - len(moving))
         out: list[float] = []
         last = t
@@ -138,10 +152,12 @@ class Adaptive:
         red = self._lost(view, g) + sum(
             self._lost(view, p) + self._service(view, p) for p in others
         )
-        for k, d in enumerate(deps, start=1):
+        benefit = 0.0
+        for d in deps:
             tau = d - t
-            benefit = k * red
-            cost = weight * tau * (waiting + rate * red / 2.0)
+            # served at d instead of after the whole red that switching now would start
+            benefit += max(0.0, red - tau)
+            cost = weight * tau * (waiting + rate * red * ARRIVAL_WEIGHT)
             if benefit > cost:
                 return True
         return False
@@ -171,7 +187,7 @@ class Adaptive:
                 and (p in view.calls or p in calls)
             ]
             best = self._best(view, cands)
-            if best is not None and (CHOOSE or q.waited(best, t) >= self.max_wait_s):
+            if best is not None:
                 nxt[ring.id] = best
             if status is None or status.phase is None or status.interval is not Interval.GREEN:
                 continue

@@ -53,6 +53,7 @@ class PhaseLoops:
     last_activity: float = 0.0
     blocked_since: float | None = None
     blocked_base: float = 0.0
+    discharged: set[int] = field(default_factory=set)  # stop bars that showed a gap this green
 
     @property
     def lanes(self) -> int:
@@ -164,17 +165,19 @@ class LoopQueues:
                     pl.count = 0.0
                 elif pl.stop_bar and not pl.advance:
                     pl.count = float(waiting_at_bar)
-                elif pl.stop_bar and all(
-                    t - self._off_since.get(d, t) >= DISCHARGED_GAP_S for d in pl.stop_bar
-                ):
-                    # every stop bar shows a gap longer than a saturation headway: the
-                    # standing queue is gone; what is left in the zone is still moving
-                    moving = sum(1 for a in pl.arrivals if a >= t - pl.travel_s)
-                    pl.count = min(pl.count, float(moving))
+                elif pl.stop_bar:
+                    for d in pl.stop_bar:
+                        if t - self._off_since.get(d, t) >= DISCHARGED_GAP_S:
+                            pl.discharged.add(d)
+                    if len(pl.discharged) == len(pl.stop_bar):
+                        # every stop bar has shown a gap longer than a saturation headway
+                        # during this green: no standing queue is left; what remains in the
+                        # zone is moving (seen at the advance loop within a travel time)
+                        moving = sum(1 for a in pl.arrivals if a >= t - pl.travel_s)
+                        pl.count = min(pl.count, float(moving))
             else:
-                blocked = any(
-                    t - self._on_since.get(d, t) >= BLOCKED_S for d in pl.advance
-                )
+                pl.discharged.clear()
+                blocked = any(t - self._on_since.get(d, t) >= BLOCKED_S for d in pl.advance)
                 if blocked:
                     if pl.blocked_since is None:
                         pl.blocked_since = t
@@ -185,9 +188,7 @@ class LoopQueues:
                         )
                         pl.blocked_base = max(pl.count, covered)
                     # vehicles join the back of the queue unseen, at the average rate
-                    pl.count = max(
-                        pl.count, pl.blocked_base + pl.rate * (t - pl.blocked_since)
-                    )
+                    pl.count = max(pl.count, pl.blocked_base + pl.rate * (t - pl.blocked_since))
                 else:
                     pl.blocked_since = None
                 if not pl.advance:
@@ -229,9 +230,7 @@ class MaxPressure:
         q = self.queues
         q.update(view)
         t = view.t
-        calls = frozenset(
-            p for p in q.phases if p not in view.green_phases and q.queue(p) >= 1.0
-        )
+        calls = frozenset(p for p in q.phases if p not in view.green_phases and q.queue(p) >= 1.0)
         hold: set[int] = set()
         force: set[int] = set()
         nxt: dict[int, int] = {}
