@@ -32,7 +32,13 @@ class MetricsFeed:
     """Copies the daemon's state into the Prometheus metrics after every tick."""
 
     metrics: Any
+    sync_every: int = 10  # ticks between reads of the sync counters (outbox depth is a COUNT)
     _errors_seen: dict[tuple[str, str], int] = field(default_factory=dict)
+    _ticks: int = 0
+    _dropped_seen: int = 0
+    _applied_seen: int = 0
+    _rejected_seen: dict[str, int] = field(default_factory=dict)
+    _notify_failures_seen: int = 0
 
     def __call__(self, daemon: Daemon, out: Outputs) -> None:
         m = self.metrics
@@ -52,12 +58,32 @@ class MetricsFeed:
         m.set_mmu_tripped(bool(snap and snap.mmu_tripped))
         m.set_mode(out.mode, out.plan)
         m.set_operating_state(out.state.value)
+        failures = getattr(daemon.notifier, "failures", 0)
+        if isinstance(failures, int) and failures > self._notify_failures_seen:
+            m.sd_notify_failures.inc(failures - self._notify_failures_seen)
+            self._notify_failures_seen = failures
         sync = daemon.sync
-        if sync is not None:
-            m.set_mqtt_connected(bool(sync.connected))
-            depth = getattr(sync, "outbox_depth", None)
-            if isinstance(depth, int):
-                m.set_outbox(depth)
+        self._ticks += 1
+        if sync is not None and (self._ticks == 1 or self._ticks % self.sync_every == 0):
+            self._feed_sync(sync.metrics)
+
+    def _feed_sync(self, sm: Any) -> None:
+        """Copy an :class:`edgectl.sync.service.SyncMetrics` snapshot: connection, outbox,
+        and the commands counted since the last snapshot (accepted / rejected by code)."""
+        m = self.metrics
+        m.set_mqtt_connected(bool(sm.connected))
+        if sm.outbox_depth >= 0:
+            m.set_outbox(sm.outbox_depth)
+        if sm.dropped > self._dropped_seen:
+            m.outbox_drop(sm.dropped - self._dropped_seen)
+            self._dropped_seen = sm.dropped
+        for _ in range(sm.applied - self._applied_seen):
+            m.command(accepted=True)
+        self._applied_seen = max(self._applied_seen, sm.applied)
+        for code, count in sm.rejected.items():
+            for _ in range(count - self._rejected_seen.get(code, 0)):
+                m.command(accepted=False, code=code)
+            self._rejected_seen[code] = max(count, self._rejected_seen.get(code, 0))
 
 
 def build_daemon(

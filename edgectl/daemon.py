@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import signal
 import time
 from collections import deque
@@ -66,6 +67,24 @@ OUTPUT_LOSS_S = 1.0
 RECOVERY_HEALTHY_S = 1.0
 MMU_AUTO_RESET_FAULTS = frozenset({4, 5})  # watchdog, power cycle: caused by the link, not traffic
 MMU_RESET_INTERVAL_S = 3.0
+LATENCY_SUMMARY_TICKS = 3000  # a tick_latency_summary log line every 5 min at 10 Hz
+STATUS_REFRESH_TICKS = 50  # STATUS= on every change, and every 5 s anyway
+
+#: Test hook (tests/ops_daemon): block the event loop when the controller clock reaches
+#: ``EDGECTL_TEST_WEDGE_AFTER_S`` (it starts at READY), for ``EDGECTL_TEST_WEDGE_FOR_S`` seconds
+#: (default 10), so a test can prove that ``WATCHDOG=1`` stops when the loop wedges. Read
+#: only by the control loop.
+TEST_WEDGE_AFTER_ENV = "EDGECTL_TEST_WEDGE_AFTER_S"
+TEST_WEDGE_FOR_ENV = "EDGECTL_TEST_WEDGE_FOR_S"
+
+
+def _test_wedge() -> tuple[float | None, float]:
+    try:
+        after = float(os.environ[TEST_WEDGE_AFTER_ENV])
+        wedge_for = float(os.environ.get(TEST_WEDGE_FOR_ENV, "10"))
+    except (KeyError, ValueError):
+        return None, 0.0
+    return after, wedge_for
 
 
 _LOGGED_EVENTS = frozenset(
@@ -119,6 +138,7 @@ class LinkWatch:
     healthy_since: float | None = None
     last_mmu_reset: float = -1e9
     prev_frames: deque[dict[int, ChannelState]] = field(default_factory=lambda: deque(maxlen=2))
+    readback_t: float | None = None  # time of the snapshot the readback was last checked on
     power_cycles: int | None = None
 
 
@@ -168,6 +188,51 @@ class DeliveryClock:
         return self.t
 
 
+@dataclass(slots=True)
+class LatencyHistogram:
+    """Field latency (detector frame read → output frame written) in 0.1 ms bins up to 100 ms.
+
+    O(1) per sample and bounded memory, so the control loop can afford it every tick; the
+    quantiles are exact to the bin width. Logged as ``tick_latency_summary`` every
+    ``LATENCY_SUMMARY_TICKS`` ticks and at exit (what ``bench/daemon_bench.py`` reads).
+    """
+
+    bin_s: float = 0.0001
+    bins: list[int] = field(default_factory=lambda: [0] * 1001)  # last bin: ≥ 100 ms
+    count: int = 0
+    max_s: float = 0.0
+    sum_s: float = 0.0
+
+    def add(self, seconds: float) -> None:
+        i = min(int(seconds / self.bin_s), len(self.bins) - 1)
+        self.bins[max(i, 0)] += 1
+        self.count += 1
+        self.sum_s += seconds
+        self.max_s = max(self.max_s, seconds)
+
+    def quantile(self, q: float) -> float:
+        """Upper edge of the bin holding the ``q`` quantile (0 when empty)."""
+        if self.count == 0:
+            return 0.0
+        rank = max(1, int(q * self.count + 0.999999))
+        seen = 0
+        for i, n in enumerate(self.bins):
+            seen += n
+            if seen >= rank:
+                return min((i + 1) * self.bin_s, self.max_s)
+        return self.max_s
+
+    def summary(self) -> dict[str, float | int]:
+        mean = self.sum_s / self.count if self.count else 0.0
+        return {
+            "n": self.count,
+            "p50_ms": round(self.quantile(0.5) * 1000, 2),
+            "p99_ms": round(self.quantile(0.99) * 1000, 2),
+            "max_ms": round(self.max_s * 1000, 2),
+            "mean_ms": round(mean * 1000, 3),
+        }
+
+
 class Daemon:
     """``edgectl run``."""
 
@@ -201,6 +266,10 @@ class Daemon:
         self._stopped = asyncio.Event()
         self._reload_requested = False
         self._pending_config: DaemonConfig | None = None
+        # SIGHUP re-reads the file through this (``edgectl run`` re-applies its command-line
+        # overrides in it); None: ``load_config(config_path)``
+        self.config_loader: Callable[[], DaemonConfig] | None = None
+        self._last_status = ""
         self.hooks: list[Callable[[Daemon, Outputs], None]] = []  # after every tick
         self.on_stop: list[Callable[[], Any]] = []
         self.sync: Any = None  # edgectl.sync.service.SyncService when MQTT is configured
@@ -212,6 +281,8 @@ class Daemon:
         self.clock = DeliveryClock(config.field.tick)
         self._submitted_at: float | None = None  # when the last frame went to the devices
         self._tick_wall = self.started_at
+        self.latency = LatencyHistogram()
+        self._writes_seen: dict[str, int] = {}
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -261,6 +332,7 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.remove_signal_handler(sig)
+            log.info("tick_latency_summary", final=True, **self.latency.summary())
             log.info("daemon_stopped", ticks=self.ticks, late_ticks=self.late_ticks)
         return 0
 
@@ -273,7 +345,12 @@ class Daemon:
         t0 = loop.time()
         n = 0
         stopping_since: float | None = None
+        wedge_at, wedge_for = _test_wedge()
         while True:
+            if wedge_at is not None and self.clock.t >= wedge_at:
+                wedge_at = None
+                log.warning("test_wedge", seconds=wedge_for)
+                time.sleep(wedge_for)  # noqa: ASYNC251 - the test hook: wedge the event loop
             target = t0 + n * tick
             delay = target - loop.time()
             if delay > 0:
@@ -287,7 +364,12 @@ class Daemon:
                 log.warning("late_tick", tick=n, late_ms=round(late * 1000, 1), skipped=skipped)
                 n += skipped
             stalls = self.clock.stalls
-            t = self.clock.advance(1 + skipped, self._delivery_latency())
+            if self.ready:
+                t = self.clock.advance(1 + skipped, self._delivery_latency())
+            else:
+                # the start-up sequence (flash, then all-red) is timed from the moment the
+                # field answers: an unreachable cabinet must not shorten what drivers see
+                t = self.clock.t
             if self.clock.stalls != stalls:
                 log.info("frame_late_clock_held", t=t, stalls=self.clock.stalls)
             self._tick_wall = datetime.now(UTC)
@@ -317,6 +399,7 @@ class Daemon:
                     self._submitted_at = self._clock()
             self.link.prev_frames.append(frame)
             self._watch_field(t, out)
+            self._record_latency()
             self._after_tick(t, out, loop.time() - started, late > tick / 2)
             self.ticks += 1
             n += 1
@@ -327,8 +410,23 @@ class Daemon:
                 await asyncio.sleep(tick)
                 return
 
+    def _record_latency(self) -> None:
+        """Sample each output device's latest read → write latency once per write."""
+        for d in self.writers:
+            writes = d.stats.writes
+            if writes != self._writes_seen.get(d.name, 0):
+                self._writes_seen[d.name] = writes
+                self.latency.add(d.stats.last_latency_s)
+        if self.ticks and self.ticks % LATENCY_SUMMARY_TICKS == 0:
+            log.info("tick_latency_summary", final=False, **self.latency.summary())
+
     def _delivery_latency(self) -> float | None:
         """How long the last frame took to reach the output devices (``inf``: not yet)."""
+        if any(d.health is Health.OFFLINE and d.last_write_ok is not None for d in self.writers):
+            # an output link dropped (e.g. the Modbus client closed it after a few lost
+            # answers): nothing is delivered, so hold the clock as for a late frame — capped
+            # at max_stall, by when the output-loss rule (no write for 1 s) has flashed
+            return float("inf")
         if self._submitted_at is None:
             return None
         worst: float | None = None
@@ -410,11 +508,9 @@ class Daemon:
             d
             for d in self.writers
             if (d.last_write_ok is not None or self.ready)
-            and (
-                d.health is Health.OFFLINE
-                or d.last_write_ok is None
-                or now - d.last_write_ok > OUTPUT_LOSS_S
-            )
+            # OFFLINE alone is not a loss: a link that reconnects within OUTPUT_LOSS_S (the
+            # clock is held meanwhile, see _delivery_latency) must not flash the junction
+            and (d.last_write_ok is None or now - d.last_write_ok > OUTPUT_LOSS_S)
         ]
         snap = self._output_snapshot()
         fault = ""
@@ -469,6 +565,11 @@ class Daemon:
             d.request_mmu_reset()
 
     def _check_readback(self, snap: CabinetSnapshot, out: Outputs) -> str:
+        if snap.t == self.link.readback_t:
+            # no read since the last check (reads failing): this snapshot predates the frames
+            # written since, so comparing it again would count a mismatch that is not there
+            return ""
+        self.link.readback_t = snap.t
         if snap.cabinet_flash or not self.link.prev_frames or len(self.link.prev_frames) < 2:
             self.link.mismatch_ticks = 0
             return ""
@@ -500,8 +601,10 @@ class Daemon:
                     self.notifier.ready(self.status_line())
         if self.notifier is not None and not late and self.ready:
             self.notifier.watchdog()
-            if self.ticks % 50 == 0:
-                self.notifier.status(self.status_line())
+            line = self.status_line()
+            if line != self._last_status or self.ticks % STATUS_REFRESH_TICKS == 0:
+                self._last_status = line
+                self.notifier.status(line)
         if self.metrics is not None:
             self.metrics.observe_tick(duration, late=late)
         self.telemetry.add(out)
@@ -583,36 +686,65 @@ class Daemon:
     # --- configuration reload ------------------------------------------------------------
 
     def _reload(self) -> None:
-        """SIGHUP: validate the file again; a good one is applied at a safe point."""
+        """SIGHUP: validate the file again; a good one is applied at a safe point.
+
+        Follows systemd's reload protocol: ``RELOADING=1`` first, ``READY=1`` once the new
+        configuration is accepted or refused (the old one keeps running when refused).
+        """
         from edgectl.config.loader import load_config
         from edgectl.errors import ConfigError
 
-        if self.config_path is None:
-            log.warning("reload_ignored", reason="no config file")
-            return
+        if self.notifier is not None:
+            self.notifier.reloading("reloading configuration")
+        new: DaemonConfig | None = None
         try:
-            new = load_config(self.config_path)
+            if self.config_loader is not None:
+                new = self.config_loader()
+            elif self.config_path is not None:
+                new = load_config(self.config_path)
+            else:
+                log.warning("reload_ignored", reason="no config file")
         except ConfigError as exc:
-            log.error("reload_rejected", problems=[str(p) for p in exc.problems])
-            self._emit(EventCode.CONFIG_REJECTED, 0)
-            return
-        self._pending_config = new
-        self.apply_reload(new)
+            self._reload_rejected([str(p) for p in exc.problems], param=0)
+        except (OSError, ValueError) as exc:  # an override that no longer fits the file
+            self._reload_rejected([str(exc)], param=0)
+        if new is not None:
+            self._pending_config = new
+            self.apply_reload(new)
+        if self.notifier is not None:
+            self.notifier.ready(self.status_line())
 
-    def apply_reload(self, new: DaemonConfig) -> None:
+    def reload_problems(self, new: DaemonConfig) -> list[str]:
+        """Why ``new`` cannot replace the running configuration without a restart."""
+        old = self.config
+        problems = [
+            f"[{name}] changed: restart required"
+            for name in ("phases", "rings", "barriers", "channels", "detectors", "field", "mqtt")
+            if getattr(new, name) != getattr(old, name)
+        ]
+        if new.intersection.id != old.intersection.id:
+            problems.append("intersection.id changed: restart required")
+        keep = {"log_level", "log_levels"}
+        if new.daemon.model_dump(exclude=keep) != old.daemon.model_dump(exclude=keep):
+            problems.append("[daemon] changed (other than log levels): restart required")
+        return problems
+
+    def apply_reload(self, new: DaemonConfig) -> bool:
+        """Apply a validated configuration: the plan at the engine's next barrier, the mode
+        at once, log levels at once. False (and nothing applied) when it needs a restart."""
         from edgectl.control.types import SetMode, SetPlan
 
-        same_layout = (
-            new.phases == self.config.phases
-            and new.rings == self.config.rings
-            and new.barriers == self.config.barriers
-            and new.channels == self.config.channels
-            and new.detectors == self.config.detectors
-        )
-        if not same_layout:
-            log.error("reload_rejected", problems=["junction layout changed: restart required"])
-            self._emit(EventCode.CONFIG_REJECTED, 1)
-            return
+        problems = self.reload_problems(new)
+        if problems:
+            self._reload_rejected(problems, param=1)
+            return False
+        if (new.daemon.log_level, new.daemon.log_levels) != (
+            self.config.daemon.log_level,
+            self.config.daemon.log_levels,
+        ):
+            from edgectl.logs import set_levels
+
+            set_levels(new.daemon.log_level, new.daemon.log_levels)
         plan = new.plan(new.control.plan)
         self.directives.append(SetPlan(plan))
         if new.control.mode is not self.controller.mode:
@@ -620,6 +752,15 @@ class Daemon:
         self.config = new
         log.info("reload_accepted", plan=plan.id, mode=new.control.mode.value)
         self._emit(EventCode.CONFIG_RELOADED, plan.id)
+        if self.metrics is not None:
+            self.metrics.config_reload(applied=True)
+        return True
+
+    def _reload_rejected(self, problems: list[str], *, param: int) -> None:
+        log.error("reload_rejected", problems=problems)
+        self._emit(EventCode.CONFIG_REJECTED, param)
+        if self.metrics is not None:
+            self.metrics.config_reload(applied=False)
 
     def _emit(self, code: int, param: int) -> None:
         if self.sync is not None:

@@ -6,10 +6,14 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from edgectl.errors import ConfigError, FatalFieldError
+
+if TYPE_CHECKING:
+    from edgectl.config.model import DaemonConfig
 
 log = structlog.get_logger("edgectl.daemon")
 
@@ -24,6 +28,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-json", action="store_true", help="JSON logs even on a TTY")
 
 
+def apply_overrides(config: DaemonConfig, args: argparse.Namespace) -> DaemonConfig:
+    """The command line over the file: ``--state-dir``, ``--metrics``, ``--log-level``,
+    ``--broker``, ``--field``. Raises :class:`ValueError` for a ``--field`` that does not fit.
+
+    Applied at start and again to the file re-read on SIGHUP, so that a reload compares like
+    with like."""
+    from edgectl.daemon import with_field_url
+
+    updates: dict[str, object] = {}
+    if args.state_dir is not None:
+        updates["state_dir"] = args.state_dir
+    if args.metrics is not None:
+        updates["metrics_listen"] = args.metrics
+    if args.log_level is not None:
+        updates["log_level"] = args.log_level
+    if updates:
+        daemon_cfg = config.daemon.model_copy(update=updates)
+        config = config.model_copy(update={"daemon": daemon_cfg})
+    if args.broker is not None:
+        config = config.model_copy(
+            update={"mqtt": config.mqtt.model_copy(update={"url": args.broker})}
+        )
+    if args.field:
+        config = with_field_url(config, args.field)
+    return config
+
+
 def run(args: argparse.Namespace) -> int:
     from edgectl.config.loader import load_config
     from edgectl.logs import configure_logging
@@ -35,37 +66,20 @@ def run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
+    try:
+        config = apply_overrides(config, args)
+    except ValueError as exc:
+        print(f"edgectl: --field: {exc}", file=sys.stderr)
+        return 1
     daemon_cfg = config.daemon
-    updates: dict[str, object] = {}
-    if args.state_dir is not None:
-        updates["state_dir"] = args.state_dir
-    if args.metrics is not None:
-        updates["metrics_listen"] = args.metrics
-    if args.log_level is not None:
-        updates["log_level"] = args.log_level
-    if updates:
-        daemon_cfg = daemon_cfg.model_copy(update=updates)
-        config = config.model_copy(update={"daemon": daemon_cfg})
-    if args.broker is not None:
-        config = config.model_copy(
-            update={"mqtt": config.mqtt.model_copy(update={"url": args.broker})}
-        )
     configure_logging(
         daemon_cfg.log_level, daemon_cfg.log_levels, json=True if args.log_json else None
     )
-    from edgectl.daemon import with_field_url
-
-    if args.field:
-        try:
-            config = with_field_url(config, args.field)
-        except ValueError as exc:
-            print(f"edgectl: --field: {exc}", file=sys.stderr)
-            return 1
     if not config.field.devices:
         print("edgectl: no field device configured (use [field] or --field URL)", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(_main(config, args.config))
+        return asyncio.run(_main(config, args))
     except FatalFieldError as exc:
         log.error("field_config_error", error=str(exc))
         return 1
@@ -73,10 +87,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
 
-async def _main(config: object, path: Path) -> int:
+async def _main(config: DaemonConfig, args: argparse.Namespace) -> int:
     from edgectl.assemble import build_daemon
+    from edgectl.config.loader import load_config
 
-    daemon, closers = build_daemon(config, config_path=path)  # type: ignore[arg-type]
+    path: Path = args.config
+    daemon, closers = build_daemon(config, config_path=path)
+    daemon.config_loader = lambda: apply_overrides(load_config(path), args)
     try:
         return await daemon.run()
     finally:

@@ -8,6 +8,7 @@ loops, and Poisson pedestrian button presses. It prints the signal timeline (one
 interval change: time, ring, phase, interval, reason) and a summary.
 
     edgectl simulate --duration 600 --seed 7 --events-csv events.csv
+    edgectl simulate examples/eight_phase.toml --mode coordinated --plan 2
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ class PoissonDemand:
     """A seeded random detector stream driven by a tiny queue model (pure, deterministic).
 
     ``rates`` maps phase → arrivals per second (default: 0.12 veh/s for phases with a
-    pedestrian movement or on the main street, 0.04 for the others). Per tick call
+    pedestrian movement or on the main street, 0.04 for the others); ``ped_rate`` is the
+    pushes per second per pedestrian phase. Per tick call
     :meth:`inputs` with the controller's last outputs.
     """
 
@@ -73,14 +75,15 @@ class PoissonDemand:
         self._pulse: dict[int, int] = {}  # detector → tick its pulse ends
         self._peds = [p.id for p in phases.values() if p.pedestrian]
         self._ped_rate = ped_rate
+        self._p0 = {p: math.exp(-rate / 10) for p, rate in self.rates.items()}
+        # one push somewhere per tick with the summed probability (pushes are rare)
+        self._ped_any = min(1.0, len(self._peds) * ped_rate / 10)
         self.arrived = 0
         self.served = 0
 
-    def _poisson(self, lam: float) -> int:
-        if lam <= 0:
-            return 0
-        # tiny lambda per tick: inverse transform of the Poisson distribution
-        u = self._rng.random()
+    @staticmethod
+    def _poisson(lam: float, u: float) -> int:
+        """Inverse transform of the Poisson distribution for the uniform draw ``u``."""
         k, p = 0, math.exp(-lam)
         s = p
         while u > s and k < 10:
@@ -96,30 +99,41 @@ class PoissonDemand:
                 if r.phase is not None and r.interval is Interval.GREEN:
                     green.add(r.phase)
         presence: set[int] = set()
+        rnd = self._rng.random
         for p, rate in self.rates.items():
-            n = self._poisson(rate / 10)
+            u = rnd()
+            if u < self._p0[p]:
+                continue  # no arrival this tick (the common case)
+            n = self._poisson(rate / 10, u)
             if n:
                 self.arrived += n
                 self._queue[p] += n
                 for det in self._advance.get(p, ()):
                     self._pulse[det] = tick + self.OCCUPY
+        queue = self._queue
+        for p, n in queue.items():
+            if not n:
+                continue
             stop = self._stop.get(p, ())
             if p in green:
-                if self._queue[p] > 0 and tick >= self._next_discharge[p]:
-                    self._queue[p] -= 1
+                if tick >= self._next_discharge[p]:
+                    queue[p] = n - 1
                     self.served += 1
                     self._next_discharge[p] = tick + self.HEADWAY
                     for det in stop:
                         self._pulse[det] = tick + self.HEADWAY - 4
-            elif self._queue[p] > 0:
+            else:
                 presence.update(stop)  # a vehicle waits over the stop-bar loop
                 self._next_discharge[p] = tick + 20  # start-up lost time
-        for det, end in list(self._pulse.items()):
-            if tick < end:
-                presence.add(det)
-            else:
-                del self._pulse[det]
-        buttons = frozenset(p for p in self._peds if self._rng.random() < self._ped_rate / 10)
+        if self._pulse:
+            for det, end in list(self._pulse.items()):
+                if tick < end:
+                    presence.add(det)
+                else:
+                    del self._pulse[det]
+        buttons: frozenset[int] = frozenset()
+        if self._peds and rnd() < self._ped_any:
+            buttons = frozenset({self._rng.choice(self._peds)})
         return Inputs(presence=frozenset(presence), ped_buttons=buttons)
 
     @property
@@ -137,6 +151,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mode", choices=[m.value for m in Mode], help="control mode (default: the config's)"
     )
+    parser.add_argument("--plan", type=int, help="timing plan id (default: the config's)")
     parser.add_argument("--quiet", "-q", action="store_true", help="summary only")
 
 
@@ -199,12 +214,13 @@ def simulate(
     duration: float,
     seed: int,
     mode: Mode | None = None,
+    plan_id: int | None = None,
     timeline: bool = True,
     stream: TextIO | None = None,
 ) -> tuple[Controller, list[Event], PoissonDemand]:
     """Run the simulation; returns the controller, every event and the demand model."""
     out_stream = sys.stdout if stream is None else stream
-    controller = Controller(config, mode=mode)
+    controller = Controller(config, mode=mode, plan_id=plan_id)
     demand = PoissonDemand(config, seed=seed)
     events: list[Event] = []
     reasons: dict[int, str] = {}
@@ -233,17 +249,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"edgectl simulate: {exc}", file=sys.stderr)
         return 1
     mode = Mode(args.mode) if args.mode else None
+    plan_id = args.plan if args.plan is not None else config.control.plan
+    if plan_id not in {p.id for p in config.plans}:
+        print(f"edgectl simulate: no plan {plan_id} in {path}", file=sys.stderr)
+        return 2
     if args.duration <= 0:
         print("edgectl simulate: --duration must be positive", file=sys.stderr)
         return 2
     print(
         f"# edgectl simulate: {config.intersection.id} ({path}), mode "
-        f"{(mode or config.control.mode).value}, plan {config.control.plan}, "
+        f"{(mode or config.control.mode).value}, plan {plan_id}, "
         f"{args.duration:g} s, seed {args.seed}"
     )
     print(f"# {'time s':>7}  {'ring':6}  interval")
     controller, events, demand = simulate(
-        config, duration=args.duration, seed=args.seed, mode=mode, timeline=not args.quiet
+        config,
+        duration=args.duration,
+        seed=args.seed,
+        mode=mode,
+        plan_id=plan_id,
+        timeline=not args.quiet,
     )
     counts = Counter(ev.code for ev in events)
     greens = Counter(ev.param for ev in events if ev.code == EventCode.PHASE_BEGIN_GREEN)

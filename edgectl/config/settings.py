@@ -93,6 +93,7 @@ class DaemonSettings(Frozen):
         default="127.0.0.1:9108", description="Prometheus endpoint host:port; empty = off"
     )
     log_level: str = Field(default="info", pattern=r"^(debug|info|warning|error)$")
-    log_levels: dict[str, str] = Field(
-        default_factory=dict, description="Per-component level, e.g. {field = 'debug'}"
-    )
+    log_levels: dict[
+        Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")],
+        Annotated[str, Field(pattern=r"^(debug|info|warning|error|critical)$")],
+    ] = Field(default_factory=dict, description="Per-component level, e.g. {field = 'debug'}")

@@ -8,7 +8,9 @@ tests drive::
 
 Per tick: the current mode's strategy reads the :class:`View` and returns requests; they are
 merged with the operator's (``inputs.requests``); the engine steps; the software conflict
-monitor checks the frame before anyone can write it. Any violation puts the engine into fault
+monitor checks the frame before anyone can write it (every *changed* frame: the engine reuses
+the frame object while nothing changes, and an identical frame can add neither a conflict nor
+a transition). Any violation puts the engine into fault
 flash *in the same tick* (alarm ``monitor:<kind>``, event 203 per violation) and that tick's
 frame is the flash frame.
 

@@ -103,14 +103,10 @@ class DetectorBank:
         )
         self._failed_phases_call: frozenset[int] = frozenset()
         self._failed_phases_ext: frozenset[int] = frozenset()
-        # ids whose outputs depend on time (delay, carry-over, extend stretch, queue limit)
-        self._timed = tuple(
-            i for i in self._order
-            if self._dets[i].delay or self._dets[i].carry or self._dets[i].extend
-            or self._dets[i].queue_limit
-        )
         self._next_diag = start_tick
         self._dirty = True
+        self._deadline = start_tick  # outputs may change by themselves at this tick
+        self._green_seen: set[int] = set()
 
     # --- read side -------------------------------------------------------------------------
 
@@ -202,7 +198,13 @@ class DetectorBank:
             self._external_failed = failed
         if tick >= self._next_diag or rising:
             changed |= self._diagnose(tick, events)
-        if changed or self._timed or self._dirty:
+        if (
+            changed
+            or self._dirty
+            or tick >= self._deadline
+            or green_since.keys() != self._green_seen
+        ):
+            self._green_seen = set(green_since)
             self._outputs(tick, green_since)
         if changed or self._dirty:
             self.statuses = tuple(
@@ -256,23 +258,34 @@ class DetectorBank:
     def _outputs(self, tick: int, green_since: Mapping[int, int]) -> None:
         calling: set[int] = set()
         extending: set[int] = set()
+        deadline = tick + 10**9
         for d in self._dets.values():
             if d.fault is not None:
                 calling.update(d.call_phases)
                 extending.update(d.ext_phases)
                 continue
-            active = d.on or (d.carry and tick - d.last_off < d.carry)
-            if d.call_phases and active and (
-                not d.on or not d.delay or tick - d.on_since >= d.delay
-            ):
-                calling.update(d.call_phases)
+            carry = bool(d.carry) and tick - d.last_off < d.carry
+            if carry:
+                deadline = min(deadline, d.last_off + d.carry)
+            active = d.on or carry
+            if d.call_phases and active:
+                if not d.on or not d.delay or tick - d.on_since >= d.delay:
+                    calling.update(d.call_phases)
+                else:
+                    deadline = min(deadline, d.on_since + d.delay)
+            stretch = bool(d.extend) and tick - d.last_off < d.extend
             for p in d.ext_phases:
                 since = green_since.get(p)
                 if since is None:
                     continue
-                if d.queue_limit and tick - since >= d.queue_limit:
-                    continue
-                if active or (d.extend and tick - d.last_off < d.extend):
+                if d.queue_limit:
+                    if tick - since >= d.queue_limit:
+                        continue
+                    deadline = min(deadline, since + d.queue_limit)
+                if active or stretch:
                     extending.add(p)
+                    if stretch and not active:
+                        deadline = min(deadline, d.last_off + d.extend)
+        self._deadline = deadline
         self.calling = frozenset(calling)
         self.extending = frozenset(extending)

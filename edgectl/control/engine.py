@@ -18,18 +18,32 @@ NORMAL is the dual-ring, barrier-synchronised actuated controller of NEMA TS2 / 
 - green: minimum (min green, variable initial, walk + ped clear) → gap-out (passage timer) /
   max-out (max 1 or 2, started by a conflicting call) / force-off; only when a conflicting
   call is waiting (or rest in red is configured); hold suspends gap- and max-out;
-- yellow and red clearance run exactly as configured (never less), no G→R and no Y→G.
+- yellow and red clearance run exactly as configured (never less; a red clearance of 0 s
+  still shows one red frame, so no Y→G), no G→R and no Y→G;
+- pedestrians: a ped call at green start times walk then ped clear (min green stretched to
+  cover them); a push during its own walk is served by that walk, a push after it is served
+  at the phase's next green (it counts as demand beyond the barrier).
 
 PREEMPT clears every non-dwell phase (green truncated to ``control.preempt_min_green`` at
 most, walk truncated to its ped clearance which runs in full, full yellow and red clearance)
 and then dwells in the preempt phases. Commanded flash clears the same way (without
-truncating min green) and then flashes; fault flash is immediate.
+truncating min green) and then flashes (while it clears, ``Outputs.state`` is PREEMPT with no
+preempt input active and ``alarms``/events unchanged; a non-flash ``SetMode`` or ``ExitFlash``
+cancels it); fault flash is immediate. ``ExitFlash`` from a fault flash is latched and taken
+once ``control.min_recovery_flash`` has passed.
+
+Kernel guards beyond the timing rules: a ``next_phase`` request is ignored while any call has
+waited longer than one cycle at max green (no strategy can starve a phase); an overlap channel
+turns green only when none of the phases it conflicts with is timing, and those phases do not
+start while it is still clearing; plan changes apply at the next barrier crossing (or at once
+in flash / all-red).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import replace
 
 from edgectl.config.model import ChannelSource, Config, FlashMode, Mode, Plan, Recall
 from edgectl.control.detectors import TICKS_PER_S, DetectorBank, to_ticks
@@ -106,13 +120,53 @@ class PhaseTimes:
         self.max1 = max(to_ticks(t.max1), self.min_green)
         self.max2 = max(to_ticks(t.max1 if t.max2 is None else t.max2), self.min_green)
         self.yellow = max(to_ticks(t.yellow), _MIN_YELLOW)
-        self.red_clear = to_ticks(t.red_clear)
+        self.red_clear = max(to_ticks(t.red_clear), 1)  # at least one red frame: no Y→G
         self.walk = to_ticks(t.walk)
         self.ped_clear = to_ticks(t.ped_clear)
         self.added_initial = t.added_initial
         self.max_initial = to_ticks(t.max_initial)
         self.recall = t.recall
         self.omit = t.omit
+
+
+class _PlanSets:
+    """Per-plan phase sets used every tick."""
+
+    __slots__ = ("omit", "ped_recalled", "recalled", "soft", "starve_after")
+
+    def __init__(
+        self,
+        times: dict[int, PhaseTimes],
+        ped_phases: frozenset[int],
+        rings: Iterable[tuple[int, ...]] = (),
+    ) -> None:
+        # a call older than one whole cycle at max green is overdue: requests that would
+        # skip past it (next phase) are no longer honoured until it is served
+        self.starve_after = max(
+            (
+                sum(
+                    max(
+                        times[p].max1,
+                        times[p].max2,
+                        times[p].min_green + times[p].walk + times[p].ped_clear,
+                    )
+                    + times[p].yellow
+                    + times[p].red_clear
+                    for p in seq
+                    if p in times
+                )
+                for seq in rings
+            ),
+            default=0,
+        )
+        self.recalled = frozenset(
+            p for p, t in times.items() if t.recall in (Recall.MIN, Recall.MAX)
+        )
+        self.ped_recalled = frozenset(
+            p for p, t in times.items() if t.recall is Recall.PED and p in ped_phases
+        )
+        self.soft = frozenset(p for p, t in times.items() if t.recall is Recall.SOFT)
+        self.omit = frozenset(p for p, t in times.items() if t.omit)
 
 
 class _Ring:
@@ -186,8 +240,13 @@ class Engine:
         self._overrides = frozenset(
             frozenset(pair) for pair in config.conflict_overrides if pair[0] != pair[1]
         )
+        self._ring_seqs = tuple(r.seq for r in self._rings)
+        self._ped_phases = frozenset(
+            p.id for p in config.phases if p.pedestrian and p.id in self._ring_of
+        )
         self._plan = config.plan(ctl.plan if plan_id is None else plan_id)
         self._times = self._compile(self._plan)
+        self._plan_sets = _PlanSets(self._times, self._ped_phases, self._ring_seqs)
         self._pending_plan: Plan | None = None
         self._mode = ctl.mode
         self._startup_flash = to_ticks(ctl.startup_flash)
@@ -218,6 +277,7 @@ class Engine:
             for c in self._channels
         )
         self.detectors = DetectorBank(config)
+        self._green: frozenset[int] = frozenset()
 
         self._tick: int | None = None
         self._state = OperatingState.STARTUP_FLASH
@@ -229,6 +289,7 @@ class Engine:
         self._alarms: frozenset[str] = frozenset()
         self._group = 0
         self._calls: set[int] = set()
+        self._call_since: dict[int, int] = {}  # phase → tick its (vehicle or ped) call began
         self._ped_calls: set[int] = set()
         self._var_counts: dict[int, int] = dict.fromkeys(self._phase_ids, 0)
         self._preempts: dict[int, tuple[int, ...]] = {}
@@ -290,7 +351,10 @@ class Engine:
         return ra is rb or self._group_of[a] != self._group_of[b]
 
     def green_phases(self) -> frozenset[int]:
-        return frozenset(
+        return self._green
+
+    def _refresh_green(self) -> None:
+        self._green = frozenset(
             r.phase for r in self._rings if r.phase is not None and r.interval is Interval.GREEN
         )
 
@@ -394,6 +458,7 @@ class Engine:
         if plan != self._plan:
             self._plan = plan
             self._times = self._compile(plan)
+            self._plan_sets = _PlanSets(self._times, self._ped_phases, self._ring_seqs)
             self._emit(EventCode.COORD_PATTERN_CHANGE, plan.id)
 
     def _preempt(self, d: Preempt) -> None:
@@ -501,10 +566,10 @@ class Engine:
 
     def _exit_flash(self) -> None:
         if self._clearing_to_flash is not None:
-            self._clearing_to_flash = None
-            self._state = OperatingState.PREEMPT
-            self._select_preempt()
-            if not self._preempts:
+            self._clearing_to_flash = None  # back to service from where the clearance got
+            if self._preempts:
+                self._select_preempt()
+            else:
                 self._state = OperatingState.NORMAL
         elif self._state is OperatingState.FLASH:
             self._exit_pending = True
@@ -520,6 +585,7 @@ class Engine:
             ring.served_idx = -1
         for ov in self._overlaps.values():
             ov[0] = 0
+        self._refresh_green()
         self._frame_dirty = True
 
     def _enter_all_red(self, tick: int) -> None:
@@ -576,69 +642,61 @@ class Engine:
 
     def _register_calls(self, inputs: Inputs, req: Requests) -> None:
         green = self.green_phases()
-        times = self._times
         calls = self._calls
-        new: set[int] = set()
-        cand = set(self.detectors.calling) | req.calls | set(req.next_phase.values())
-        for p in self._phase_ids:
-            rc = times[p].recall
-            if rc is Recall.MIN or rc is Recall.MAX:
-                cand.add(p)
-        for p in cand:
-            if p not in green and p not in calls and p in self._ring_phases:
-                new.add(p)
-        ped_new: set[int] = set()
-        for p in inputs.ped_buttons | req.ped_calls:
-            if (
-                p not in self._ped_calls
-                and p in self._ring_phases
-                and self._phase_cfg[p].pedestrian
-            ):
-                ped_new.add(p)
-        for p in self._phase_ids:
-            if (
-                times[p].recall is Recall.PED
-                and self._phase_cfg[p].pedestrian
-                and p not in green
-                and p not in self._ped_calls
-            ):
-                ped_new.add(p)
+        plan = self._plan_sets
+        cand = self.detectors.calling | plan.recalled
+        if req.calls:
+            cand = cand | req.calls
+        if req.next_phase:
+            cand = cand | frozenset(req.next_phase.values())
+        new = (cand & self._ring_phases) - green - calls
+        ped_cand = inputs.ped_buttons | req.ped_calls | (plan.ped_recalled - green)
+        ped_new = (ped_cand & self._ped_phases) - self._ped_calls if ped_cand else frozenset()
+        if ped_new:  # a push during the walk of its own phase is served by that walk
+            ped_new = ped_new - self._walking()
         # soft recall: only while nothing conflicting is called
-        for p in self._phase_ids:
-            if (
-                times[p].recall is Recall.SOFT
-                and p not in green
-                and p not in calls
-                and not any(self.phases_conflict(p, q) for q in calls | new | self._ped_calls)
-            ):
-                new.add(p)
-        for p in sorted(new):
-            calls.add(p)
-            self._emit(EventCode.PHASE_CALL_REGISTERED, p)
-        for p in sorted(ped_new):
-            self._ped_calls.add(p)
-            self._emit(EventCode.PED_CALL_REGISTERED, p)
+        if plan.soft:
+            waiting = calls | new | self._ped_calls
+            soft = {
+                p
+                for p in plan.soft - green - calls
+                if not any(self.phases_conflict(p, q) for q in waiting)
+            }
+            new = new | soft
+        if new or ped_new:
+            for p in new | ped_new:
+                self._call_since.setdefault(p, self.tick)
         if new:
+            for p in sorted(new):
+                calls.add(p)
+                self._emit(EventCode.PHASE_CALL_REGISTERED, p)
             self._calls_out = frozenset(calls)
         if ped_new:
+            for p in sorted(ped_new):
+                self._ped_calls.add(p)
+                self._emit(EventCode.PED_CALL_REGISTERED, p)
             self._ped_calls_out = frozenset(self._ped_calls)
 
     def _update_omit_hold(self, req: Requests) -> None:
-        plan_omit = frozenset(p for p, t in self._times.items() if t.omit)
-        omit = plan_omit | req.omit
-        if omit != self._omit:
+        omit = self._plan_sets.omit | req.omit if req.omit else self._plan_sets.omit
+        if omit is not self._omit and omit != self._omit:
             for p in sorted(omit - self._omit):
                 self._emit(EventCode.PHASE_OMIT_ON, p)
             for p in sorted(self._omit - omit):
                 self._emit(EventCode.PHASE_OMIT_OFF, p)
             self._omit = omit
         hold = req.hold
-        if hold != self._hold:
+        if hold is not self._hold and hold != self._hold:
             for p in sorted(hold - self._hold):
                 self._emit(EventCode.PHASE_HOLD_ACTIVE, p)
             for p in sorted(self._hold - hold):
                 self._emit(EventCode.PHASE_HOLD_RELEASED, p)
             self._hold = hold
+
+    def _walking(self) -> frozenset[int]:
+        return frozenset(
+            r.phase for r in self._rings if r.phase is not None and r.ped is PedInterval.WALK
+        )
 
     def _demand(self, p: int, req: Requests) -> bool:
         """A serviceable call on ``p``: vehicle or pedestrian call, not omitted."""
@@ -647,6 +705,13 @@ class Engine:
         if p in self._calls:
             return True
         return p in self._ped_calls and p not in req.ped_omit
+
+    def _overdue(self, tick: int, req: Requests) -> bool:
+        limit = self._plan_sets.starve_after
+        return any(
+            tick - since > limit and self._demand(p, req)
+            for p, since in self._call_since.items()
+        )
 
     def _reachable(self, p: int) -> bool:
         """Can ``p`` still be served in this pass of the current group (no barrier)?"""
@@ -659,6 +724,8 @@ class Engine:
         self._update_detectors(tick, inputs)
         self._register_calls(inputs, req)
         self._update_omit_hold(req)
+        if req.next_phase and self._overdue(tick, req):
+            req = replace(req, next_phase={})  # no skipping past a starving call
         preempt = self._state is OperatingState.PREEMPT
         # 1. clearance intervals and pedestrian intervals
         for ring in self._rings:
@@ -667,29 +734,28 @@ class Engine:
             self._run_preempt(tick)
             return
         # 2. barrier demand: a call that cannot be served in this pass of the group
-        green = self.green_phases()
-        barrier_demand = any(
-            (p in self._calls or p in self._ped_calls)
-            and p not in green
-            and self._demand(p, req)
-            and not self._reachable(p)
-            for p in self._calls | self._ped_calls
-        )
+        barrier_demand = False
+        if self._calls or self._ped_calls:
+            # (a pedestrian call on a phase that is green now, pressed after its walk, is
+            # served at its next green: it needs the barrier crossed like any other call)
+            barrier_demand = any(
+                self._demand(p, req) and not self._reachable(p)
+                for p in self._calls | self._ped_calls
+            )
         # 3. green rings: terminate?
         for ring in self._rings:
             if ring.interval is Interval.GREEN:
                 self._time_green(ring, tick, req, barrier_demand)
         # 4. rings ready at the barrier leave together
-        in_group = [r for r in self._rings if r.phase is not None]
-        if in_group and all(
-            (r.interval is Interval.GREEN and r.ready is not None)
+        ready = [r for r in self._rings if r.ready is not None]
+        if ready and all(
+            r.ready is not None
             or r.interval is Interval.RED
             or (r.interval is not Interval.GREEN and r.next_phase is None)
-            for r in in_group
-        ) and any(r.ready is not None for r in in_group):
-            for ring in in_group:
-                if ring.interval is Interval.GREEN and ring.ready is not None:
-                    self._begin_yellow(ring, tick, ring.ready, None)
+            for r in self._rings
+        ):
+            for ring in ready:
+                self._begin_yellow(ring, tick, ring.ready, None)
         # 5. idle rings start a reachable called phase, or all cross the barrier
         self._idle_rings(tick, req)
 
@@ -756,14 +822,6 @@ class Engine:
                 return
         if not conflicting:
             ring.max_start = None
-            # ped recycle: re-serve the walk of a resting phase with a new ped call
-            if (
-                ring.ped is PedInterval.DONT_WALK
-                and p in self._ped_calls
-                and p not in req.ped_omit
-                and t.walk + t.ped_clear > 0
-            ):
-                self._start_walk(ring, p, tick)
             if not (self._rest_in_red and ring.min_done):
                 return
             if (
@@ -835,6 +893,7 @@ class Engine:
         self._var_counts[p] = 0
         ring.min_end = tick + minimum
         self._calls.discard(p)
+        self._call_since.pop(p, None)
         if any(
             self.phases_conflict(p, q) and self._demand(q, NO_REQUESTS)
             for q in self._calls | self._ped_calls
@@ -842,6 +901,7 @@ class Engine:
             ring.max_start = tick  # a conflicting call already waits: max runs from green start
         self._calls_out = frozenset(self._calls)
         self._frame_dirty = True
+        self._refresh_green()
         self._emit(EventCode.PHASE_BEGIN_GREEN, p)
         ring.ped = PedInterval.DONT_WALK
         if p in self._ped_calls and self._phase_cfg[p].pedestrian and t.walk + t.ped_clear > 0:
@@ -856,6 +916,8 @@ class Engine:
         ring.min_end = max(ring.min_end, ring.ped_end)
         ring.min_done = False
         self._ped_calls.discard(p)
+        if p not in self._calls:
+            self._call_since.pop(p, None)
         self._ped_calls_out = frozenset(self._ped_calls)
         self._frame_dirty = True
         self._emit(EventCode.PED_BEGIN_WALK, p)
@@ -877,6 +939,7 @@ class Engine:
             self._emit(EventCode.PED_BEGIN_DONT_WALK, p)
         ring.interval = Interval.YELLOW
         ring.start = tick
+        self._refresh_green()
         ring.ready = None
         ring.next_phase = nxt
         self._frame_dirty = True

@@ -229,12 +229,18 @@ class CabinetDevice:
         self._pending: list[int] | None = None
         self._pending_reset = False
         self._heartbeat = 0
+        # tick bookkeeping: which control tick the latest read served, which one the pending
+        # frame belongs to (see _serve_tick: a tick that passed without our read is dropped)
+        self._ticks = 0
+        self._read_tick = 0
+        self._frame_tick = 0
         self.on_health_change: Callable[[CabinetDevice, Health, Health], None] | None = None
 
     # --- the control loop's side -------------------------------------------------------
 
     def tick(self) -> None:
         """A new control tick: read now (if online)."""
+        self._ticks += 1
         self._snapshot_ready.clear()
         self._tick.set()
 
@@ -252,6 +258,7 @@ class CabinetDevice:
         if self.cmap.frame_contiguous:
             regs.append(self._heartbeat)
         self._pending = regs
+        self._frame_tick = self._ticks
         self._frame_ready.set()
 
     def request_mmu_reset(self) -> None:
@@ -286,6 +293,7 @@ class CabinetDevice:
     async def _serve_tick(self) -> None:
         await self._tick.wait()
         self._tick.clear()
+        self._read_tick = self._ticks
         if self.reads_inputs:
             regs = await self._with_retries(self._read_block)
             snap = decode_inputs(regs, self.cmap, self._clock())
@@ -311,6 +319,12 @@ class CabinetDevice:
             if regs_out is None:
                 return
             await self._with_retries(lambda: self._write_frame(regs_out))
+            if self._frame_tick > self._read_tick:
+                # this frame belongs to a tick that went by without our read (the control
+                # loop ran out of read budget and used an older snapshot); that tick's "read
+                # now" is stale. Reading for it now would put every later read one tick early
+                # and make every tick wait out its whole read budget: wait for the next tick.
+                self._tick.clear()
             now = self._clock()
             self.last_write_ok = now
             self.stats.writes += 1

@@ -149,6 +149,7 @@ class EdgectlJunction:
         self.controller = Controller(self.config)
         self.state = "r" * model.n_links
         self.ticks = 0
+        self.now = 0.0  # controller time of the last tick
 
     @property
     def strategy(self) -> object:
@@ -175,13 +176,14 @@ class EdgectlJunction:
         self.ticks += 1
 
     def advance(self, ls: ModuleType, t0: float, t1: float, presence: PresenceFn) -> None:
-        n = max(1, round((t1 - t0) / TICK_S))
-        for k in range(1, n + 1):
-            now = round(t0 + k * TICK_S, 6)
+        # the engine's 0.1 s ticks that fall in (t0, t1]: 10 per step at SUMO's 1 s, one
+        # every other step at 0.05 s: controller time stays simulation time at any step length
+        while self.now + TICK_S <= t1 + 1e-9:
+            self.now = round(self.now + TICK_S, 6)
             occupied = frozenset(
-                loop.detector_id for loop in self.model.loops if presence(loop.id, now)
+                loop.detector_id for loop in self.model.loops if presence(loop.id, self.now)
             )
-            self._tick(ls, now, occupied)
+            self._tick(ls, self.now, occupied)
         ls.trafficlight.setRedYellowGreenState(self.model.tls_id, self.state)
 
     def summary(self) -> dict[str, Any]:

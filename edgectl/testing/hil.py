@@ -143,6 +143,11 @@ class Emulator:
     name: str = "sim"
     process: ManagedProcess | None = None
     url: str = ""
+    started_at: float = 0.0  # time.monotonic() when the URL line arrived (≈ emulator t = 0)
+
+    def now(self) -> float:
+        """The emulator's clock (its record's ``time_s``), from this process's monotonic clock."""
+        return time.monotonic() - self.started_at
 
     @property
     def record_path(self) -> Path:
@@ -173,6 +178,7 @@ class Emulator:
         argv += list(self.extra)
         self.process = ManagedProcess(argv, self.workdir / f"{self.name}.log")
         self.process.start(wait_first_line=20.0)
+        self.started_at = time.monotonic()
         self.url = self.process.first_line
         if "://" not in self.url:
             out = self.process.output()

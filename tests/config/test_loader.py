@@ -244,6 +244,31 @@ def test_random_text_never_crashes(text: str) -> None:
         parse_config(text, environ=NO_ENV)
 
 
+TOML_LINES = [
+    "[intersection]", 'id = "x"', "[[phases]]", "id = 2", "id = 4", "startup = true",
+    "pedestrian = true", "crossing_m = 1e9", "[[rings]]", "sequence = [2, 4]", "sequence = []",
+    "[[barriers]]", "phases = [2]", "phases = [4, 2]", "[[channels]]", "phase = 2",
+    'source = "overlap"', "overlap_parents = [2, 4]", "[[detectors]]", "call_phases = [9]",
+    "[[plans]]", "id = 1", "[plans.timing.2]", "[plans.timing.4]", "min_green = -1",
+    "min_green = 5.0", "max1 = nan", "max1 = 40.0", "yellow = inf", "yellow = 4.0",
+    "red_clear = 2.0", "[plans.coordination]", "cycle = 0", "splits = { 2 = 30.0 }",
+    "[control]", 'mode = "coordinated"', "plan = 99", "[mqtt]", 'url = "mqtt://u:p@h"',
+    "x = [1, [2, [3]]]", "a.b.c = 1", "= =", "[[", '"""',
+]  # fmt: skip
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(st.lists(st.one_of(st.sampled_from(TOML_LINES), st.text(max_size=15)), max_size=40))
+def test_random_toml_documents_never_crash(lines: list[str]) -> None:
+    assert_outcome(*check_config_text("\n".join(lines), environ=NO_ENV))
+
+
 toml_keys = st.sampled_from(
     [
         "intersection", "id", "phases", "rings", "barriers", "channels", "detectors", "plans",
@@ -296,7 +321,7 @@ EIGHT_PATHS = _paths(EIGHT)
 
 
 @settings(
-    max_examples=300,
+    max_examples=200,
     deadline=None,
     derandomize=True,
     database=None,

@@ -427,3 +427,86 @@ def test_outputs_carry_rings_calls_detectors(eight: Any) -> None:
     assert next(s for s in out.detectors if s.id == 4).on
     assert len(out.channels) == 12
     assert [e.code for e in out.events] == [E.DETECTOR_ON, E.PHASE_CALL_REGISTERED]
+
+
+def test_overlap_follows_parents_with_their_clearance() -> None:
+    def edit(doc: dict[str, Any]) -> None:
+        doc["channels"].append(
+            {"id": 13, "source": "overlap", "phase": 1, "overlap_parents": [1, 2]}
+        )
+
+    config = make_config(edit=edit)
+    d = Driver(config)
+    d.run(8.0)
+    d.presence |= {1, 4}
+    d.run(3.0)  # 1 needs 2 s of presence
+    d.presence.clear()
+    d.run(100.0)
+    ov = [o.frame[13] for o in d.outputs]
+    two = [d.veh(2, o) for o in d.outputs]
+    # green with phase 2 from 7.0, then yellow and red clearance exactly with phase 2
+    assert ov[70] is S.G and two[70] is S.G
+    y = d.ev(E.PHASE_BEGIN_YELLOW, 2)[0]
+    k = round(y * 10)
+    assert ov[k - 1] is S.G and ov[k] is S.Y and two[k] is S.Y
+    assert ov[k + 40] is S.R and two[k + 40] is S.R
+    # phase 4 (conflicting) starts only after the overlap's red clearance
+    assert d.green_starts(4)[0] >= y + 6.0
+    clean(d)
+
+
+def test_next_phase_requests_cannot_starve_a_call() -> None:
+    d = Driver(make_config())
+    d.run(8.0)
+    call(d, 4)
+    # a strategy keeps asking for 2/6 next: honoured only until 4's call is overdue
+    d.requests = Requests(next_phase={1: 2, 2: 6}, force_off=frozenset({2, 6}))
+    d.run(400.0)
+    assert d.green_starts(4)
+    limit = d.controller.engine._plan_sets.starve_after / 10
+    assert d.green_starts(4)[0] <= 8.0 + limit + 20.0
+
+
+def test_controller_flashes_in_the_same_tick_on_a_monitor_violation() -> None:
+    from edgectl.control.controller import Controller
+
+    class Broken:
+        kind = "conflict"
+        channels = (2, 4)
+        detail = "test"
+
+    class Monitor:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def check(self, t: float, frame: Any, plan: Any) -> list[Any]:
+            self.calls += 1
+            return [Broken()] if t == 7.0 else []  # the start-up greens
+
+        def reset(self) -> None:
+            pass
+
+    c = Controller(make_config(), monitor=Monitor())
+    out = None
+    for k in range(71):
+        out = c.step(k / 10, Inputs())
+    assert out is not None and out.t == 7.0
+    assert out.state is OperatingState.FLASH
+    assert out.flash_reason is FlashReason.FAULT
+    assert all(s is S.FR for ch, s in out.channels if ch <= 8)
+    assert "monitor:conflict" in out.alarms
+    assert [e.param for e in out.events if e.code == E.MONITOR_VIOLATION] == [2]
+    assert E.UNIT_FLASH_STATUS_CHANGE in [e.code for e in out.events]
+    assert c.counters["violations"] == 1
+
+
+def test_controller_starting_in_flash_mode() -> None:
+    d = Driver(make_config(), mode=Mode.FLASH)
+    d.run(20.0)
+    assert d.state() is OperatingState.FLASH
+    assert d.last.flash_reason is FlashReason.COMMAND
+    d.step(directives=(SetMode(Mode.ACTUATED),))
+    d.run(2.0)
+    assert d.state() is OperatingState.NORMAL
+    assert d.veh(2) is S.G
+    clean(d)

@@ -69,6 +69,9 @@ def test_simulate_is_deterministic_and_modes(capsys: pytest.CaptureFixture[str])
     assert "mode fixed" in fixed and "force-off" in fixed
     assert main(["simulate", str(EXAMPLES / "two_phase.toml"), "--duration", "60"]) == 0
     assert "hz-0002" in capsys.readouterr().out
+    assert main(["simulate", cfg, "--mode", "coordinated", "--plan", "2", "-q"]) == 0
+    assert "plan 2" in capsys.readouterr().out
+    assert main(["simulate", cfg, "--plan", "9"]) == 2
 
 
 def test_simulate_bad_config(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -5,25 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 import os
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import pytest
 
 from edgectl.config.settings import MqttSettings
 from edgectl.errors import CommandError
 from edgectl.sync.commands import Command, CommandResult
 from edgectl.sync.service import SyncService
+from edgectl.testing.consumer import Consumer, Received, consuming, eventually
 from edgectl.testing.mosquitto import SKIP_REASON, MosquittoBroker, mosquitto_available
 
 IID = "hz-0001"
 PREFIX = "citybrain"
+__all__ = ["Consumer", "Received", "consuming", "eventually"]  # shared with the test modules
 
 BROKER_FIXTURES = {"broker", "persistent_broker", "tls_broker", "target"}
 
@@ -160,86 +159,6 @@ async def running(
             await service.close(timeout=close_timeout)
             if not task.done():
                 task.cancel()
-
-
-async def eventually(
-    predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition"  # noqa: ASYNC109
-) -> None:
-    """Poll ``predicate`` until true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
-@dataclass
-class Received:
-    topic: str
-    payload: Any
-    retain: bool
-    properties: Any = None
-
-
-class Consumer:
-    """The centre's side in tests: subscribes and collects JSON messages."""
-
-    def __init__(self, url: str, topics: str | list[str] = f"{PREFIX}/#", *,
-                 client_id: str | None = None, persistent: bool = False,
-                 protocol: aiomqtt.ProtocolVersion = aiomqtt.ProtocolVersion.V311) -> None:
-        from edgectl.sync.link import parse_broker_url
-
-        addr = parse_broker_url(url)
-        self._host, self._port = addr.host, addr.port
-        self._topics = [topics] if isinstance(topics, str) else topics
-        self._client_id = client_id
-        self._persistent = persistent
-        self._protocol = protocol
-        self.messages: list[Received] = []
-        self.connected = asyncio.Event()
-
-    def on(self, topic_suffix: str) -> list[Received]:
-        return [m for m in self.messages if m.topic.endswith(topic_suffix)]
-
-    async def run(self) -> None:
-        """Collect until cancelled; reconnect (persistent session) when the broker restarts."""
-        while True:
-            try:
-                v5 = self._protocol is aiomqtt.ProtocolVersion.V5
-                async with aiomqtt.Client(
-                    self._host, self._port, identifier=self._client_id,
-                    clean_session=None if v5 else not self._persistent, protocol=self._protocol,
-                ) as client:
-                    for t in self._topics:
-                        await client.subscribe(t, qos=1)
-                    self.connected.set()
-                    async for msg in client.messages:
-                        raw = msg.payload
-                        text = raw.decode() if isinstance(raw, bytes | bytearray) else str(raw)
-                        try:
-                            payload = json.loads(text) if text else None
-                        except ValueError:
-                            payload = text
-                        self.messages.append(
-                            Received(str(msg.topic), payload, bool(msg.retain), msg.properties)
-                        )
-            except aiomqtt.MqttError:
-                self.connected.clear()
-                await asyncio.sleep(0.05)
-
-
-@contextlib.asynccontextmanager
-async def consuming(url: str, topics: str | list[str] = f"{PREFIX}/#",
-                    **kwargs: Any) -> AsyncIterator[Consumer]:
-    consumer = Consumer(url, topics, **kwargs)
-    async with asyncio.TaskGroup() as tg:
-        task = tg.create_task(consumer.run(), name="test[consumer]")
-        try:
-            async with asyncio.timeout(10):
-                await consumer.connected.wait()
-            yield consumer
-        finally:
-            task.cancel()
 
 
 Waiter = Callable[[Callable[[], bool]], Awaitable[None]]

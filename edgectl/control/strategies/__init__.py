@@ -57,3 +57,6 @@ register(Mode.FLASH, Actuated)  # the engine flashes; nothing to request
 register(Mode.FIXED, Fixed)
 register(Mode.COORDINATED, Coordinated)
 register(Mode.MANUAL, Manual)
+
+# Strategies in their own modules register themselves on import (after the registry exists).
+from edgectl.control.strategies import adaptive, maxpressure  # noqa: E402, F401

@@ -25,8 +25,9 @@ The decision, for the green phase ``g`` of each ring, once per tick:
   time it needs.
 
 Guards: the engine keeps min green, clearances and barriers (this only requests); a max green
-(the plan's max 2) and a maximum wait (starvation) bound what the optimiser may do; a phase
-whose loops failed runs the engine's actuated logic (constant call, gap/max-out).
+(the plan's max 2) bounds every green; a phase whose call has waited ``max_wait_s`` is served
+next and, meanwhile, the current green must pay twice over to be extended (starvation guard);
+a phase whose loops failed runs the engine's actuated logic (constant call, gap/max-out).
 
 Neighbour coordination: :meth:`Adaptive.expect` takes projected arrivals on a phase (an
 upstream junction's discharge plus the link travel time). They join the phase's clusters

@@ -7,7 +7,9 @@ one only *requests*; the engine still enforces min green, clearances and barrier
 - **queues from loops only** (:class:`LoopQueues`): vehicles between the advance loop
   (~40 m) and the stop bar = advance actuations in − stop-bar departures out, floored by the
   stop-bar presence, raised to the zone's capacity (plus the arrival rate times the blocked
-  time) when a standing queue covers the advance loop, and reset once the phase has run empty.
+  time) when a standing queue covers the advance loop, and re-synchronised in green once every
+  stop bar of the phase has shown a gap longer than a saturation headway (no standing queue
+  left: only the vehicles seen moving over the advance loop remain).
   No vehicle positions from a simulator are used;
 - **clearance-aware switching**: leave the green phase only when it has nothing left to serve
   or when the best competing phase's pressure exceeds the current one by more than what the
