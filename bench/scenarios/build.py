@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
@@ -331,7 +332,7 @@ def arterial() -> tuple[Layout, list[Flow]]:
     return layout, flows
 
 
-def _periods(rates: list[float], p: float) -> list[tuple[float, float, float]]:
+def _periods(rates: Sequence[float], p: float) -> list[tuple[float, float, float]]:
     return [(i * p, (i + 1) * p, r) for i, r in enumerate(rates)]
 
 

@@ -211,8 +211,8 @@ class LiveView:
             return Panel("starting…")
         cfg = self.daemon.config
         head = Text(
-            f"{cfg.intersection.id} {cfg.intersection.name}   mode {out.mode.value}   plan {out.plan}"
-            f"   state {out.state.value}   t={out.t:.1f}s"
+            f"{cfg.intersection.id} {cfg.intersection.name}   mode {out.mode.value}"
+            f"   plan {out.plan}   state {out.state.value}   t={out.t:.1f}s"
         )
         if out.alarms:
             head.append("   ALARMS: " + ", ".join(sorted(out.alarms)), style="bold red")

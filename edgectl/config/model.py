@@ -86,12 +86,15 @@ class Phase(Frozen):
         description="Time this phase when the other ring serves a call in the same barrier group "
         "and this ring has none (NTCIP phaseOptions dual entry)",
     )
-    pedestrian: bool = Field(default=False, description="Has a pedestrian movement (walk/ped clear)")
+    pedestrian: bool = Field(
+        default=False, description="Has a pedestrian movement (walk/ped clear)"
+    )
     crossing_m: float = Field(
         default=0.0, ge=0.0, le=100.0, description="Pedestrian crossing distance, for ped clearance"
     )
     main_street: bool = Field(
-        default=False, description="Flashes yellow in yellow_main flash; coordinated in coordination"
+        default=False,
+        description="Flashes yellow in yellow_main flash; coordinated in coordination",
     )
     approach_speed_kmh: float = Field(
         default=50.0, gt=0.0, le=130.0, description="Approach speed, for the ITE clearance check"
@@ -199,7 +202,9 @@ class PhaseTiming(Frozen):
 
 class Coordination(Frozen):
     cycle: float = Field(ge=0.0, le=300.0, description="Cycle length; 0 = free (uncoordinated)")
-    offset: float = Field(default=0.0, ge=0.0, le=300.0, description="Offset to start of coord green")
+    offset: float = Field(
+        default=0.0, ge=0.0, le=300.0, description="Offset to start of coord green"
+    )
     coord_phases: tuple[PhaseId, ...] = Field(
         default=(), description="Coordinated phases (one per ring), usually 2 and 6"
     )
@@ -221,7 +226,13 @@ class Plan(Frozen):
 class ScheduleEntry(Frozen):
     at: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="Local time HH:MM")
     days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = (
-        "mon", "tue", "wed", "thu", "fri", "sat", "sun",
+        "mon",
+        "tue",
+        "wed",
+        "thu",
+        "fri",
+        "sat",
+        "sun",
     )
     plan: int = Field(ge=1, le=255)
     mode: Mode | None = None

@@ -75,7 +75,8 @@ class MqttSettings(Frozen):
     cert_file: Path | None = None
     key_file: Path | None = None
     command_key_file: Path | None = Field(
-        default=None, description="HMAC-SHA256 key for command signatures; commands unsigned if unset"
+        default=None,
+        description="HMAC-SHA256 key for command signatures; commands unsigned if unset",
     )
     command_max_age_s: float = Field(default=60.0, gt=0.0, le=86400.0)
     state_interval_s: float = Field(default=5.0, gt=0.0, le=60.0)

@@ -23,9 +23,9 @@ class EventuallyTimeout(AssertionError):
     """A condition did not become true in time."""
 
 
-async def eventually(  # noqa: ASYNC109 - a polling helper, the timeout is its point
+async def eventually(
     predicate: Callable[[], bool],
-    timeout: float = 10.0,
+    timeout: float = 10.0,  # noqa: ASYNC109 - a polling helper: the timeout is its point
     what: str = "condition",
 ) -> None:
     """Poll ``predicate`` until true; fail after ``timeout`` seconds."""

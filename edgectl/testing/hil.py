@@ -68,7 +68,9 @@ class ManagedProcess:
         return self
 
     def _copy(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None and self._log is not None
+        assert self.proc is not None
+        assert self.proc.stdout is not None
+        assert self._log is not None
         for line in self.proc.stdout:
             if not self._lines:
                 self._lines.append(line)
