@@ -448,6 +448,7 @@ class Soak:
         self.faults = schedule(args.seed, args.duration)
         self.t0 = 0.0
         self.offsets: dict[str, float] = {}
+        self.shift: dict[str, float] = {}
         self.emulators: dict[str, Emulator] = {}
         self.daemons: dict[str, SoakDaemon] = {}
         self.broker = MosquittoBroker(persistence=True)
@@ -466,15 +467,19 @@ class Soak:
         self.t0 = time.monotonic()
         try:
             for name, listen in (("tcp", "modbus+tcp://127.0.0.1:0"), ("rtu", "modbus+rtu://pty")):
-                self.offsets[name] = self.now()
+                planned = self.now()
                 specs = [
-                    f.spec(self.offsets[name])
+                    f.spec(planned)
                     for f in self.faults
                     if f.target == name and f.kind in FIELD_FAULTS
                 ]
                 emu = Emulator(self.workdir, listen=listen, seed=self.args.seed, faults=specs,
                                name=f"sim-{name}")
                 await asyncio.to_thread(emu.start)
+                # the emulator's clock starts about when it prints its URL (after its imports):
+                # its times + offset = soak times; its scheduled faults come `shift` s late
+                self.offsets[name] = self.now()
+                self.shift[name] = self.offsets[name] - planned
                 self.emulators[name] = emu
             env = {
                 "EDGECTL_MQTT__TELEMETRY_PERIOD_S": str(self.args.telemetry_period),
@@ -498,7 +503,7 @@ class Soak:
                 await self._inject(proxy)
                 while self.now() < self.args.duration:
                     await self._watch()
-                    await asyncio.sleep(1.0)
+                    await asyncio.sleep(min(1.0, max(0.0, self.args.duration - self.now())))
                 sampler.cancel()
                 stop_t = self.now()
                 codes = await asyncio.gather(
@@ -614,7 +619,12 @@ class Soak:
                 not findings,
                 f"{len(findings)} findings: " + "; ".join(map(str, findings[:5])),
             ))
-            mine = [f for f in self.faults if f.target == name]
+            shift = self.shift[name]
+            mine = [
+                Fault(f.t + shift, f.kind, f.target, f.duration, f.param)
+                if f.kind in FIELD_FAULTS else f
+                for f in self.faults if f.target == name
+            ]
             windows = [w for f in mine if (w := f.flash_window()) is not None]
             wd_windows = [w for f in mine if f.demands_watchdog() and (w := f.flash_window())]
             bad_mmu = [
@@ -629,7 +639,7 @@ class Soak:
             rows = read_record(emu.record_path)
             stray = sorted({
                 round(t + off, 1) for t, ch, st in rows
-                if st in FLASH_STATES and STARTUP_S + 3 < t + off < stop_t
+                if st in FLASH_STATES and STARTUP_S + 3 < t + off < stop_t - 0.2
                 and not _inside(t + off, windows)
             })
             checks.append(Check(

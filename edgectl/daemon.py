@@ -598,8 +598,16 @@ class Daemon:
                 self.ready = True
                 log.info("ready", t=t, state=out.state.value)
                 if self.notifier is not None:
-                    self.notifier.ready(self.status_line())
-        if self.notifier is not None and not late and self.ready:
+                    self._last_status = self.status_line()
+                    self.notifier.ready(self._last_status)
+        if self.notifier is not None and not self.ready:
+            # what `systemctl status` shows while the start waits for the field
+            links = " ".join(f"{d.name}={d.health.value}" for d in self.devices)
+            line = f"starting: waiting for the field {links}".strip()
+            if line != self._last_status:
+                self._last_status = line
+                self.notifier.status(line)
+        elif self.notifier is not None and not late:
             self.notifier.watchdog()
             line = self.status_line()
             if line != self._last_status or self.ticks % STATUS_REFRESH_TICKS == 0:

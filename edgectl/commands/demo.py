@@ -123,18 +123,24 @@ async def _demo(args: argparse.Namespace, workdir: Path) -> int:
             port = _free_port()
             broker = await _start_amqtt(port)
             mqtt_url, protocol = f"mqtt://127.0.0.1:{port}", MqttProtocol.V311
-        config = with_field_url(config, emulator.url)
-        updates: dict[str, Any] = {
-            "mqtt": config.mqtt.model_copy(update={"url": mqtt_url, "protocol": protocol}),
-            "daemon": config.daemon.model_copy(
-                update={"state_dir": workdir / "state", "metrics_listen": ""}
-            ),
-        }
-        if args.mode:
-            updates["control"] = config.control.model_copy(update={"mode": Mode(args.mode)})
-        config = config.model_copy(update=updates)
+
+        def overrides(cfg: DaemonConfig) -> DaemonConfig:
+            """The demo's wiring over the file; applied again to the file on SIGHUP."""
+            cfg = with_field_url(cfg, emulator.url)
+            updates: dict[str, Any] = {
+                "mqtt": cfg.mqtt.model_copy(update={"url": mqtt_url, "protocol": protocol}),
+                "daemon": cfg.daemon.model_copy(
+                    update={"state_dir": workdir / "state", "metrics_listen": ""}
+                ),
+            }
+            if args.mode:
+                updates["control"] = cfg.control.model_copy(update={"mode": Mode(args.mode)})
+            return cfg.model_copy(update=updates)
+
+        config = overrides(config)
         (workdir / "state").mkdir(exist_ok=True)
         daemon, closers = build_daemon(config, config_path=config_path)
+        daemon.config_loader = lambda: overrides(load_config(config_path))
         view = LiveView(daemon, emulator.url, mqtt_url)
         daemon.hooks.append(view.on_tick)
         print(

@@ -278,6 +278,7 @@ class Engine:
         )
         self.detectors = DetectorBank(config)
         self._green: frozenset[int] = frozenset()
+        self._green_since: dict[int, int] = {}  # green phase → tick its green began
 
         self._tick: int | None = None
         self._state = OperatingState.STARTUP_FLASH
@@ -354,9 +355,12 @@ class Engine:
         return self._green
 
     def _refresh_green(self) -> None:
-        self._green = frozenset(
-            r.phase for r in self._rings if r.phase is not None and r.interval is Interval.GREEN
-        )
+        self._green_since = {
+            r.phase: r.start
+            for r in self._rings
+            if r.phase is not None and r.interval is Interval.GREEN
+        }
+        self._green = frozenset(self._green_since)
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -618,11 +622,7 @@ class Engine:
     # --- detectors and calls -----------------------------------------------------------------
 
     def _update_detectors(self, tick: int, inputs: Inputs) -> None:
-        green_since = {
-            r.phase: r.start
-            for r in self._rings
-            if r.phase is not None and r.interval is Interval.GREEN
-        }
+        green_since = self._green_since
         raw: list[tuple[int, int]] = []
         self.detectors.update(tick, inputs.presence, inputs.failed_detectors, green_since, raw)
         if raw:
@@ -811,7 +811,11 @@ class Engine:
             ring.min_done = True
             self._emit(EventCode.PHASE_MIN_COMPLETE, p)
         # where would this ring go next?
-        nxt = self._next_in_group(ring, p, req)
+        nxt = (
+            self._next_in_group(ring, p, req)
+            if self._calls or self._ped_calls or req.next_phase
+            else None
+        )
         conflicting = nxt is not None or barrier_demand
         if ring.ready is not None:
             if nxt is not None:
@@ -947,7 +951,9 @@ class Engine:
 
     def _idle_rings(self, tick: int, req: Requests) -> None:
         rings = self._rings
-        if any(r.ready is not None for r in rings):
+        if not any(r.interval is Interval.RED for r in rings) or any(
+            r.ready is not None for r in rings
+        ):
             return
         all_idle = True
         for ring in rings:
