@@ -630,8 +630,8 @@ class Engine:
                 self._emit(code, param)
             failed = self.detectors.failed
             self._set_alarm(
-                "detector:", f"detector:failed:{','.join(map(str, sorted(failed)))}"
-                if failed else None,
+                "detector:",
+                f"detector:failed:{','.join(map(str, sorted(failed)))}" if failed else None,
             )
         if self.detectors.rising:
             green = green_since
@@ -709,8 +709,22 @@ class Engine:
     def _overdue(self, tick: int, req: Requests) -> bool:
         limit = self._plan_sets.starve_after
         return any(
-            tick - since > limit and self._demand(p, req)
-            for p, since in self._call_since.items()
+            tick - since > limit and self._demand(p, req) for p, since in self._call_since.items()
+        )
+
+    def _resting(self, req: Requests) -> bool:
+        """No ring in a change, clearance or pedestrian interval, and no demand for a phase
+        that is not green: nothing will happen until a new call arrives."""
+        greens: set[int] = set()
+        for ring in self._rings:
+            if ring.interval not in (Interval.GREEN, Interval.RED):
+                return False
+            if ring.ped is not PedInterval.DONT_WALK:
+                return False
+            if ring.interval is Interval.GREEN and ring.phase is not None:
+                greens.add(ring.phase)
+        return not any(
+            self._demand(p, req) for p in self._calls | self._ped_calls if p not in greens
         )
 
     def _reachable(self, p: int) -> bool:
@@ -730,6 +744,10 @@ class Engine:
         # 1. clearance intervals and pedestrian intervals
         for ring in self._rings:
             self._time_ring(ring, tick)
+        if self._pending_plan is not None and not preempt and self._resting(req):
+            # a junction resting with no demand may never cross a barrier: rest is a safe point
+            # too (no change or clearance interval runs, so no running interval is re-timed)
+            self._apply_plan(self._pending_plan)
         if preempt:
             self._run_preempt(tick)
             return
@@ -1053,8 +1071,10 @@ class Engine:
             if ring.ped is not PedInterval.DONT_WALK:
                 continue
             elapsed = tick - ring.start
-            minimum = self._times[p].min_green if to_flash else min(
-                self._preempt_min, self._times[p].min_green
+            minimum = (
+                self._times[p].min_green
+                if to_flash
+                else min(self._preempt_min, self._times[p].min_green)
             )
             if elapsed >= minimum:
                 self._begin_yellow(ring, tick, None, None)
@@ -1133,8 +1153,7 @@ class Engine:
         if not self._overlaps:
             return False
         return any(
-            ov[0] != 0 and p in self._overlap_conflicts[ch]
-            for ch, ov in self._overlaps.items()
+            ov[0] != 0 and p in self._overlap_conflicts[ch] for ch, ov in self._overlaps.items()
         )
 
     def _build_frame(self, tick: int) -> tuple[tuple[int, ChannelState], ...]:

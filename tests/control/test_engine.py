@@ -9,6 +9,7 @@ Start-up: flash 0–5 s, all-red 5–7 s, phases 2 and 6 green at 7.0 s.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -510,3 +511,27 @@ def test_controller_starting_in_flash_mode() -> None:
     assert d.state() is OperatingState.NORMAL
     assert d.veh(2) is S.G
     clean(d)
+
+
+def test_plan_change_applies_at_rest_when_no_barrier_is_crossed() -> None:
+    """A junction resting in its main-street green with no other demand never crosses a
+    barrier; the new plan must still take effect (rest is a safe point)."""
+    from edgectl.config.loader import load_config
+    from edgectl.control.controller import Controller
+    from edgectl.control.types import EventCode, Inputs, SetPlan
+
+    config = load_config(Path(__file__).resolve().parents[2] / "examples" / "eight_phase.toml")
+    ctl = Controller(config)
+    t = 0.0
+    for _ in range(300):  # start-up, then rest in 2/6 green with no calls anywhere
+        ctl.step(t, Inputs())
+        t = round(t + 0.1, 1)
+    out = ctl.step(t, Inputs(directives=(SetPlan(config.plan(2)),)))
+    changes = [e for e in out.events if e.code == EventCode.COORD_PATTERN_CHANGE]
+    for _ in range(5):
+        t = round(t + 0.1, 1)
+        changes += [
+            e for e in ctl.step(t, Inputs()).events if e.code == EventCode.COORD_PATTERN_CHANGE
+        ]
+    assert [e.param for e in changes] == [2]
+    assert ctl.plan.id == 2

@@ -183,7 +183,6 @@ async def test_every_command_type_is_applied_and_visible(
 
     # set_plan: the coordinated plan is accepted (applied at the next barrier: event 131)
     assert (await centre.send("set_plan", plan=2))["ok"]
-    assert (await centre.send("place_call", phases=[4]))["ok"]  # a barrier crossing to apply it
     await eventually(
         lambda: any(
             any(code == 131 and param == 2 for _, code, param in m.payload.get("events", []))
