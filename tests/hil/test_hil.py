@@ -7,8 +7,6 @@ itself is the point (an alarm raised within 2 s).
 
 from __future__ import annotations
 
-import json
-import signal
 import time
 from pathlib import Path
 
@@ -42,13 +40,13 @@ def _run_for(seconds: float, *procs: DaemonProcess) -> None:
 
 @pytest.mark.parametrize("listen", ["modbus+tcp://127.0.0.1:0", "modbus+rtu://pty"])
 def test_traffic_is_served_safely(tmp_path: Path, eight_phase: DaemonConfig, listen: str) -> None:
-    demand = _demand(tmp_path, until=25.0, multiplier=2.0)
+    demand = _demand(tmp_path, until=20.0, multiplier=2.0)
     sim = Emulator(tmp_path, listen=listen, seed=7, extra=["--demand", str(demand)])
     sim.start()
     daemon = DaemonProcess(tmp_path, EIGHT_PHASE, sim.url)
     try:
         daemon.start()
-        _run_for(85.0, daemon)
+        _run_for(75.0, daemon)
         assert daemon.stop() == 0, daemon.process.output()[-3000:] if daemon.process else ""
     finally:
         daemon.stop()
@@ -58,7 +56,7 @@ def test_traffic_is_served_safely(tmp_path: Path, eight_phase: DaemonConfig, lis
     assert summary["mmu"]["tripped"] is False, summary["mmu"]
     assert summary["mmu"]["faults"] == []
     vehicles = summary["vehicles"]
-    assert vehicles["arrived"] >= 20, vehicles
+    assert vehicles["arrived"] >= 10, vehicles
     assert vehicles["served"] == vehicles["arrived"], vehicles
     assert vehicles["in_queue"] == 0
 
@@ -126,6 +124,10 @@ def test_faults_are_survived(tmp_path: Path, eight_phase: DaemonConfig) -> None:
     # the silence: detectors failed (alarm) within 2 s, flash, then back to service
     lost = _log(daemon, "output_fault")
     assert lost, "no output fault logged for the silent cabinet"
+    failed = _log(daemon, "detectors_failed")
+    assert failed, "the silent cabinet's detectors were never failed"
+    assert failed[0]["detectors"] == [d.id for d in eight_phase.detectors]
+    assert float(str(failed[0]["silent_for_s"])) <= 2.0, failed[0]  # fail-safe calls within 2 s
     recovered = _log(daemon, "output_recovered")
     assert recovered, "the daemon never recovered from the silence"
     greens_after_silence = [t for t, ch, st in rows if st == "G" and 59.0 < t < 78.0]
@@ -145,28 +147,3 @@ def test_faults_are_survived(tmp_path: Path, eight_phase: DaemonConfig) -> None:
     # and through all of it: no conflict, no short yellow, no skipped red clearance
     findings = record_findings(eight_phase, sim.record_path, summary["conflicts"])
     assert findings == [], "\n".join(map(str, findings[:20]))
-
-
-def test_detector_loss_places_fail_safe_calls_within_2s(
-    tmp_path: Path, eight_phase: DaemonConfig
-) -> None:
-    sim = Emulator(tmp_path, seed=5, faults=["silent@20+4"])
-    sim.start()
-    daemon = DaemonProcess(tmp_path, EIGHT_PHASE, sim.url)
-    try:
-        daemon.start()
-        ev = daemon.wait_log(lambda e: e.get("event") == "detectors_failed", timeout=40.0)
-        _run_for(8.0, daemon)
-        daemon.process.send(signal.SIGTERM)  # type: ignore[union-attr]
-        assert daemon.process.wait(45) == 0  # type: ignore[union-attr]
-    finally:
-        daemon.stop()
-        summary = sim.stop()
-    started = next(e for e in daemon.log_events() if e.get("event") == "daemon_start")
-    assert ev["detectors"] == [d.id for d in eight_phase.detectors]
-    # the silence starts 20 s after the emulator; the daemon starts a little later
-    assert float(ev["silent_for_s"]) <= 2.0, ev
-    assert json.dumps(started)
-    assert summary["mmu"]["faults"] == [] or all(
-        f["kind"] == "watchdog" for f in summary["mmu"]["faults"]
-    )

@@ -54,8 +54,9 @@ def wait_until(
         if value:
             return value
         if daemon is not None and daemon.process is not None and not daemon.process.running():
-            raise AssertionError(f"daemon exited while waiting for {what}: "
-                                 f"{daemon.process.output()[-3000:]}")
+            raise AssertionError(
+                f"daemon exited while waiting for {what}: {daemon.process.output()[-3000:]}"
+            )
         if time.monotonic() > deadline:
             tail = daemon.process.output()[-3000:] if daemon and daemon.process else ""
             raise AssertionError(f"no {what} within {timeout} s\n{tail}")

@@ -65,7 +65,10 @@ def test_demo_runs_and_summarises(tmp_path: Path) -> None:
     )
     assert findings == [], findings[:10]
     # the daemon stopped cleanly: its log ends with daemon_stopped
-    events = [json.loads(line[line.index("{"):]) for line in
-              (workdir / "daemon.log").read_text(encoding="utf-8").splitlines() if "{" in line]
+    events = [
+        json.loads(line[line.index("{") :])
+        for line in (workdir / "daemon.log").read_text(encoding="utf-8").splitlines()
+        if "{" in line
+    ]
     assert events[-1]["event"] == "daemon_stopped", events[-3:]
     assert any(e["event"] == "mqtt_connected" for e in events)

@@ -72,8 +72,7 @@ def _collect(
         assert daemon.process is not None
         if time.monotonic() > deadline:
             raise AssertionError(
-                f"notifications {[n.fields for n in notes[-8:]]}\n"
-                f"{daemon.process.output()[-3000:]}"
+                f"notifications {[n.fields for n in notes[-8:]]}\n{daemon.process.output()[-3000:]}"
             )
         if not daemon.process.running():
             notes.extend(listener.drain())

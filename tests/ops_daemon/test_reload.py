@@ -112,38 +112,71 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Session:
         sim = Emulator(tmp, seed=11).start()
         started = time.monotonic()
         daemon = DaemonProcess(
-            tmp, config, sim.url, broker=broker.url, env=listener.env(),
+            tmp,
+            config,
+            sim.url,
+            broker=broker.url,
+            env=listener.env(),
             extra=["--metrics", f"127.0.0.1:{port}"],
         )
         try:
             daemon.start()
             assert daemon.process is not None
             # in service (start-up phases 2 and 6 green): the bad file
-            wait_until(lambda: _status_seen(listener, "state=normal"), 30, "normal service",
-                       daemon=daemon)
+            wait_until(
+                lambda: _status_seen(listener, "state=normal"), 30, "normal service", daemon=daemon
+            )
             config.write_text(BAD, encoding="utf-8")
             bad_at = time.monotonic()
             daemon.process.send(signal.SIGHUP)
-            wait_until(lambda: events_named(daemon, "reload_rejected"), 10,
-                       "reload_rejected", daemon=daemon, listener=listener)
+            wait_until(
+                lambda: events_named(daemon, "reload_rejected"),
+                10,
+                "reload_rejected",
+                daemon=daemon,
+                listener=listener,
+            )
             # the start-up phases end (yellow): the engine is about to cross a barrier, where
             # a new plan takes effect. Then the good file.
-            wait_until(lambda: any(ch in (2, 6) and st == "Y" for _, ch, st in sim.record()),
-                       60, "the end of the start-up phases", daemon=daemon, listener=listener)
+            wait_until(
+                lambda: any(ch in (2, 6) and st == "Y" for _, ch, st in sim.record()),
+                60,
+                "the end of the start-up phases",
+                daemon=daemon,
+                listener=listener,
+            )
             # the good file
             config.write_text(GOOD, encoding="utf-8")
             good_at = time.monotonic()
             daemon.process.send(signal.SIGHUP)
-            wait_until(lambda: events_named(daemon, "reload_accepted"), 10,
-                       "reload_accepted", daemon=daemon, listener=listener)
-            wait_until(lambda: EventCode.CONFIG_REJECTED in tap.event_codes(), 10,
-                       "event 205 on MQTT", daemon=daemon, listener=listener)
-            wait_until(lambda: EventCode.CONFIG_RELOADED in tap.event_codes(), 10,
-                       "event 204 on MQTT", daemon=daemon, listener=listener)
+            wait_until(
+                lambda: events_named(daemon, "reload_accepted"),
+                10,
+                "reload_accepted",
+                daemon=daemon,
+                listener=listener,
+            )
+            wait_until(
+                lambda: EventCode.CONFIG_REJECTED in tap.event_codes(),
+                10,
+                "event 205 on MQTT",
+                daemon=daemon,
+                listener=listener,
+            )
+            wait_until(
+                lambda: EventCode.CONFIG_RELOADED in tap.event_codes(),
+                10,
+                "event 204 on MQTT",
+                daemon=daemon,
+                listener=listener,
+            )
             # until the cabinet has shown a few of the new plan's yellows
             wait_until(
                 lambda: sum(_is_new(ch, d) for ch, _, _, d in yellows(sim.record())) >= 2,
-                90, "the new plan's yellows in the record", daemon=daemon, listener=listener,
+                90,
+                "the new plan's yellows in the record",
+                daemon=daemon,
+                listener=listener,
             )
             scraped = scrape(f"http://127.0.0.1:{port}/metrics")
             daemon.process.send(signal.SIGTERM)
@@ -213,15 +246,19 @@ def test_good_config_is_accepted_and_applied_at_a_safe_point(session: Session) -
     first = min(y for _, _, y, _ in new)
     assert all(_is_new(ch, d) for ch, _, y, d in after if y >= first), after
     # the engine logged the pattern change (event 131) after the reload was accepted
-    changes = [e for e in session.logs if e.get("event") == "event"
-               and e.get("code") == EventCode.COORD_PATTERN_CHANGE]
+    changes = [
+        e
+        for e in session.logs
+        if e.get("event") == "event" and e.get("code") == EventCode.COORD_PATTERN_CHANGE
+    ]
     assert changes, "no pattern change logged"
 
 
 def test_each_reload_is_announced_to_systemd(session: Session) -> None:
     """RELOADING=1 (with MONOTONIC_USEC) at each SIGHUP, READY=1 once it is decided."""
     keys = [
-        "RELOADING" if "RELOADING" in n else "READY" for n in session.notes
+        "RELOADING" if "RELOADING" in n else "READY"
+        for n in session.notes
         if "RELOADING" in n or "READY" in n
     ]
     assert keys == ["READY", "RELOADING", "READY", "RELOADING", "READY"], keys

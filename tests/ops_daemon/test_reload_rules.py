@@ -47,9 +47,7 @@ def daemon(config: DaemonConfig, listener: NotifyListener) -> Iterator[Daemon]:
 
 
 def _reloads(d: Daemon, result: str) -> float:
-    value = d.metrics.registry.get_sample_value(
-        "edgectl_config_reloads_total", {"result": result}
-    )
+    value = d.metrics.registry.get_sample_value("edgectl_config_reloads_total", {"result": result})
     return float(value or 0.0)
 
 
@@ -148,7 +146,10 @@ def test_bad_log_level_is_a_config_problem_not_a_crash(tmp_path: Path) -> None:
     path.write_text(text)
     run = subprocess.run(
         [sys.executable, "-m", "edgectl", "run", "--config", str(path), "--field", FIELD],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert run.returncode == 1
     assert "log_levels" in run.stderr and "Traceback" not in run.stderr, run.stderr
