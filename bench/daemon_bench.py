@@ -148,14 +148,26 @@ class Result:
     def table(self) -> str:
         t = TARGETS
         rows = [
-            ("CPU, % of one core", f"{self.daemon_cpu_pct:.2f}", f"{self.bare_cpu_pct:.2f}",
-             f"≤ {t['cpu_pct_max']} and ≤ {t['cpu_ratio_max']}× bare "
-             f"(ratio {self.cpu_ratio:.2f})"),
-            ("RSS, MB (end / max)", f"{self.daemon_rss_mb:.1f} / {self.daemon_rss_max_mb:.1f}",
-             f"{self.bare_rss_mb:.1f}", f"≤ {t['rss_mb_max']}"),
+            (
+                "CPU, % of one core",
+                f"{self.daemon_cpu_pct:.2f}",
+                f"{self.bare_cpu_pct:.2f}",
+                f"≤ {t['cpu_pct_max']} and ≤ {t['cpu_ratio_max']}× bare "
+                f"(ratio {self.cpu_ratio:.2f})",
+            ),
+            (
+                "RSS, MB (end / max)",
+                f"{self.daemon_rss_mb:.1f} / {self.daemon_rss_max_mb:.1f}",
+                f"{self.bare_rss_mb:.1f}",
+                f"≤ {t['rss_mb_max']}",
+            ),
             ("tick latency p50, ms", f"{self.daemon_p50_ms:.2f}", f"{self.bare_p50_ms:.2f}", ""),
-            ("tick latency p99, ms", f"{self.daemon_p99_ms:.2f}", f"{self.bare_p99_ms:.2f}",
-             f"≤ {t['p99_ms_max']}"),
+            (
+                "tick latency p99, ms",
+                f"{self.daemon_p99_ms:.2f}",
+                f"{self.bare_p99_ms:.2f}",
+                f"≤ {t['p99_ms_max']}",
+            ),
             ("tick latency max, ms", f"{self.daemon_max_ms:.2f}", "", ""),
             ("late ticks", str(self.daemon_late_ticks), str(self.bare_late_ticks), ""),
         ]

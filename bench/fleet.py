@@ -242,12 +242,24 @@ def main(argv: list[str] | None = None) -> int:
             print(step.row() if len(steps) > 1 else HEADER + "\n" + step.row(), flush=True)
             if step.saturated:
                 break
-    print(json.dumps({s.n: {"bytes_per_msg": s.bytes_per_msg,
-                            "msgs_per_s_per_junction": s.msgs_per_s_per_junction}
-                      for s in steps}, indent=1))
+    print(
+        json.dumps(
+            {
+                s.n: {
+                    "bytes_per_msg": s.bytes_per_msg,
+                    "msgs_per_s_per_junction": s.msgs_per_s_per_junction,
+                }
+                for s in steps
+            },
+            indent=1,
+        )
+    )
     if args.json:
-        data = {"cores": CORES, "steps": [asdict(s) for s in steps],
-                "command": "python bench/fleet.py " + " ".join(sys.argv[1:])}
+        data = {
+            "cores": CORES,
+            "steps": [asdict(s) for s in steps],
+            "command": "python bench/fleet.py " + " ".join(sys.argv[1:]),
+        }
         args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return 0 if all(s.events_lost == 0 for s in steps) else 1
 

@@ -42,8 +42,12 @@ def _run(argv: list[str], timeout: float) -> tuple[int, str, float]:
 
 
 def _cmd(argv: list[str]) -> str:
-    return " ".join(["python", *(str(Path(a).relative_to(REPO)) if a.startswith(str(REPO))
-                                 else a for a in argv[1:])])
+    return " ".join(
+        [
+            "python",
+            *(str(Path(a).relative_to(REPO)) if a.startswith(str(REPO)) else a for a in argv[1:]),
+        ]
+    )
 
 
 def _machine() -> str:
@@ -56,9 +60,11 @@ def _machine() -> str:
     except OSError:
         pass
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"{os.cpu_count()} CPU ({model or platform.machine()}), Python "
-            f"{platform.python_version()}, {platform.system()} {platform.release()}; "
-            f"load average at the end {load} (the machine is shared)")
+    return (
+        f"{os.cpu_count()} CPU ({model or platform.machine()}), Python "
+        f"{platform.python_version()}, {platform.system()} {platform.release()}; "
+        f"load average at the end {load} (the machine is shared)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,8 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--core-hours", type=float, default=24.0)
     parser.add_argument("--sumo-seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--skip-sumo", action="store_true")
-    parser.add_argument("--sumo-no-docs", action="store_true",
-                        help="the matrix prints only (leaves docs/sumo-bench.* alone)")
+    parser.add_argument(
+        "--sumo-no-docs",
+        action="store_true",
+        help="the matrix prints only (leaves docs/sumo-bench.* alone)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
     args = parser.parse_args(argv)
     py = sys.executable
@@ -79,25 +88,40 @@ def main(argv: list[str] | None = None) -> int:
     # 1. the daemon
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         out = Path(tmp) / "daemon.json"
-        cmd = [py, str(BENCH / "daemon_bench.py"), "--duration", str(args.daemon_duration),
-               "--json", str(out)]
+        cmd = [
+            py,
+            str(BENCH / "daemon_bench.py"),
+            "--duration",
+            str(args.daemon_duration),
+            "--json",
+            str(out),
+        ]
         code, text, wall = _run(cmd, timeout=args.daemon_duration + 180)
-        lines = ["## 1. The daemon at 10 Hz vs a bare pymodbus loop", "",
-                 f"`{_cmd(cmd[:-2])}` ({wall:.0f} s)", ""]
+        lines = [
+            "## 1. The daemon at 10 Hz vs a bare pymodbus loop",
+            "",
+            f"`{_cmd(cmd[:-2])}` ({wall:.0f} s)",
+            "",
+        ]
         if out.exists():
             data = json.loads(out.read_text(encoding="utf-8"))
             table = text[: text.find("targets met")].strip()
-            lines += [table, "",
-                      "Targets met: " + ", ".join(f"{k} {'yes' if v else '**no**'}"
-                                                  for k, v in data["targets_met"].items()),
-                      "",
-                      f"Measurement window {data['window_s']} s after a warm-up; CPU from "
-                      "/proc/PID/stat (utime + stime) over the window, RSS = VmRSS; tick latency "
-                      "= detector frame read → output frame written (the daemon's "
-                      f"`tick_latency_summary`, {data['daemon_samples']} samples over the whole "
-                      "run including start-up). The bare loop does one FC4 read of 110 "
-                      "registers and one FC16 write of 33 per 0.1 s against its own emulator "
-                      "in the same run."]
+            lines += [
+                table,
+                "",
+                "Targets met: "
+                + ", ".join(
+                    f"{k} {'yes' if v else '**no**'}" for k, v in data["targets_met"].items()
+                ),
+                "",
+                f"Measurement window {data['window_s']} s after a warm-up; CPU from "
+                "/proc/PID/stat (utime + stime) over the window, RSS = VmRSS; tick latency "
+                "= detector frame read → output frame written (the daemon's "
+                f"`tick_latency_summary`, {data['daemon_samples']} samples over the whole "
+                "run including start-up). The bare loop does one FC4 read of 110 "
+                "registers and one FC16 write of 33 per 0.1 s against its own emulator "
+                "in the same run.",
+            ]
         else:
             ok = False
             lines += ["**failed**:", "```", text[-3000:], "```"]
@@ -107,10 +131,19 @@ def main(argv: list[str] | None = None) -> int:
     cmd = [py, str(BENCH / "core_speed.py"), "--hours", str(args.core_hours)]
     code, text, wall = _run(cmd, timeout=1800)
     ok &= code == 0
-    sections.append("\n".join([
-        "## 2. Simulation speed of the pure core", "", f"`{_cmd(cmd)}` ({wall:.0f} s)", "",
-        "```", text.strip()[-3000:], "```",
-    ]))
+    sections.append(
+        "\n".join(
+            [
+                "## 2. Simulation speed of the pure core",
+                "",
+                f"`{_cmd(cmd)}` ({wall:.0f} s)",
+                "",
+                "```",
+                text.strip()[-3000:],
+                "```",
+            ]
+        )
+    )
 
     # 3. SUMO
     matrix = BENCH / "sumo_matrix.py"
@@ -127,16 +160,29 @@ def main(argv: list[str] | None = None) -> int:
             cmd.append("--no-docs")
         code, text, wall = _run(cmd, timeout=7200)
         ok &= code == 0
-        lines += [f"`{_cmd(cmd)}` ({wall:.0f} s, exit {code}) — full tables in "
-                  "[sumo-bench.md](sumo-bench.md).", "", "```", text.strip()[-2500:], "```"]
+        lines += [
+            f"`{_cmd(cmd)}` ({wall:.0f} s, exit {code}) — full tables in "
+            "[sumo-bench.md](sumo-bench.md).",
+            "",
+            "```",
+            text.strip()[-2500:],
+            "```",
+        ]
     sections.append("\n".join(lines))
 
-    doc = "\n\n".join([
-        "# Benchmarks",
-        f"Generated by `python bench/run_all.py` (started {started}). Machine: {_machine()}.",
-        "Soak and fleet load have their own reports: [soak.md](soak.md), [fleet.md](fleet.md).",
-        *sections,
-    ]) + "\n"
+    doc = (
+        "\n\n".join(
+            [
+                "# Benchmarks",
+                f"Generated by `python bench/run_all.py` (started {started}). "
+                f"Machine: {_machine()}.",
+                "Soak and fleet load have their own reports: [soak.md](soak.md), "
+                "[fleet.md](fleet.md).",
+                *sections,
+            ]
+        )
+        + "\n"
+    )
     args.out.write_text(doc, encoding="utf-8")
     print(doc)
     return 0 if ok else 1

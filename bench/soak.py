@@ -370,9 +370,7 @@ class SoakDaemon:
 
     def ready(self) -> bool:
         inc = self.current
-        return inc.process.running() and any(
-            e.get("event") == "ready" for e in self.events(inc)
-        )
+        return inc.process.running() and any(e.get("event") == "ready" for e in self.events(inc))
 
     def kill9(self, now: float) -> None:
         inc = self.current
@@ -473,8 +471,13 @@ class Soak:
                     for f in self.faults
                     if f.target == name and f.kind in FIELD_FAULTS
                 ]
-                emu = Emulator(self.workdir, listen=listen, seed=self.args.seed, faults=specs,
-                               name=f"sim-{name}")
+                emu = Emulator(
+                    self.workdir,
+                    listen=listen,
+                    seed=self.args.seed,
+                    faults=specs,
+                    name=f"sim-{name}",
+                )
                 await asyncio.to_thread(emu.start)
                 # the emulator's clock starts about when it prints its URL (after its imports):
                 # its times + offset = soak times; its scheduled faults come `shift` s late
@@ -611,51 +614,70 @@ class Soak:
             off = self.offsets[name]
             conflicts = [(a, b) for a, b in summary["conflicts"]]
             findings = check_record(
-                emu.record_path, conflicts, mins.yellow, mins.red_clear, mins.ped_clear,
+                emu.record_path,
+                conflicts,
+                mins.yellow,
+                mins.red_clear,
+                mins.ped_clear,
                 tolerance=RECORD_JITTER_S,
             )
-            checks.append(Check(
-                f"{name}: record safe (no conflict, short yellow, skipped red clearance)",
-                not findings,
-                f"{len(findings)} findings: " + "; ".join(map(str, findings[:5])),
-            ))
+            checks.append(
+                Check(
+                    f"{name}: record safe (no conflict, short yellow, skipped red clearance)",
+                    not findings,
+                    f"{len(findings)} findings" + "".join(f"; {x}" for x in findings[:5]),
+                )
+            )
             shift = self.shift[name]
             mine = [
                 Fault(f.t + shift, f.kind, f.target, f.duration, f.param)
-                if f.kind in FIELD_FAULTS else f
-                for f in self.faults if f.target == name
+                if f.kind in FIELD_FAULTS
+                else f
+                for f in self.faults
+                if f.target == name
             ]
             windows = [w for f in mine if (w := f.flash_window()) is not None]
             wd_windows = [w for f in mine if f.demands_watchdog() and (w := f.flash_window())]
             bad_mmu = [
-                m for m in summary["mmu"]["faults"]
+                m
+                for m in summary["mmu"]["faults"]
                 if m["kind"] != "watchdog" or not _inside(m["t"] + off, wd_windows)
             ]
-            checks.append(Check(
-                f"{name}: MMU tripped only by the watchdog during a silence or a kill",
-                not bad_mmu,
-                f"{len(summary['mmu']['faults'])} latches, unexplained: {bad_mmu[:5]}",
-            ))
+            checks.append(
+                Check(
+                    f"{name}: MMU tripped only by the watchdog during a silence or a kill",
+                    not bad_mmu,
+                    f"{len(summary['mmu']['faults'])} latches, unexplained: {bad_mmu[:5]}",
+                )
+            )
             rows = read_record(emu.record_path)
-            stray = sorted({
-                round(t + off, 1) for t, ch, st in rows
-                if st in FLASH_STATES and STARTUP_S + 3 < t + off < stop_t - 0.2
-                and not _inside(t + off, windows)
-            })
-            checks.append(Check(
-                f"{name}: no flash outside the windows of faults that demand one",
-                not stray,
-                f"flash at {stray[:10]}" if stray else "none",
-            ))
+            stray = sorted(
+                {
+                    round(t + off, 1)
+                    for t, ch, st in rows
+                    if st in FLASH_STATES
+                    and STARTUP_S + 3 < t + off < stop_t - 0.2
+                    and not _inside(t + off, windows)
+                }
+            )
+            checks.append(
+                Check(
+                    f"{name}: no flash outside the windows of faults that demand one",
+                    not stray,
+                    f"flash at {stray[:10]}" if stray else "none",
+                )
+            )
             d = self.daemons[name]
             unexpected = [
                 (round(i.started, 1), i.exit_code) for i in d.incarnations[:-1] if not i.killed
             ]
-            checks.append(Check(
-                f"{name}: no daemon exit but ours; clean stop exit 0",
-                not unexpected and codes[name] == 0,
-                f"unexpected exits {unexpected}, final exit {codes[name]}",
-            ))
+            checks.append(
+                Check(
+                    f"{name}: no daemon exit but ours; clean stop exit 0",
+                    not unexpected and codes[name] == 0,
+                    f"unexpected exits {unexpected}, final exit {codes[name]}",
+                )
+            )
             late, ticks, reloads = 0, 0, 0
             for inc in d.incarnations:
                 evs = d.events(inc)
@@ -665,16 +687,20 @@ class Soak:
                 end = inc.ended if inc.ended is not None else stop_t
                 ticks += int(stopped[-1]["ticks"]) if stopped else int((end - inc.started) * 10)
             late_ratio = late / ticks if ticks else 0.0
-            checks.append(Check(
-                f"{name}: late ticks ≤ {self.args.max_late_ratio:.1%}",
-                late_ratio <= self.args.max_late_ratio,
-                f"{late} late of {ticks} ticks ({late_ratio:.3%})",
-            ))
-            checks.append(Check(
-                f"{name}: every SIGHUP reloaded",
-                reloads == d.sighups,
-                f"{d.sighups} SIGHUP, {reloads} reload_accepted",
-            ))
+            checks.append(
+                Check(
+                    f"{name}: late ticks ≤ {self.args.max_late_ratio:.1%}",
+                    late_ratio <= self.args.max_late_ratio,
+                    f"{late} late of {ticks} ticks ({late_ratio:.3%})",
+                )
+            )
+            checks.append(
+                Check(
+                    f"{name}: every SIGHUP reloaded",
+                    reloads == d.sighups,
+                    f"{d.sighups} SIGHUP, {reloads} reload_accepted",
+                )
+            )
             longest = max(d.incarnations, key=lambda i: len(i.rss))
             samples = [mb for t, mb in longest.rss if t - longest.started >= self.args.rss_warmup]
             rss_note = "too few samples"
@@ -702,16 +728,21 @@ class Soak:
                 "incarnations": len(d.incarnations),
                 "late_ticks": late,
                 "ticks": ticks,
-                "rss_mb": {"min": min(samples, default=0.0), "max": max(samples, default=0.0),
-                           "growth": round(growth, 2)},
+                "rss_mb": {
+                    "min": min(samples, default=0.0),
+                    "max": max(samples, default=0.0),
+                    "growth": round(growth, 2),
+                },
                 "outbox": outboxes[name],
             }
         missing = _missing(consumer, outboxes)
-        checks.append(Check(
-            "centre: no seq gap — every events/telemetry seq received or still in the outbox",
-            not missing,
-            "; ".join(f"{k}: missing {v[:10]}" for k, v in missing.items()) or "none missing",
-        ))
+        checks.append(
+            Check(
+                "centre: no seq gap — every events/telemetry seq received or still in the outbox",
+                not missing,
+                "; ".join(f"{k}: missing {v[:10]}" for k, v in missing.items()) or "none missing",
+            )
+        )
         received = {
             f"{iid}/{kind}": {
                 "messages": s.messages,
@@ -761,6 +792,15 @@ def report(result: SoakResult) -> str:
         f"$ {result.command}",
         "```",
         "",
+        *(
+            [
+                "(A short run: the issue's reported soak is ≥ 1 h, `python bench/soak.py "
+                "--duration 3600 --report docs/soak.md`.)",
+                "",
+            ]
+            if result.duration_s < 3600
+            else []
+        ),
         "Set-up: two `edgectl run` daemons (examples/eight_phase.toml, actuated), one against "
         "`firmware-sim` over Modbus TCP and one over Modbus RTU on the emulator's pty; one "
         "mosquitto (persistence on) reached by the daemons through a TCP proxy the soak can "
@@ -791,27 +831,47 @@ def report(result: SoakResult) -> str:
 
     row("daemon processes (1 + kill -9 restarts)", lambda p: p["incarnations"])
     row("ticks / late ticks", lambda p: f"{p['ticks']} / {p['late_ticks']}")
-    row("RSS min / max MB (longest process, after warm-up)",
-        lambda p: f"{p['rss_mb']['min']:.1f} / {p['rss_mb']['max']:.1f}")
-    row("MMU latches (all watchdog?)",
-        lambda p: f"{len(p['mmu_latches'])} "
-        f"({all(m['kind'] == 'watchdog' for m in p['mmu_latches'])})")
-    row("vehicles arrived / served",
-        lambda p: f"{p['vehicles']['arrived']} / {p['vehicles']['served']}")
+    row(
+        "RSS min / max MB (longest process, after warm-up)",
+        lambda p: f"{p['rss_mb']['min']:.1f} / {p['rss_mb']['max']:.1f}",
+    )
+    row(
+        "MMU latches (all watchdog?)",
+        lambda p: (
+            f"{len(p['mmu_latches'])} ({all(m['kind'] == 'watchdog' for m in p['mmu_latches'])})"
+        ),
+    )
+    row(
+        "vehicles arrived / served",
+        lambda p: f"{p['vehicles']['arrived']} / {p['vehicles']['served']}",
+    )
     row("mean delay s", lambda p: p["delay_s_mean"])
-    row("wire faults (dropped / delayed / corrupted)",
-        lambda p: "/".join(str(p["wire"].get(k, 0)) for k in ("dropped", "delayed", "corrupted")))
+    row(
+        "wire faults (dropped / delayed / corrupted)",
+        lambda p: "/".join(str(p["wire"].get(k, 0)) for k in ("dropped", "delayed", "corrupted")),
+    )
     row("power cycles", lambda p: p["power_cycles"])
-    row("outbox at the end: last seq events / telemetry",
-        lambda p: f"{p['outbox']['events']['last_seq']} / {p['outbox']['telemetry']['last_seq']}")
-    lines += ["", "Centre (consumer) per stream:", "",
-              "| stream | messages | distinct seq | duplicates | historical | max seq |",
-              "|---|---|---|---|---|---|"]
+    row(
+        "outbox at the end: last seq events / telemetry",
+        lambda p: f"{p['outbox']['events']['last_seq']} / {p['outbox']['telemetry']['last_seq']}",
+    )
+    lines += [
+        "",
+        "Centre (consumer) per stream:",
+        "",
+        "| stream | messages | distinct seq | duplicates | historical | max seq |",
+        "|---|---|---|---|---|---|",
+    ]
     for k, s in n["centre"]["streams"].items():
-        lines.append(f"| {k} | {s['messages']} | {s['distinct_seqs']} | {s['duplicates']} | "
-                     f"{s['historical']} | {s['max_seq']} |")
-    lines += ["", "Duplicates are expected (QoS 1 redelivery after a kill or a lost PUBACK); "
-              "gaps are not.", ""]
+        lines.append(
+            f"| {k} | {s['messages']} | {s['distinct_seqs']} | {s['duplicates']} | "
+            f"{s['historical']} | {s['max_seq']} |"
+        )
+    lines += [
+        "",
+        "Duplicates are expected (QoS 1 redelivery after a kill or a lost PUBACK); gaps are not.",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -39,20 +39,41 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-          "error": logging.ERROR, "critical": logging.CRITICAL}
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
 
 #: syslog priorities (RFC 5424) for the ``<N>`` prefix journald understands.
 SYSLOG_PRIORITY = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2}
 
 #: Third-party loggers and their default level: they are chatty at INFO.
-LIBRARY_LEVELS = {"pymodbus": "warning", "aiomqtt": "warning", "amqtt": "warning",
-                  "asyncio": "warning"}
+LIBRARY_LEVELS = {
+    "pymodbus": "warning",
+    "aiomqtt": "warning",
+    "amqtt": "warning",
+    "asyncio": "warning",
+}
 
 REDACTED = "***"
 _SECRET_WORDS = frozenset(
-    {"password", "passwd", "secret", "key", "token", "sig", "signature", "credentials",
-     "credential", "authorization", "apikey", "psk"}
+    {
+        "password",
+        "passwd",
+        "secret",
+        "key",
+        "token",
+        "sig",
+        "signature",
+        "credentials",
+        "credential",
+        "authorization",
+        "apikey",
+        "psk",
+    }
 )
 _WORD_SPLIT = re.compile(r"[_\-.\s]+")
 
@@ -67,8 +88,10 @@ def is_secret_key(key: str) -> bool:
 
 def _redact(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {k: (REDACTED if isinstance(k, str) and is_secret_key(k) else _redact(v))
-                for k, v in value.items()}
+        return {
+            k: (REDACTED if isinstance(k, str) and is_secret_key(k) else _redact(v))
+            for k, v in value.items()
+        }
     return value
 
 

@@ -50,8 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (10)")
     parser.add_argument("--mqtt-version", choices=("5", "3.1.1"), default="5")
     parser.add_argument("--id", dest="command_id", help="command id (default: random)")
-    parser.add_argument("--expires-in", type=float, default=60.0,
-                        help="seconds until expires_at (60); 0 = no expiry")
+    parser.add_argument(
+        "--expires-in",
+        type=float,
+        default=60.0,
+        help="seconds until expires_at (60); 0 = no expiry",
+    )
     parser.add_argument("--ca-file", type=Path, help="CA certificate (TLS)")
     parser.add_argument("--cert-file", type=Path, help="client certificate (TLS)")
     parser.add_argument("--cert-key-file", type=Path, help="client certificate's key (TLS)")
@@ -107,7 +111,11 @@ async def _send(args: argparse.Namespace) -> int:
     params = parse_params(args.params)
     key = read_key(args.key_file) if args.key_file else None
     command = build_command(
-        args.type, params, now=utc_now(), key=key, command_id=args.command_id,
+        args.type,
+        params,
+        now=utc_now(),
+        key=key,
+        command_id=args.command_id,
         expires_in_s=args.expires_in or None,
     )
     addr = parse_broker_url(args.broker)
@@ -117,8 +125,9 @@ async def _send(args: argparse.Namespace) -> int:
     private_topic = f"{response_topic}/{uuid.uuid4().hex[:12]}"
     tls = None
     if addr.tls or args.ca_file or args.cert_file:
-        tls = make_tls_context(ca_file=args.ca_file, cert_file=args.cert_file,
-                               key_file=args.cert_key_file)
+        tls = make_tls_context(
+            ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.cert_key_file
+        )
     username = args.username_file.read_text().strip() if args.username_file else None
     password = args.password_file.read_text().rstrip("\r\n") if args.password_file else None
     props = None
@@ -128,9 +137,14 @@ async def _send(args: argparse.Namespace) -> int:
         props.CorrelationData = str(command["id"]).encode()
     try:
         async with aiomqtt.Client(
-            addr.host, addr.port, transport=addr.transport, tls_context=tls,
+            addr.host,
+            addr.port,
+            transport=addr.transport,
+            tls_context=tls,
             protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
-            username=username, password=password, timeout=args.timeout,
+            username=username,
+            password=password,
+            timeout=args.timeout,
         ) as client:
             await client.subscribe(response_topic, qos=1)
             if v5:
@@ -140,8 +154,10 @@ async def _send(args: argparse.Namespace) -> int:
                 async with asyncio.timeout(args.timeout):
                     answer = await _answer(client, str(command["id"]), private_topic)
             except TimeoutError:
-                print(f"edgectl cmd: no answer to {command['id']} within {args.timeout:g} s",
-                      file=sys.stderr)
+                print(
+                    f"edgectl cmd: no answer to {command['id']} within {args.timeout:g} s",
+                    file=sys.stderr,
+                )
                 return EXIT_TIMEOUT
     except aiomqtt.MqttError as exc:
         print(f"edgectl cmd: {args.broker}: {exc}", file=sys.stderr)
@@ -150,8 +166,7 @@ async def _send(args: argparse.Namespace) -> int:
     return EXIT_OK if answer.get("ok") is True else EXIT_REFUSED
 
 
-async def _answer(client: aiomqtt.Client, command_id: str, private_topic: str
-                  ) -> dict[str, Any]:
+async def _answer(client: aiomqtt.Client, command_id: str, private_topic: str) -> dict[str, Any]:
     """The response with our id, or anything on our private MQTT 5 response topic (its
     correlation data is ours; a payload refused before parsing has no id)."""
     async for message in client.messages:

@@ -95,9 +95,17 @@ class EventLog:
         return self.events[-1].t
 
 
-_COLUMNS = {"signalid": "signal", "signal": "signal", "timestamp": "ts", "time": "ts",
-            "eventcode": "code", "code": "code", "eventparam": "param", "param": "param",
-            "eventparameter": "param"}
+_COLUMNS = {
+    "signalid": "signal",
+    "signal": "signal",
+    "timestamp": "ts",
+    "time": "ts",
+    "eventcode": "code",
+    "code": "code",
+    "eventparam": "param",
+    "param": "param",
+    "eventparameter": "param",
+}
 
 
 def _normalise(header: str) -> str:
@@ -144,8 +152,12 @@ def read_events(source: str | Path | io.TextIOBase, *, signal: str | None = None
             body = [header, *reader]
         else:
             missing = {"signal", "ts", "code", "param"} - columns.keys()
-            names = {"signal": "SignalId", "ts": "Timestamp", "code": "EventCode",
-                     "param": "EventParam"}
+            names = {
+                "signal": "SignalId",
+                "ts": "Timestamp",
+                "code": "EventCode",
+                "param": "EventParam",
+            }
             raise ReportError(
                 f"{name}: header {header!r} lacks {', '.join(sorted(names[m] for m in missing))}"
                 " (expected SignalId,Timestamp,EventCode,EventParam)"
@@ -187,8 +199,13 @@ def read_events(source: str | Path | io.TextIOBase, *, signal: str | None = None
         )
     ordered = [e for _, _, e in sorted(by_signal[signal], key=lambda x: (x[0], x[1]))]
     events = tuple(dict.fromkeys(ordered))  # exports repeat rows; keep the first of each
-    return EventLog(signal=signal, events=events, rows=rows, skipped=tuple(skipped),
-                    duplicates=len(ordered) - len(events))
+    return EventLog(
+        signal=signal,
+        events=events,
+        rows=rows,
+        skipped=tuple(skipped),
+        duplicates=len(ordered) - len(events),
+    )
 
 
 def _looks_like_row(cells: Sequence[str]) -> bool:
@@ -317,8 +334,11 @@ def phase_services(events: Iterable[HiResEvent]) -> dict[int, tuple[Service, ...
                     _TERMINATION_SLACK_S
                 ):
                     fixed = Service(
-                        phase=p, green_start=prev.green_start, yellow_start=prev.yellow_start,
-                        red_clear_start=prev.red_clear_start, red_clear_end=prev.red_clear_end,
+                        phase=p,
+                        green_start=prev.green_start,
+                        yellow_start=prev.yellow_start,
+                        red_clear_start=prev.red_clear_start,
+                        red_clear_end=prev.red_clear_end,
                         termination=TERMINATIONS[e.code],
                     )
                     done[p][-1] = last_closed[p] = fixed
@@ -393,8 +413,11 @@ def analyse(
             by_phase[p].append(det)
     first, last = bounds[0], bounds[-1]
     for phase, dets in sorted(by_phase.items()):
-        greens = sorted((s.green_start, s.yellow_start) for s in services.get(phase, ())
-                        if s.yellow_start is not None)
+        greens = sorted(
+            (s.green_start, s.yellow_start)
+            for s in services.get(phase, ())
+            if s.yellow_start is not None
+        )
         green_starts = [g0 for g0, _ in greens]
         found: list[Arrival] = []
         for e in log.events:
@@ -429,8 +452,12 @@ def _cycle_index(bounds: Sequence[float], t: float) -> int:
 
 # --- pictures -------------------------------------------------------------------------------
 
-_TERMINATION_COLOURS = {"gap_out": "#2ca02c", "max_out": "#d62728", "force_off": "#1f77b4",
-                        None: "#7f7f7f"}
+_TERMINATION_COLOURS = {
+    "gap_out": "#2ca02c",
+    "max_out": "#d62728",
+    "force_off": "#1f77b4",
+    None: "#7f7f7f",
+}
 
 
 def _when(t: float) -> datetime:
@@ -460,8 +487,11 @@ def draw_split_monitor(report: Report, path: Path) -> Path:
             chosen = [(c, s) for c, s in points if s.termination == term]
             if chosen:
                 ax.scatter(
-                    [_when(c.start) for c, _ in chosen], [s.green or 0.0 for _, s in chosen],
-                    s=14, color=colour, label=(term or "unknown").replace("_", "-"),
+                    [_when(c.start) for c, _ in chosen],
+                    [s.green or 0.0 for _, s in chosen],
+                    s=14,
+                    color=colour,
+                    label=(term or "unknown").replace("_", "-"),
                 )
         ax.set_ylabel(f"phase {phase}\ngreen (s)")
         ax.set_ylim(0, 1.15 * max((s.green or 0.0 for _, s in points), default=1.0))
@@ -508,8 +538,14 @@ def draw_purdue(report: Report, phase: int, path: Path) -> Path:
     band("#9fd89f", "green", greens)
     band("#f7e27a", "yellow", yellows)
     if pa.arrivals:  # at the time they happened, at their position in the cycle
-        ax.scatter([num(a.t) for a in pa.arrivals], [a.in_cycle for a in pa.arrivals],
-                   s=6, color="black", label="arrival", zorder=3)
+        ax.scatter(
+            [num(a.t) for a in pa.arrivals],
+            [a.in_cycle for a in pa.arrivals],
+            s=6,
+            color="black",
+            label="arrival",
+            zorder=3,
+        )
     locator = AutoDateLocator()  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
@@ -522,8 +558,11 @@ def draw_purdue(report: Report, phase: int, path: Path) -> Path:
     ax.set_title(
         f"Purdue coordination diagram — signal {report.signal}, phase {phase} "
         f"(detectors {', '.join(map(str, pa.detectors))})\n"
-        + (f"{pog:.1f} % of {len(pa.arrivals)} arrivals on green" if pog is not None
-           else "no arrivals")
+        + (
+            f"{pog:.1f} % of {len(pa.arrivals)} arrivals on green"
+            if pog is not None
+            else "no arrivals"
+        )
         + (f", platoon ratio {ratio:.2f}" if ratio is not None else "")
     )
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
@@ -589,20 +628,47 @@ def _detector_phase(text: str) -> tuple[int, tuple[int, ...]]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("events", metavar="EVENTS.csv", type=Path,
-                        help="ATSPM CSV: SignalId,Timestamp,EventCode,EventParam")
-    parser.add_argument("--out", type=Path, default=Path(), metavar="DIR",
-                        help="directory for the PNG files (created; default: .)")
-    parser.add_argument("--detector-phase", type=_detector_phase, action="append", default=[],
-                        metavar="D:P", help="map detector D to phase P (repeatable; D:P1+P2)")
-    parser.add_argument("--config", type=Path, metavar="FILE",
-                        help="take the detector → phase map from this edgectl config")
+    parser.add_argument(
+        "events",
+        metavar="EVENTS.csv",
+        type=Path,
+        help="ATSPM CSV: SignalId,Timestamp,EventCode,EventParam",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(),
+        metavar="DIR",
+        help="directory for the PNG files (created; default: .)",
+    )
+    parser.add_argument(
+        "--detector-phase",
+        type=_detector_phase,
+        action="append",
+        default=[],
+        metavar="D:P",
+        help="map detector D to phase P (repeatable; D:P1+P2)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="take the detector → phase map from this edgectl config",
+    )
     parser.add_argument("--signal", metavar="ID", help="signal to report when the log has several")
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--cycle-phase", type=int, metavar="P",
-                       help="cycles start at this phase's begin green (default 2)")
-    group.add_argument("--cycle-barrier", type=int, metavar="B",
-                       help="cycles start at each termination of barrier B (event 31)")
+    group.add_argument(
+        "--cycle-phase",
+        type=int,
+        metavar="P",
+        help="cycles start at this phase's begin green (default 2)",
+    )
+    group.add_argument(
+        "--cycle-barrier",
+        type=int,
+        metavar="B",
+        help="cycles start at each termination of barrier B (event 31)",
+    )
 
 
 def _config_detectors(path: Path) -> dict[int, tuple[int, ...]]:
@@ -625,8 +691,12 @@ def run(args: argparse.Namespace) -> int:
             mapping.update(_config_detectors(args.config))
         mapping.update(dict(args.detector_phase))
         log = read_events(args.events, signal=args.signal)
-        report = analyse(log, detector_phases=mapping, cycle_phase=args.cycle_phase,
-                         cycle_barrier=args.cycle_barrier)
+        report = analyse(
+            log,
+            detector_phases=mapping,
+            cycle_phase=args.cycle_phase,
+            cycle_barrier=args.cycle_barrier,
+        )
         out: Path = args.out
         try:
             out.mkdir(parents=True, exist_ok=True)

@@ -276,10 +276,7 @@ def run(args: argparse.Namespace) -> int:
     print("# summary")
     print(f"  simulated        {args.duration:g} s ({controller.counters['ticks']} ticks)")
     print(f"  state            {last.state.value if last else '-'}, mode {controller.mode.value}")
-    print(
-        "  greens per phase "
-        + " ".join(f"{p}:{n}" for p, n in sorted(greens.items()))
-    )
+    print("  greens per phase " + " ".join(f"{p}:{n}" for p, n in sorted(greens.items())))
     print(
         f"  terminations     gap-out {counts[EventCode.PHASE_GAP_OUT]}, "
         f"max-out {counts[EventCode.PHASE_MAX_OUT]}, "

@@ -34,8 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--broker", required=True, help="mqtt://host:1883, mqtts://…, unix://…")
     parser.add_argument("--intersection", help="only this junction")
     parser.add_argument("--prefix", default="citybrain", help="topic prefix")
-    parser.add_argument("--once", type=float, metavar="S",
-                        help="collect for S seconds, print a plain table, exit")
+    parser.add_argument(
+        "--once", type=float, metavar="S", help="collect for S seconds, print a plain table, exit"
+    )
     parser.add_argument("--mqtt-version", choices=("5", "3.1.1"), default="5")
     parser.add_argument("--ca-file", type=Path)
     parser.add_argument("--cert-file", type=Path)
@@ -63,8 +64,13 @@ class Junction:
         if self.last_seen is not None:
             seen = f"{(now - self.last_seen).total_seconds():.0f}s ago"
         return (
-            self.id, on, str(self.state.get("mode", "-")), str(self.state.get("plan", "-")),
-            rings or "-", alarm_text or "-", seen,
+            self.id,
+            on,
+            str(self.state.get("mode", "-")),
+            str(self.state.get("plan", "-")),
+            rings or "-",
+            alarm_text or "-",
+            seen,
         )
 
 
@@ -75,8 +81,10 @@ def _rings(value: object) -> str:
     for ring in value:
         if isinstance(ring, Mapping):
             phase = ring.get("phase")
-            parts.append(f"R{ring.get('ring', '?')}:{'-' if phase is None else phase} "
-                         f"{ring.get('interval', '')}".strip())
+            parts.append(
+                f"R{ring.get('ring', '?')}:{'-' if phase is None else phase} "
+                f"{ring.get('interval', '')}".strip()
+            )
     return " ".join(parts)
 
 
@@ -118,8 +126,9 @@ class Fleet:
         # a message without ts (the will) counts only when nothing better is known
         seen = _parse_ts(body.get("ts"))
         if seen is not None:
-            j.last_seen = seen if j.last_seen is None or j.seen_by_receipt else max(j.last_seen,
-                                                                                     seen)
+            j.last_seen = (
+                seen if j.last_seen is None or j.seen_by_receipt else max(j.last_seen, seen)
+            )
             j.seen_by_receipt = False
         elif j.last_seen is None:
             j.last_seen, j.seen_by_receipt = now, True
@@ -131,8 +140,7 @@ class Fleet:
 def plain_table(rows: list[tuple[str, ...]]) -> str:
     table = [COLUMNS, *rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-             for r in table]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table]
     return "\n".join(lines)
 
 
@@ -147,15 +155,22 @@ async def _watch(args: argparse.Namespace) -> int:
     addr = parse_broker_url(args.broker)
     tls = None
     if addr.tls or args.ca_file:
-        tls = make_tls_context(ca_file=args.ca_file, cert_file=args.cert_file,
-                               key_file=args.cert_key_file)
+        tls = make_tls_context(
+            ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.cert_key_file
+        )
     fleet = Fleet(args.prefix)
     who = args.intersection or "+"
     try:
         async with aiomqtt.Client(
-            addr.host, addr.port, transport=addr.transport, tls_context=tls,
-            protocol=(aiomqtt.ProtocolVersion.V5 if args.mqtt_version == "5"
-                      else aiomqtt.ProtocolVersion.V311),
+            addr.host,
+            addr.port,
+            transport=addr.transport,
+            tls_context=tls,
+            protocol=(
+                aiomqtt.ProtocolVersion.V5
+                if args.mqtt_version == "5"
+                else aiomqtt.ProtocolVersion.V311
+            ),
         ) as client:
             await client.subscribe(f"{args.prefix}/{who}/status", qos=1)
             await client.subscribe(f"{args.prefix}/{who}/state", qos=1)

@@ -90,9 +90,7 @@ class Controller:
         self._mode = start_mode
         self.view = View(self.engine, start_mode)
         self._strategy_mode: Mode | None = None
-        self._strategy: Strategy = strategies.get_strategy(
-            Mode.ACTUATED, config, self.engine.plan
-        )
+        self._strategy: Strategy = strategies.get_strategy(Mode.ACTUATED, config, self.engine.plan)
         self._pending: tuple[SetMode, ...] = ()
         if start_mode is Mode.FLASH:
             self._pending = (SetMode(Mode.FLASH),)

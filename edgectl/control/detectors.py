@@ -208,8 +208,9 @@ class DetectorBank:
             self._outputs(tick, green_since)
         if changed or self._dirty:
             self.statuses = tuple(
-                DetectorStatus(id=i, on=dets[i].on, failed=dets[i].fault is not None,
-                               fault=dets[i].fault)
+                DetectorStatus(
+                    id=i, on=dets[i].on, failed=dets[i].fault is not None, fault=dets[i].fault
+                )
                 for i in self._order
             )
             self._dirty = False
@@ -232,8 +233,10 @@ class DetectorBank:
                     d.fault = "erratic"
                     changed = True
                     events.append((EventCode.DETECTOR_FAULT_EXCESSIVE_CHANGE, d.id))
-                elif d.fault == "erratic" and len(window) <= d.erratic and (
-                    not window or tick - window[0] >= _MINUTE - 1
+                elif (
+                    d.fault == "erratic"
+                    and len(window) <= d.erratic
+                    and (not window or tick - window[0] >= _MINUTE - 1)
                 ):
                     self._restore(d, events)
                     changed = True

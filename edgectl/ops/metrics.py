@@ -55,7 +55,19 @@ log = structlog.get_logger("edgectl.ops")
 
 #: Tick latency buckets, seconds: the tick is 0.1 s and the work in it should take 0.1–50 ms.
 TICK_BUCKETS = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.25,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.02,
+    0.035,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
 )
 DEVICE_STATES = ("online", "degraded", "offline")
 POLL_ERROR_KINDS = ("timeout", "unavailable", "frame", "exception")

@@ -197,8 +197,16 @@ Command = Annotated[
 ]
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
 COMMAND_TYPES: tuple[str, ...] = (
-    "set_mode", "set_plan", "place_call", "hold", "force_off", "omit", "preempt",
-    "request_state", "exit_flash", "mmu_reset",
+    "set_mode",
+    "set_plan",
+    "place_call",
+    "hold",
+    "force_off",
+    "omit",
+    "preempt",
+    "request_state",
+    "exit_flash",
+    "mmu_reset",
 )
 
 
@@ -368,18 +376,24 @@ class CommandProcessor:
                 return _refusal(cid, ErrorCode.BAD_SIGNATURE, "signature does not match", command)
         now = self.clock()
         if command.expires_at is not None and command.expires_at <= now:
-            return _refusal(cid, ErrorCode.EXPIRED, f"expired at {iso_ms(command.expires_at)}",
-                            command)
+            return _refusal(
+                cid, ErrorCode.EXPIRED, f"expired at {iso_ms(command.expires_at)}", command
+            )
         age = (now - command.issued_at).total_seconds()
         if age > self.max_age_s:
-            return _refusal(cid, ErrorCode.STALE,
-                            f"issued {age:.1f} s ago (max {self.max_age_s:g} s)", command)
+            return _refusal(
+                cid, ErrorCode.STALE, f"issued {age:.1f} s ago (max {self.max_age_s:g} s)", command
+            )
         if -age > FUTURE_SKEW_S:
             return _refusal(cid, ErrorCode.FUTURE, f"issued {-age:.1f} s in the future", command)
         original = self._lookup(command.id)
         if original is not None:
-            return Verdict(response=original, command=command, duplicate=True,
-                           code=None if original.get("ok") else _code_of(original))
+            return Verdict(
+                response=original,
+                command=command,
+                duplicate=True,
+                code=None if original.get("ok") else _code_of(original),
+            )
         response = self._execute(command)
         self._remember(command.id, response, now)
         code = None if response.get("ok") else _code_of(response)
@@ -389,12 +403,18 @@ class CommandProcessor:
         try:
             result = self.handler.apply(command)
         except CommandError as exc:
-            return {"id": command.id, "ok": False,
-                    "error": {"code": exc.code, "message": exc.message}}
+            return {
+                "id": command.id,
+                "ok": False,
+                "error": {"code": exc.code, "message": exc.message},
+            }
         except Exception as exc:
             log.exception("command_handler_failed", id=command.id, type=command.type)
-            return {"id": command.id, "ok": False,
-                    "error": {"code": ErrorCode.INTERNAL.value, "message": str(exc)[:200]}}
+            return {
+                "id": command.id,
+                "ok": False,
+                "error": {"code": ErrorCode.INTERNAL.value, "message": str(exc)[:200]},
+            }
         response: dict[str, object] = {"id": command.id, "ok": True}
         if result.message:
             response["message"] = result.message

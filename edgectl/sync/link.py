@@ -90,18 +90,23 @@ class LinkConfig:
     connect_timeout: float = CONNECT_TIMEOUT_S
 
     def __repr__(self) -> str:  # never print the password
-        return (f"LinkConfig(address={self.address!r}, client_id={self.client_id!r}, "
-                f"protocol={self.protocol.value!r}, username={self.username!r})")
+        return (
+            f"LinkConfig(address={self.address!r}, client_id={self.client_id!r}, "
+            f"protocol={self.protocol.value!r}, username={self.username!r})"
+        )
 
     @classmethod
-    def from_settings(cls, settings: MqttSettings, *, client_id: str, url: str | None = None
-                      ) -> LinkConfig:
+    def from_settings(
+        cls, settings: MqttSettings, *, client_id: str, url: str | None = None
+    ) -> LinkConfig:
         """Read credential files and build the TLS context (blocking file reads, done once)."""
         address = parse_broker_url(url or settings.url)
-        username = (_read_secret(settings.username_file, "username")
-                    if settings.username_file else None)
-        password = (_read_secret(settings.password_file, "password")
-                    if settings.password_file else None)
+        username = (
+            _read_secret(settings.username_file, "username") if settings.username_file else None
+        )
+        password = (
+            _read_secret(settings.password_file, "password") if settings.password_file else None
+        )
         tls_context = None
         if address.tls or settings.ca_file or settings.cert_file:
             tls_context = make_tls_context(
@@ -222,8 +227,12 @@ class Link:
             self._client.acks[info.mid] = fut
         return fut
 
-    async def acked(self, fut: asyncio.Future[int], topic: str,
-                    timeout: float = PUBLISH_TIMEOUT_S) -> None:  # noqa: ASYNC109
+    async def acked(
+        self,
+        fut: asyncio.Future[int],
+        topic: str,
+        timeout: float = PUBLISH_TIMEOUT_S,  # noqa: ASYNC109
+    ) -> None:
         """Wait for a :meth:`send`'s PUBACK; raise PublishRefused / SyncError."""
         disconnected = self._client.disconnected
         try:
@@ -245,9 +254,16 @@ class Link:
             name = str(ReasonCode(PacketTypes.PUBACK, identifier=code)) if self.v5 else ""
             raise PublishRefused(topic, code, name)
 
-    async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
-                      correlation_data: bytes | None = None,
-                      timeout: float = PUBLISH_TIMEOUT_S) -> None:  # noqa: ASYNC109
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        correlation_data: bytes | None = None,
+        timeout: float = PUBLISH_TIMEOUT_S,  # noqa: ASYNC109
+    ) -> None:
         fut = self.send(topic, payload, qos=qos, retain=retain, correlation_data=correlation_data)
         await self.acked(fut, topic, timeout)
 

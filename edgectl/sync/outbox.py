@@ -190,8 +190,9 @@ class Outbox:
                 except OSError as mv_exc:
                     raise SyncError(f"cannot move corrupt outbox {src} aside: {mv_exc}") from exc
         self.recovered_from = target
-        log.error("outbox_corrupt_moved_aside", path=str(self.path), moved_to=str(target),
-                  error=str(exc))
+        log.error(
+            "outbox_corrupt_moved_aside", path=str(self.path), moved_to=str(target), error=str(exc)
+        )
 
     def close(self) -> None:
         try:

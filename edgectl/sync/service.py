@@ -426,13 +426,18 @@ class SyncService:
             backoff.reset()
             self._connected_at = self._clock()
             self._metrics.connects += 1
-            self._log.info("mqtt_connected", broker=config.address.host, bdseq=bdseq,
-                           protocol=config.protocol.value)
+            self._log.info(
+                "mqtt_connected",
+                broker=config.address.host,
+                bdseq=bdseq,
+                protocol=config.protocol.value,
+            )
             try:
                 await link.subscribe(self.topics.cmd, qos=1)
                 self._link = link
-                await self._publish(link, "status", self.topics.status, self._birth(bdseq),
-                                    retain=True)
+                await self._publish(
+                    link, "status", self.topics.status, self._birth(bdseq), retain=True
+                )
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._pump(link), name="edgectl[sync:outbox]")
                     tg.create_task(self._state_loop(link), name="edgectl[sync:state]")
@@ -474,8 +479,9 @@ class SyncService:
         self._seq[stream] += 1
         payload = {**body, "ts": iso_ms(self._clock()), "seq": self._seq[stream]}
         try:
-            await link.publish(topic, _dumps(payload), qos=1, retain=retain,
-                               correlation_data=correlation_data)
+            await link.publish(
+                topic, _dumps(payload), qos=1, retain=retain, correlation_data=correlation_data
+            )
         except PublishRefused as exc:
             self._refused(stream, exc)
             return False
@@ -484,8 +490,9 @@ class SyncService:
 
     def _refused(self, stream: str, exc: PublishRefused) -> None:
         self._metrics.refused[stream] += 1
-        self._log.error("publish_refused", topic=exc.topic, reason_code=exc.reason_code,
-                        error=str(exc))
+        self._log.error(
+            "publish_refused", topic=exc.topic, reason_code=exc.reason_code, error=str(exc)
+        )
 
     # --- outbox pump ---
 
@@ -532,9 +539,7 @@ class SyncService:
         while True:
             self._state_wake.clear()
             now = loop.time()
-            if self._state is not None and (
-                force or self._state_changed or now - last >= interval
-            ):
+            if self._state is not None and (force or self._state_changed or now - last >= interval):
                 state, self._state_changed, force = self._state, False, False
                 last = now
                 await self._publish(link, "state", self.topics.state, state, retain=True)
@@ -570,7 +575,10 @@ class SyncService:
             if link.v5 and isinstance(response_topic, str) and response_topic:
                 correlation = getattr(props, "CorrelationData", None)
                 await self._publish(
-                    link, "cmd_response", response_topic, body,
+                    link,
+                    "cmd_response",
+                    response_topic,
+                    body,
                     correlation_data=correlation if isinstance(correlation, bytes) else None,
                 )
 
@@ -586,8 +594,12 @@ class SyncService:
             self._events.append(
                 (now, EVENT_COMMAND_REJECTED, REJECT_EVENT_PARAM.get(verdict.code, 0))
             )
-            self._log.info("command_rejected", id=verdict.response.get("id"), code=verdict.code,
-                           type=command.type if command else None)
+            self._log.info(
+                "command_rejected",
+                id=verdict.response.get("id"),
+                code=verdict.code,
+                type=command.type if command else None,
+            )
             return
         if command is not None and verdict.executed:
             self._metrics.applied += 1

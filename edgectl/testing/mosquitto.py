@@ -66,19 +66,58 @@ def generate_tls(directory: Path, *, client_cn: str = "edgectl-test") -> TlsFile
     """A throw-away CA, a server cert for 127.0.0.1/localhost and a client cert, by ``openssl``."""
     d = directory
     d.mkdir(parents=True, exist_ok=True)
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-             "-subj", "/CN=edgectl test CA", "-keyout", "ca.key", "-out", "ca.crt", cwd=d)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=edgectl test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        cwd=d,
+    )
     (d / "server.ext").write_text(
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-        "extendedKeyUsage=serverAuth\n"
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
     )
     (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
     for name, cn in (("server", "localhost"), ("client", client_cn)):
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
-                 "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                 "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext",
-                 "-out", f"{name}.crt", cwd=d)
+        _openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={cn}",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+            cwd=d,
+        )
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            f"{name}.ext",
+            "-out",
+            f"{name}.crt",
+            cwd=d,
+        )
     return TlsFiles(
         ca_file=d / "ca.crt",
         server_cert=d / "server.crt",
@@ -205,8 +244,12 @@ class MosquittoBroker:
             pw = d / "passwd"
             pw.write_text("")
             for user, password in self._users.items():
-                subprocess.run([MOSQUITTO_PASSWD, "-b", str(pw), user, password],
-                               check=True, capture_output=True, timeout=30)
+                subprocess.run(
+                    [MOSQUITTO_PASSWD, "-b", str(pw), user, password],
+                    check=True,
+                    capture_output=True,
+                    timeout=30,
+                )
             pw.chmod(0o600)
             lines += [f"password_file {pw}", "allow_anonymous false"]
         else:

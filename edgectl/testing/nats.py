@@ -91,7 +91,9 @@ class NatsBroker:
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 [str(NATS_SERVER), "-c", str(self.directory / "nats.conf")],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
             )
         deadline = time.monotonic() + self._start_timeout
         while True:

@@ -13,6 +13,17 @@ def test_configuration_reference_is_current() -> None:
 
 def test_reference_names_every_section() -> None:
     text = render()
-    for section in ("Phase", "Ring", "Barrier", "Channel", "Detector", "PhaseTiming",
-                    "Coordination", "Control", "FieldSettings", "MqttSettings", "DaemonSettings"):
+    for section in (
+        "Phase",
+        "Ring",
+        "Barrier",
+        "Channel",
+        "Detector",
+        "PhaseTiming",
+        "Coordination",
+        "Control",
+        "FieldSettings",
+        "MqttSettings",
+        "DaemonSettings",
+    ):
         assert f"\n## {section}\n" in text

@@ -24,8 +24,15 @@ def _restore_logging() -> Iterator[None]:
         if h not in handlers:
             root.removeHandler(h)
     root.setLevel(level)
-    for name in ("edgectl", "edgectl.field", "edgectl.sync", "pymodbus", "aiomqtt", "amqtt",
-                 "asyncio"):
+    for name in (
+        "edgectl",
+        "edgectl.field",
+        "edgectl.sync",
+        "pymodbus",
+        "aiomqtt",
+        "amqtt",
+        "asyncio",
+    ):
         logging.getLogger(name).setLevel(logging.NOTSET)
     logging.captureWarnings(False)
     structlog.reset_defaults()
@@ -71,7 +78,7 @@ def test_stdlib_library_records_are_rendered_too() -> None:
     stream = io.StringIO()
     configure_logging("info", levels={"pymodbus": "info"}, stream=stream)
     logging.getLogger("pymodbus.client").info("connected to %s", "127.0.0.1:502")
-    (prio, d), = lines(stream)
+    ((prio, d),) = lines(stream)
     assert prio == 6
     assert d["event"] == "connected to 127.0.0.1:502"
     assert d["logger"] == "pymodbus.client"
@@ -87,7 +94,9 @@ def test_per_component_levels() -> None:
     structlog.get_logger("edgectl.control").warning("detector_failed")
     logging.getLogger("amqtt.broker").info("chatter")  # libraries default to warning
     assert [d["event"] for _, d in lines(stream)] == [
-        "frame_sent", "outbox_corrupt", "detector_failed"
+        "frame_sent",
+        "outbox_corrupt",
+        "detector_failed",
     ]
 
     set_levels("info", {"sync": "debug"})  # a reload: field's override is gone
@@ -108,7 +117,7 @@ def test_secrets_are_redacted_at_any_depth() -> None:
         keepalive=30,
         command={"id": "c1", "sig": "abcdef", "params": {"api-key": "k", "phase": 2}},
     )
-    (_, d), = lines(stream)
+    ((_, d),) = lines(stream)
     assert d["password"] == "***"
     assert d["mqtt_token"] == "***"
     assert d["key_file"] == "/etc/edgectl/hmac.key"
@@ -152,9 +161,20 @@ def test_unknown_level_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("key", "secret"),
-    [("password", True), ("mqtt_password", True), ("sig", True), ("hmac-key", True),
-     ("client_secret", True), ("token", True), ("key_file", False), ("password_file", False),
-     ("keepalive", False), ("monkey", False), ("device", False), ("signal_id", False)],
+    [
+        ("password", True),
+        ("mqtt_password", True),
+        ("sig", True),
+        ("hmac-key", True),
+        ("client_secret", True),
+        ("token", True),
+        ("key_file", False),
+        ("password_file", False),
+        ("keepalive", False),
+        ("monkey", False),
+        ("device", False),
+        ("signal_id", False),
+    ],
 )
 def test_is_secret_key(key: str, secret: bool) -> None:
     assert is_secret_key(key) is secret

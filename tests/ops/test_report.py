@@ -52,17 +52,26 @@ def stamp(t: float) -> str:
     return (T0 + timedelta(seconds=t)).isoformat(timespec="milliseconds")
 
 
-def service(rows: list[tuple[float, int, int]], phase: int, start: float, green: float,
-            term: int) -> None:
+def service(
+    rows: list[tuple[float, int, int]], phase: int, start: float, green: float, term: int
+) -> None:
     y = start + green
-    rows += [(start, 1, phase), (y, term, phase), (y, 7, phase), (y, 8, phase),
-             (y + YELLOW, 9, phase), (y + YELLOW, 10, phase),
-             (y + YELLOW + RED_CLEAR, 11, phase)]
+    rows += [
+        (start, 1, phase),
+        (y, term, phase),
+        (y, 7, phase),
+        (y, 8, phase),
+        (y + YELLOW, 9, phase),
+        (y + YELLOW, 10, phase),
+        (y + YELLOW + RED_CLEAR, 11, phase),
+    ]
 
 
 def synthetic_rows() -> list[tuple[float, int, int]]:
     rows: list[tuple[float, int, int]] = [
-        (-8.0, 8, 4), (-4.0, 10, 4), (-2.0, 11, 4),  # the log starts in phase 4's yellow
+        (-8.0, 8, 4),
+        (-4.0, 10, 4),
+        (-2.0, 11, 4),  # the log starts in phase 4's yellow
     ]
     for plan, start in zip(PLAN, CYCLE_STARTS, strict=False):
         service(rows, 2, start, plan.g2, plan.end2)
@@ -76,9 +85,15 @@ def synthetic_rows() -> list[tuple[float, int, int]]:
     return rows
 
 
-def write_csv(path: Path, rows: list[tuple[float, int, int]], *, signal: str = "1001",
-              header: str = "SignalId,Timestamp,EventCode,EventParam", sep: str = ",",
-              extra: str = "") -> Path:
+def write_csv(
+    path: Path,
+    rows: list[tuple[float, int, int]],
+    *,
+    signal: str = "1001",
+    header: str = "SignalId,Timestamp,EventCode,EventParam",
+    sep: str = ",",
+    extra: str = "",
+) -> Path:
     lines = [header] if header else []
     # written out of time order, as exports sometimes are
     lines += [sep.join([signal, stamp(t), str(c), str(p)]) for t, c, p in reversed(rows)]
@@ -88,9 +103,11 @@ def write_csv(path: Path, rows: list[tuple[float, int, int]], *, signal: str = "
 
 @pytest.fixture
 def events_csv(tmp_path: Path) -> Path:
-    return write_csv(tmp_path / "events.csv", synthetic_rows(), extra=(
-        "\n1001,not-a-time,1,2\n1001,2026-05-04T07:00:01\n"
-    ))
+    return write_csv(
+        tmp_path / "events.csv",
+        synthetic_rows(),
+        extra=("\n1001,not-a-time,1,2\n1001,2026-05-04T07:00:01\n"),
+    )
 
 
 def test_split_and_arrivals_numbers(events_csv: Path) -> None:
@@ -119,8 +136,7 @@ def test_split_and_arrivals_numbers(events_csv: Path) -> None:
     assert pa.green_ratio == pytest.approx(105 / 222)
     assert pa.platoon_ratio == pytest.approx((3 / 7) / (105 / 222))
     in_cycle = [(a.cycle, round(a.in_cycle, 3)) for a in pa.arrivals]
-    assert in_cycle == [(0, 5.0), (0, 29.9), (0, 31.0), (0, 40.0), (1, 0.0), (1, 28.0),
-                        (1, 38.0)]
+    assert in_cycle == [(0, 5.0), (0, 29.9), (0, 31.0), (0, 40.0), (1, 0.0), (1, 28.0), (1, 38.0)]
 
 
 def test_cycles_at_barrier_terminations(events_csv: Path) -> None:
@@ -162,8 +178,12 @@ def test_command_writes_valid_pngs_and_a_summary(
 
 
 def test_tolerant_header_separator_and_bom(tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "e.csv", synthetic_rows(),
-                     header="\ufeffSignal ID;TIMESTAMP;Event Code;Event Param", sep=";")
+    path = write_csv(
+        tmp_path / "e.csv",
+        synthetic_rows(),
+        header="\ufeffSignal ID;TIMESTAMP;Event Code;Event Param",
+        sep=";",
+    )
     log = read_events(path)
     assert not log.skipped
     assert len(analyse(log).cycles) == 4
@@ -191,10 +211,11 @@ def test_several_signals_need_a_choice(tmp_path: Path) -> None:
     [
         ("", "empty file"),
         ("Foo,Bar\n1,2\n", "lacks EventCode, EventParam, SignalId, Timestamp"),
-        ("SignalId,Timestamp,EventCode,EventParam\n1,yesterday,1,2\n",
-         "no usable event rows .1 malformed; line 2"),
-        (f"SignalId,Timestamp,EventCode,EventParam\n1,{stamp(0)},82,9\n",
-         "no phase green"),
+        (
+            "SignalId,Timestamp,EventCode,EventParam\n1,yesterday,1,2\n",
+            "no usable event rows .1 malformed; line 2",
+        ),
+        (f"SignalId,Timestamp,EventCode,EventParam\n1,{stamp(0)},82,9\n", "no phase green"),
         (f"SignalId,Timestamp,EventCode,EventParam\n1,{stamp(0)},1,2\n", "no complete cycle"),
     ],
 )
@@ -266,8 +287,22 @@ def test_report_of_a_simulated_run(tmp_path: Path, capsys: pytest.CaptureFixture
     root = Path(__file__).resolve().parents[2]
     events = tmp_path / "sim.csv"
     config = str(root / "examples" / "eight_phase.toml")
-    assert main(["simulate", config, "--duration", "600", "--seed", "3",
-                 "--events-csv", str(events), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                config,
+                "--duration",
+                "600",
+                "--seed",
+                "3",
+                "--events-csv",
+                str(events),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     log = read_events(events)
     assert not log.skipped
@@ -285,6 +320,9 @@ def test_report_of_a_simulated_run(tmp_path: Path, capsys: pytest.CaptureFixture
     out = tmp_path / "out"
     assert main(["report", str(events), "--out", str(out), "--config", config]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "purdue_phase2.png", "purdue_phase4.png", "purdue_phase6.png", "purdue_phase8.png",
+        "purdue_phase2.png",
+        "purdue_phase4.png",
+        "purdue_phase6.png",
+        "purdue_phase8.png",
         "split_monitor.png",
     ]

@@ -79,7 +79,10 @@ async def test_a_child_process_notifies_with_its_own_pid(listener: NotifyListene
     assert ready.get("STATUS") == "up"
     assert stopping.pid == proc.pid
     assert [sorted(n.fields) for n in listener.received] == [
-        ["READY", "STATUS"], ["WATCHDOG"], ["WATCHDOG"], ["STOPPING"]
+        ["READY", "STATUS"],
+        ["WATCHDOG"],
+        ["WATCHDOG"],
+        ["STOPPING"],
     ]
     assert listener.received[1].at <= listener.received[2].at
 

@@ -94,8 +94,7 @@ def test_original_unit_only_lacks_the_installed_binary() -> None:
         assert result.returncode == 0, result.stderr
     else:
         assert problems == [
-            "edgectl.service: Command /usr/bin/edgectl is not executable: "
-            "No such file or directory"
+            "edgectl.service: Command /usr/bin/edgectl is not executable: No such file or directory"
         ]
 
 
@@ -114,8 +113,12 @@ def test_security_threshold_is_enforced_by_systemd_too() -> None:
     """``--threshold`` makes systemd-analyze itself fail above 20 (its scale ×10)."""
     assert analyze is not None
     result = run(
-        analyze, "security", "--offline=true", "--no-pager",
-        f"--threshold={int(MAX_EXPOSURE * 10)}", str(UNIT),
+        analyze,
+        "security",
+        "--offline=true",
+        "--no-pager",
+        f"--threshold={int(MAX_EXPOSURE * 10)}",
+        str(UNIT),
     )
     assert result.returncode == 0, result.stdout
 

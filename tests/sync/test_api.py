@@ -9,20 +9,46 @@ from edgectl.sync import SyncService
 
 
 def test_public_api_is_pinned() -> None:
-    assert sorted(edgectl.sync.__all__) == sorted([
-        "COMMAND_TYPES", "STATE_VOLATILE_KEYS", "Backoff", "Command", "CommandHandler",
-        "CommandProcessor", "CommandResult", "ErrorCode", "LinkConfig", "Outbox",
-        "SyncMetrics", "SyncService", "Topics", "build_command", "canonical_json", "iso_ms",
-        "open_link", "parse_broker_url", "sign", "utc_now",
-    ])
+    assert sorted(edgectl.sync.__all__) == sorted(
+        [
+            "COMMAND_TYPES",
+            "STATE_VOLATILE_KEYS",
+            "Backoff",
+            "Command",
+            "CommandHandler",
+            "CommandProcessor",
+            "CommandResult",
+            "ErrorCode",
+            "LinkConfig",
+            "Outbox",
+            "SyncMetrics",
+            "SyncService",
+            "Topics",
+            "build_command",
+            "canonical_json",
+            "iso_ms",
+            "open_link",
+            "parse_broker_url",
+            "sign",
+            "utc_now",
+        ]
+    )
     for name in edgectl.sync.__all__:
         assert hasattr(edgectl.sync, name)
 
 
 def test_service_signature_is_the_daemon_contract() -> None:
     params = inspect.signature(SyncService.__init__).parameters
-    assert list(params) == ["self", "settings", "intersection_id", "state_dir", "handler",
-                            "version", "config_digest", "clock"]
+    assert list(params) == [
+        "self",
+        "settings",
+        "intersection_id",
+        "state_dir",
+        "handler",
+        "version",
+        "config_digest",
+        "clock",
+    ]
     assert all(params[n].kind is inspect.Parameter.KEYWORD_ONLY for n in list(params)[2:])
     for method in ("run", "close"):
         assert inspect.iscoroutinefunction(getattr(SyncService, method))

@@ -36,8 +36,13 @@ red_clear = 2.0
 
 async def edgectl(*args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "edgectl", *args, cwd=REPO,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "edgectl",
+        *args,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     async with asyncio.timeout(30):
@@ -66,16 +71,29 @@ async def test_cmd_exit_codes_and_watch(
     plan = tmp_path / "plan.toml"
     plan.write_text(PLAN_TOML)
     service = make_service(broker.url, tmp_path / "state", handler, command_key_file=key_file)
-    service.publish_state({"mode": "actuated", "plan": 1, "alarms": [],
-                           "rings": [{"ring": 1, "phase": 2, "interval": "green"}]})
+    service.publish_state(
+        {
+            "mode": "actuated",
+            "plan": 1,
+            "alarms": [],
+            "rings": [{"ring": 1, "phase": 2, "interval": "green"}],
+        }
+    )
     base = ("cmd", "--broker", broker.url, "--intersection", IID, "--timeout", "5")
     async with running(service):
         await eventually(lambda: service.connected)
         rc, out, _ = await edgectl(*base, "--key-file", str(key_file), "hold", "phases=[2,6]")
         assert rc == 0, out
         assert json.loads(out)["ok"] is True
-        rc, out, _ = await edgectl(*base, "--key-file", str(key_file), "--mqtt-version",
-                                   "3.1.1", "set_plan", f"plan=@{plan}")
+        rc, out, _ = await edgectl(
+            *base,
+            "--key-file",
+            str(key_file),
+            "--mqtt-version",
+            "3.1.1",
+            "set_plan",
+            f"plan=@{plan}",
+        )
         assert rc == 0, out
         rc, out, _ = await edgectl(*base, "hold", "phases=[2]")  # unsigned
         assert rc == 1
@@ -93,11 +111,27 @@ async def test_cmd_exit_codes_and_watch(
         assert "R1:2 green" in row
     assert [c.type for c in handler.applied] == ["hold", "set_plan"]
     # nobody answers → 3; no broker → 2
-    rc, _, err = await edgectl("cmd", "--broker", broker.url, "--intersection", "nobody",
-                               "--timeout", "0.5", "request_state")
+    rc, _, err = await edgectl(
+        "cmd",
+        "--broker",
+        broker.url,
+        "--intersection",
+        "nobody",
+        "--timeout",
+        "0.5",
+        "request_state",
+    )
     assert rc == 3, err
-    rc, _, err = await edgectl("cmd", "--broker", f"mqtt://127.0.0.1:{free_port()}",
-                               "--intersection", IID, "--timeout", "2", "request_state")
+    rc, _, err = await edgectl(
+        "cmd",
+        "--broker",
+        f"mqtt://127.0.0.1:{free_port()}",
+        "--intersection",
+        IID,
+        "--timeout",
+        "2",
+        "request_state",
+    )
     assert rc == 2, err
 
 
@@ -109,9 +143,13 @@ def test_watch_table_from_retained_messages() -> None:
     now = datetime(2026, 11, 21, 6, 0, 10, tzinfo=UTC)
     fleet = Fleet("citybrain")
     fleet.update("citybrain/j2/status", b'{"online": false, "bdseq": 4}', now)
-    fleet.update("citybrain/j2/state", b'{"mode": "flash", "alarms": ["mmu"], '
-                 b'"rings": [{"ring": 1, "phase": null, "interval": "red"}], '
-                 b'"ts": "2026-11-21T06:00:00.000Z"}', now)
+    fleet.update(
+        "citybrain/j2/state",
+        b'{"mode": "flash", "alarms": ["mmu"], '
+        b'"rings": [{"ring": 1, "phase": null, "interval": "red"}], '
+        b'"ts": "2026-11-21T06:00:00.000Z"}',
+        now,
+    )
     fleet.update("citybrain/j2/events", b"{}", now)  # ignored
     fleet.update("other/j3/state", b"{}", now)  # other prefix: ignored
     fleet.update("citybrain/j4/state", b"not json", now)  # ignored
@@ -127,13 +165,32 @@ async def test_cmd_over_tls_with_client_certificate(
 ) -> None:
     tf = tls_broker.tls_files
     assert tf is not None
-    service = make_service(tls_broker.tls_url, tmp_path, handler, ca_file=tf.ca_file,
-                           cert_file=tf.client_cert, key_file=tf.client_key)
+    service = make_service(
+        tls_broker.tls_url,
+        tmp_path,
+        handler,
+        ca_file=tf.ca_file,
+        cert_file=tf.client_cert,
+        key_file=tf.client_key,
+    )
     async with running(service):
         await eventually(lambda: service.connected)
         rc, out, err = await edgectl(
-            "cmd", "--broker", tls_broker.tls_url, "--intersection", IID, "--timeout", "5",
-            "--ca-file", str(tf.ca_file), "--cert-file", str(tf.client_cert),
-            "--cert-key-file", str(tf.client_key), "set_mode", "mode=flash")
+            "cmd",
+            "--broker",
+            tls_broker.tls_url,
+            "--intersection",
+            IID,
+            "--timeout",
+            "5",
+            "--ca-file",
+            str(tf.ca_file),
+            "--cert-file",
+            str(tf.client_cert),
+            "--cert-key-file",
+            str(tf.client_key),
+            "set_mode",
+            "mode=flash",
+        )
         assert rc == 0, (out, err)
     assert handler.applied[0].type == "set_mode"

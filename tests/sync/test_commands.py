@@ -65,10 +65,12 @@ class Store:
         self.data[command_id] = dict(response)
 
 
-def processor(handler: FakeHandler, *, key: bytes | None = None, store: Any = None
-              ) -> CommandProcessor:
-    return CommandProcessor(handler=handler, store=store or Store(), clock=lambda: NOW, key=key,
-                            max_age_s=60.0)
+def processor(
+    handler: FakeHandler, *, key: bytes | None = None, store: Any = None
+) -> CommandProcessor:
+    return CommandProcessor(
+        handler=handler, store=store or Store(), clock=lambda: NOW, key=key, max_age_s=60.0
+    )
 
 
 def raw(obj: object) -> bytes:
@@ -156,11 +158,13 @@ def test_signature_required_when_keyed() -> None:
 def test_expiry_stale_and_future() -> None:
     handler = FakeHandler()
     p = processor(handler)
-    expired = build_command("hold", {"phases": [2]}, now=NOW - timedelta(seconds=30),
-                            expires_in_s=10)
+    expired = build_command(
+        "hold", {"phases": [2]}, now=NOW - timedelta(seconds=30), expires_in_s=10
+    )
     assert _refused(p, raw(expired)) == "expired"
-    stale = build_command("hold", {"phases": [2]}, now=NOW - timedelta(seconds=61),
-                          expires_in_s=None)
+    stale = build_command(
+        "hold", {"phases": [2]}, now=NOW - timedelta(seconds=61), expires_in_s=None
+    )
     assert _refused(p, raw(stale)) == "stale"
     future = build_command("hold", {"phases": [2]}, now=NOW + timedelta(seconds=31))
     assert _refused(p, raw(future)) == "future"
@@ -206,30 +210,44 @@ def test_handler_refusal_and_crash_are_answers() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
-                                                                 max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
-KNOWN_CODES = {"malformed_json", "too_large", "invalid_schema", "unknown_type", "bad_signature",
-               "unsigned", "expired", "stale", "future"}
+KNOWN_CODES = {
+    "malformed_json",
+    "too_large",
+    "invalid_schema",
+    "unknown_type",
+    "bad_signature",
+    "unsigned",
+    "expired",
+    "stale",
+    "future",
+}
 
 
 def _bad_commands() -> st.SearchStrategy[bytes]:
     base = st.sampled_from(list(VALID_PARAMS)).map(
         lambda t: build_command(t, VALID_PARAMS[t], now=NOW, key=KEY)
     )
-    wrong_field = st.tuples(base, st.sampled_from(["id", "type", "issued_at", "expires_at",
-                                                   "params", "sig"]), json_values).map(
-        lambda x: raw({**x[0], x[1]: x[2]})
-    )
-    wrong_params = st.tuples(base, st.dictionaries(st.text(max_size=8), json_values,
-                                                   min_size=1, max_size=4)).map(
-        lambda x: raw({**x[0], "params": {**x[0]["params"], **x[1], "bogus": 1}})
-    )
+    wrong_field = st.tuples(
+        base,
+        st.sampled_from(["id", "type", "issued_at", "expires_at", "params", "sig"]),
+        json_values,
+    ).map(lambda x: raw({**x[0], x[1]: x[2]}))
+    wrong_params = st.tuples(
+        base, st.dictionaries(st.text(max_size=8), json_values, min_size=1, max_size=4)
+    ).map(lambda x: raw({**x[0], "params": {**x[0]["params"], **x[1], "bogus": 1}}))
     unsigned = base.map(lambda c: raw({k: v for k, v in c.items() if k != "sig"}))
-    unknown = st.text(min_size=1, max_size=20).filter(lambda t: t not in COMMAND_TYPES).map(
-        lambda t: raw({"id": "x", "type": t, "issued_at": "2026-11-21T06:00:00Z", "params": {}})
+    unknown = (
+        st.text(min_size=1, max_size=20)
+        .filter(lambda t: t not in COMMAND_TYPES)
+        .map(
+            lambda t: raw({"id": "x", "type": t, "issued_at": "2026-11-21T06:00:00Z", "params": {}})
+        )
     )
     anything = json_values.map(raw)
     garbage = st.binary(max_size=64)

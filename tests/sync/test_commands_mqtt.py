@@ -45,16 +45,26 @@ async def test_every_command_type_over_mqtt5_with_response_topic(
     key_file.write_bytes(KEY + b"\n")
     service = make_service(broker.url, tmp_path / "state", handler, command_key_file=key_file)
     reply_to = f"centre/replies/{uuid.uuid4().hex[:8]}"
-    async with consuming(broker.url, [f"{ROOT}/cmd/response", reply_to],
-                         protocol=aiomqtt.ProtocolVersion.V5) as c, running(service):
+    async with (
+        consuming(
+            broker.url, [f"{ROOT}/cmd/response", reply_to], protocol=aiomqtt.ProtocolVersion.V5
+        ) as c,
+        running(service),
+    ):
         await eventually(lambda: service.connected)
-        async with aiomqtt.Client("127.0.0.1", broker.port,
-                                  protocol=aiomqtt.ProtocolVersion.V5) as centre:
+        async with aiomqtt.Client(
+            "127.0.0.1", broker.port, protocol=aiomqtt.ProtocolVersion.V5
+        ) as centre:
             for ctype, params in VALID_PARAMS.items():
-                cmd = build_command(ctype, params, now=datetime.now(UTC), key=KEY,
-                                    command_id=f"c-{ctype}")
-                await centre.publish(f"{ROOT}/cmd", json.dumps(cmd), qos=1,
-                                     properties=_props(reply_to, f"corr-{ctype}".encode()))
+                cmd = build_command(
+                    ctype, params, now=datetime.now(UTC), key=KEY, command_id=f"c-{ctype}"
+                )
+                await centre.publish(
+                    f"{ROOT}/cmd",
+                    json.dumps(cmd),
+                    qos=1,
+                    properties=_props(reply_to, f"corr-{ctype}".encode()),
+                )
         await eventually(lambda: len(c.on(reply_to)) == len(VALID_PARAMS))
         await eventually(lambda: len(c.on("/cmd/response")) == len(VALID_PARAMS))
     assert [cmd.type for cmd in handler.applied] == list(VALID_PARAMS)
@@ -80,8 +90,10 @@ async def test_bad_duplicate_and_unsigned_commands_over_mqtt(
         (b"x" * 70_000, "too_large"),
         (json.dumps({**good, "type": "teleport"}).encode(), "unknown_type"),
         (json.dumps({**good, "params": {"phases": "all"}}).encode(), "invalid_schema"),
-        (json.dumps(build_command("hold", {"phases": [2]}, now=now, command_id="u")).encode(),
-         "unsigned"),
+        (
+            json.dumps(build_command("hold", {"phases": [2]}, now=now, command_id="u")).encode(),
+            "unsigned",
+        ),
         (json.dumps({**good, "id": "other"}).encode(), "bad_signature"),
     ]
     async with consuming(broker.url, f"{ROOT}/#") as c, running(service):
@@ -93,8 +105,12 @@ async def test_bad_duplicate_and_unsigned_commands_over_mqtt(
             await centre.publish(f"{ROOT}/cmd", json.dumps(good), qos=1)
         await eventually(lambda: len(c.on("/cmd/response")) == len(bad) + 2)
         # the refusals are also events (201 COMMAND_REJECTED)
-        await eventually(lambda: sum(1 for m in c.on("/events") for e in m.payload["events"]
-                                     if e[1] == 201) == len(bad))
+        await eventually(
+            lambda: (
+                sum(1 for m in c.on("/events") for e in m.payload["events"] if e[1] == 201)
+                == len(bad)
+            )
+        )
     answers = [m.payload for m in c.on("/cmd/response")]
     codes = [a["error"]["code"] for a in answers[: len(bad)]]
     assert codes == [code for _, code in bad]
@@ -115,8 +131,9 @@ async def test_commands_over_mqtt_311(
     async with consuming(broker.url, f"{ROOT}/cmd/response") as c, running(service):
         await eventually(lambda: service.connected)
         async with aiomqtt.Client("127.0.0.1", broker.port) as centre:
-            cmd: dict[str, Any] = build_command("place_call", {"phases": [4]},
-                                                now=datetime.now(UTC))
+            cmd: dict[str, Any] = build_command(
+                "place_call", {"phases": [4]}, now=datetime.now(UTC)
+            )
             await centre.publish(f"{ROOT}/cmd", json.dumps(cmd), qos=1)
         await eventually(lambda: bool(c.messages))
     assert c.messages[0].payload["id"] == cmd["id"]
@@ -129,13 +146,25 @@ def _bad_payloads(n: int, seed: int = 5) -> list[bytes]:
     missing signatures, expired/stale/future, garbage, huge payloads."""
     rng = random.Random(seed)
     now = datetime.now(UTC)
-    junk: list[object] = [None, True, -1, 10**20, 3.5, "", "x" * 300, [], {}, [1, "a"],
-                          {"a": {"b": None}}]
+    junk: list[object] = [
+        None,
+        True,
+        -1,
+        10**20,
+        3.5,
+        "",
+        "x" * 300,
+        [],
+        {},
+        [1, "a"],
+        {"a": {"b": None}},
+    ]
     out: list[bytes] = []
     while len(out) < n:
         ctype = rng.choice(list(VALID_PARAMS))
-        cmd = build_command(ctype, VALID_PARAMS[ctype], now=now, key=KEY,
-                            command_id=f"bad-{len(out)}")
+        cmd = build_command(
+            ctype, VALID_PARAMS[ctype], now=now, key=KEY, command_id=f"bad-{len(out)}"
+        )
         kind = rng.randrange(8)
         if kind == 0:  # a field of the wrong type (signature no longer matches either)
             cmd[rng.choice(["id", "type", "issued_at", "params", "expires_at"])] = rng.choice(junk)
@@ -153,8 +182,13 @@ def _bad_payloads(n: int, seed: int = 5) -> list[bytes]:
             cmd["sig"] = sign(cmd, b"wrong-key")
         elif kind == 5:  # expired / stale / future, correctly signed
             shift = rng.choice([-3600.0, 3600.0])
-            cmd = build_command(ctype, VALID_PARAMS[ctype], now=now + timedelta(seconds=shift),
-                                key=KEY, expires_in_s=None)
+            cmd = build_command(
+                ctype,
+                VALID_PARAMS[ctype],
+                now=now + timedelta(seconds=shift),
+                key=KEY,
+                expires_in_s=None,
+            )
         elif kind == 6:
             out.append(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40))))
             continue
@@ -182,7 +216,16 @@ async def test_hundreds_of_bad_commands_refused_junction_unaffected(
     assert handler.applied == []
     codes = Counter(m.payload["error"]["code"] for m in c.messages)
     assert all(m.payload["ok"] is False for m in c.messages)
-    assert set(codes) <= {"malformed_json", "too_large", "invalid_schema", "unknown_type",
-                          "bad_signature", "unsigned", "stale", "future", "expired"}
+    assert set(codes) <= {
+        "malformed_json",
+        "too_large",
+        "invalid_schema",
+        "unknown_type",
+        "bad_signature",
+        "unsigned",
+        "stale",
+        "future",
+        "expired",
+    }
     assert len(codes) >= 7, codes
     assert sum(service.metrics.rejected.values()) == len(payloads)

@@ -63,8 +63,9 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
             yield Target("nats", n, "3.1.1")
 
 
-async def test_birth_state_will_and_rebirth(target: Target, tmp_path: Path,
-                                            handler: FakeHandler) -> None:
+async def test_birth_state_will_and_rebirth(
+    target: Target, tmp_path: Path, handler: FakeHandler
+) -> None:
     service = target.service(tmp_path, handler)
     service.publish_state({"mode": "actuated", "plan": 1})
     async with running(service):
@@ -77,22 +78,33 @@ async def test_birth_state_will_and_rebirth(target: Target, tmp_path: Path,
             link = service._link
             assert link is not None
             link.abort()
-            await eventually(lambda: any(m.payload == {"online": False, "bdseq": 1}
-                                         for m in c.on("/status")), what="will")
-            await eventually(lambda: any(m.payload.get("online") and m.payload["bdseq"] == 2
-                                         for m in c.on("/status")), what="re-birth")
+            await eventually(
+                lambda: any(m.payload == {"online": False, "bdseq": 1} for m in c.on("/status")),
+                what="will",
+            )
+            await eventually(
+                lambda: any(
+                    m.payload.get("online") and m.payload["bdseq"] == 2 for m in c.on("/status")
+                ),
+                what="re-birth",
+            )
     async with consuming(target.broker.url, f"{ROOT}/status") as c:
         await eventually(lambda: bool(c.messages))
         assert c.messages[-1].payload["online"] is False  # clean close, retained
 
 
-async def test_outage_replay_no_gap(target: Target, tmp_path: Path,
-                                    handler: FakeHandler) -> None:
+async def test_outage_replay_no_gap(target: Target, tmp_path: Path, handler: FakeHandler) -> None:
     service = target.service(tmp_path, handler)
     n = 0
-    async with consuming(target.broker.url, [f"{ROOT}/events", f"{ROOT}/telemetry"],
-                         client_id=f"centre-{target.name}", persistent=True) as c, \
-            running(service):
+    async with (
+        consuming(
+            target.broker.url,
+            [f"{ROOT}/events", f"{ROOT}/telemetry"],
+            client_id=f"centre-{target.name}",
+            persistent=True,
+        ) as c,
+        running(service),
+    ):
         await eventually(lambda: service.connected)
         for _ in range(2):
             for step in range(40):
@@ -108,7 +120,9 @@ async def test_outage_replay_no_gap(target: Target, tmp_path: Path,
         await eventually(lambda: service.metrics.outbox_depth == 0, timeout=15)
         await eventually(
             lambda: {e[2] for m in c.on("/events") for e in m.payload["events"]} >= set(range(n)),
-            timeout=15, what="every event")
+            timeout=15,
+            what="every event",
+        )
     for stream in ("/events", "/telemetry"):
         seqs = {m.payload["seq"] for m in c.on(stream)}
         assert seqs == set(range(1, max(seqs) + 1)), f"gap in {stream}"

@@ -53,13 +53,20 @@ async def test_tls_with_client_certificate(
 ) -> None:
     tf = tls_broker.tls_files
     assert tf is not None
-    service = make_service(tls_broker.tls_url, tmp_path, handler, ca_file=tf.ca_file,
-                           cert_file=tf.client_cert, key_file=tf.client_key)
+    service = make_service(
+        tls_broker.tls_url,
+        tmp_path,
+        handler,
+        ca_file=tf.ca_file,
+        cert_file=tf.client_cert,
+        key_file=tf.client_key,
+    )
     async with running(service):
         await eventually(lambda: service.connected and service.metrics.published["status"] >= 1)
     # without the client certificate the broker refuses the handshake
-    cfg = LinkConfig.from_settings(settings(tls_broker.tls_url, ca_file=tf.ca_file),
-                                   client_id="no-cert")
+    cfg = LinkConfig.from_settings(
+        settings(tls_broker.tls_url, ca_file=tf.ca_file), client_id="no-cert"
+    )
     # (TLS 1.3: the refusal arrives after the handshake; aiomqtt waits for a CONNACK)
     cfg = dataclasses.replace(cfg, connect_timeout=1.0)
     with pytest.raises(SyncError):
@@ -67,8 +74,9 @@ async def test_tls_with_client_certificate(
             pass
 
 
-async def test_unix_socket(tls_broker: MosquittoBroker, tmp_path: Path,
-                           handler: FakeHandler) -> None:
+async def test_unix_socket(
+    tls_broker: MosquittoBroker, tmp_path: Path, handler: FakeHandler
+) -> None:
     service = make_service(tls_broker.unix_url, tmp_path, handler)
     async with running(service):
         await eventually(lambda: service.connected and service.metrics.published["status"] >= 1)
@@ -80,14 +88,20 @@ async def test_username_password_from_files(tmp_path: Path, handler: FakeHandler
     (tmp_path / "user").write_text("junction\n")
     (tmp_path / "pass").write_text("pa55word\n")
     with MosquittoBroker(users={"junction": "pa55word"}) as broker:
-        service = make_service(broker.url, tmp_path / "s", handler,
-                               username_file=tmp_path / "user", password_file=tmp_path / "pass")
+        service = make_service(
+            broker.url,
+            tmp_path / "s",
+            handler,
+            username_file=tmp_path / "user",
+            password_file=tmp_path / "pass",
+        )
         async with running(service):
             await eventually(lambda: service.connected)
         (tmp_path / "pass").write_text("wrong\n")
         cfg = LinkConfig.from_settings(
-            settings(broker.url, username_file=tmp_path / "user",
-                     password_file=tmp_path / "pass"), client_id="x")
+            settings(broker.url, username_file=tmp_path / "user", password_file=tmp_path / "pass"),
+            client_id="x",
+        )
         assert "wrong" not in repr(cfg)
         with pytest.raises(SyncError):
             async with open_link(cfg):
@@ -103,8 +117,9 @@ topic readwrite {ROOT}/cmd/response
 """
 
 
-async def test_acl_denied_publish_is_reported_and_kept(tmp_path: Path,
-                                                       handler: FakeHandler) -> None:
+async def test_acl_denied_publish_is_reported_and_kept(
+    tmp_path: Path, handler: FakeHandler
+) -> None:
     if not mosquitto_available():
         pytest.skip(SKIP_REASON)
     with MosquittoBroker(acl=ACL) as broker:

@@ -71,7 +71,7 @@ def test_corrupt_database_moved_aside(tmp_path: Path, handler: FakeHandler) -> N
         good.append("telemetry", {"pad": "x" * 500, "i": i}, now=T0)
     good.close()
     raw = bytearray((db2 / DB_NAME).read_bytes())
-    raw[4096 * 2: 4096 * 2 + 512] = b"\xde\xad" * 256
+    raw[4096 * 2 : 4096 * 2 + 512] = b"\xde\xad" * 256
     (db2 / DB_NAME).write_bytes(bytes(raw))
     service = make_service("", db2, handler)
     assert service.metrics.outbox_recovered_from is not None
@@ -103,7 +103,7 @@ def test_counters_salvaged_from_a_file_corrupt_at_open(tmp_path: Path) -> None:
     raw = bytearray(db.read_bytes())
     page = 4096
     # damage page 2 (the outbox table's root here), not the counters table
-    raw[page + 8: 2 * page - 8] = b"\x00\xff" * ((page - 16) // 2)
+    raw[page + 8 : 2 * page - 8] = b"\x00\xff" * ((page - 16) // 2)
     db.write_bytes(bytes(raw))
     ob2 = Outbox(tmp_path, now=T0)
     assert ob2.recovered_from is not None

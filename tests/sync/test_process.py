@@ -18,8 +18,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 async def _start(url: str, state_dir: Path) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.sync.service_proc", url, str(state_dir),
-        cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "tests.sync.service_proc",
+        url,
+        str(state_dir),
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert proc.stdout is not None
@@ -40,14 +46,23 @@ async def test_kill9_will_restart_continues_seq_sigterm_offline(
             proc.send_signal(signal.SIGKILL)
             await proc.wait()
             # the broker notices the dead connection and publishes the will (bdseq 1)
-            await eventually(lambda: any(m.payload == {"online": False, "bdseq": 1}
-                                         for m in c.on("/status")), timeout=15, what="will")
+            await eventually(
+                lambda: any(m.payload == {"online": False, "bdseq": 1} for m in c.on("/status")),
+                timeout=15,
+                what="will",
+            )
             seen_before = max(m.payload["seq"] for m in c.on("/events"))
             proc = await _start(broker.url, state_dir)
-            await eventually(lambda: any(m.payload.get("online") and m.payload["bdseq"] == 2
-                                         for m in c.on("/status")), timeout=15)
-            await eventually(lambda: max(m.payload["seq"] for m in c.on("/events"))
-                             >= seen_before + 5, timeout=15)
+            await eventually(
+                lambda: any(
+                    m.payload.get("online") and m.payload["bdseq"] == 2 for m in c.on("/status")
+                ),
+                timeout=15,
+            )
+            await eventually(
+                lambda: max(m.payload["seq"] for m in c.on("/events")) >= seen_before + 5,
+                timeout=15,
+            )
             proc.send_signal(signal.SIGTERM)
             async with asyncio.timeout(15):
                 assert await proc.wait() == 0
@@ -55,8 +70,13 @@ async def test_kill9_will_restart_continues_seq_sigterm_offline(
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
-        await eventually(lambda: c.on("/status")[-1].payload.get("online") is False
-                         and c.on("/status")[-1].payload.get("bdseq") == 2, timeout=5)
+        await eventually(
+            lambda: (
+                c.on("/status")[-1].payload.get("online") is False
+                and c.on("/status")[-1].payload.get("bdseq") == 2
+            ),
+            timeout=5,
+        )
     status = c.on("/status")[-1].payload
     assert "ts" in status  # the clean death is published by the service itself, not the will
     for stream in ("/events", "/telemetry"):

@@ -65,8 +65,9 @@ async def test_birth_retained_status_and_state(
             n = len(c.on("/state"))
             service.publish_state(state(elapsed=0.1))
             service.publish_state(state(phase=6))
-            await eventually(lambda: any(m.payload["rings"][0]["phase"] == 6
-                                         for m in c.on("/state")))
+            await eventually(
+                lambda: any(m.payload["rings"][0]["phase"] == 6 for m in c.on("/state"))
+            )
             assert len(c.on("/state")) == n + 1
             # ... and the state is refreshed at least every state_interval_s (1 s here)
             await eventually(lambda: len(c.on("/state")) >= n + 2, timeout=3.0)
@@ -81,15 +82,21 @@ async def test_will_on_abrupt_loss_then_rebirth(
         link = service._link
         assert link is not None
         link.abort()  # the TCP connection vanishes without DISCONNECT: the broker sends the will
-        await eventually(lambda: any(m.payload == {"online": False, "bdseq": 1}
-                                     for m in c.messages), what="the will")
+        await eventually(
+            lambda: any(m.payload == {"online": False, "bdseq": 1} for m in c.messages),
+            what="the will",
+        )
         # the service reconnects by itself with a fresh client and a new bdseq
-        await eventually(lambda: any(m.payload.get("online") and m.payload["bdseq"] == 2
-                                     for m in c.messages), what="re-birth")
+        await eventually(
+            lambda: any(m.payload.get("online") and m.payload["bdseq"] == 2 for m in c.messages),
+            what="re-birth",
+        )
         assert service.metrics.connects == 2
         # commands still arrive: the new client subscribed again
-        async with consuming(broker.url, f"{ROOT}/cmd/response") as r, \
-                aiomqtt.Client("127.0.0.1", broker.port) as centre:
+        async with (
+            consuming(broker.url, f"{ROOT}/cmd/response") as r,
+            aiomqtt.Client("127.0.0.1", broker.port) as centre,
+        ):
             cmd = build_command("request_state", {}, now=datetime.now(UTC))
             await centre.publish(f"{ROOT}/cmd", json.dumps(cmd), qos=1)
             await eventually(lambda: any(m.payload["id"] == cmd["id"] for m in r.messages))
@@ -115,16 +122,20 @@ async def test_events_and_telemetry_through_outbox(
 ) -> None:
     service = make_service(broker.url, tmp_path, handler)
     t0 = datetime(2026, 11, 21, 5, 0, 0, 123000, tzinfo=UTC)
-    async with consuming(broker.url, [f"{ROOT}/events", f"{ROOT}/telemetry"]) as c, \
-            running(service):
+    async with (
+        consuming(broker.url, [f"{ROOT}/events", f"{ROOT}/telemetry"]) as c,
+        running(service),
+    ):
         await eventually(lambda: service.connected)
         service.add_events([(t0, 1, 2), (t0, 8, 2)])
         service.add_telemetry({"period_s": 60, "detectors": {"1": {"volume": 12}}})
         await eventually(lambda: bool(c.on("/events")) and bool(c.on("/telemetry")))
         ev = c.on("/events")[0].payload
         assert ev["seq"] == 1
-        assert ev["events"] == [["2026-11-21T05:00:00.123Z", 1, 2],
-                                ["2026-11-21T05:00:00.123Z", 8, 2]]
+        assert ev["events"] == [
+            ["2026-11-21T05:00:00.123Z", 1, 2],
+            ["2026-11-21T05:00:00.123Z", 8, 2],
+        ]
         assert "historical" not in ev
         assert TS.match(ev["ts"])
         tel = c.on("/telemetry")[0].payload
@@ -158,8 +169,9 @@ async def test_outbox_replayed_historical_and_seq_survives_restart(
             service.add_events([(t0, 44, 99)])
             service.add_telemetry({"n": 99})
             await eventually(lambda: any(m.payload.get("n") == 99 for m in c.on("/telemetry")))
-            await eventually(lambda: any(e[1:] == [44, 99]
-                                         for m in c.on("/events") for e in m.payload["events"]))
+            await eventually(
+                lambda: any(e[1:] == [44, 99] for m in c.on("/events") for e in m.payload["events"])
+            )
     tel = [m.payload for m in c.on("/telemetry")]
     assert [p["seq"] for p in tel] == list(range(1, 7))
     assert [p["n"] for p in tel] == [0, 1, 2, 3, 4, 99]
@@ -178,8 +190,12 @@ async def test_broker_outages_lose_nothing(
     service = make_service(broker.url, tmp_path, handler)
     sent_events = 0
     sent_tel = 0
-    async with consuming(broker.url, [f"{ROOT}/events", f"{ROOT}/telemetry"],
-                         client_id="centre", persistent=True) as c, running(service):
+    async with (
+        consuming(
+            broker.url, [f"{ROOT}/events", f"{ROOT}/telemetry"], client_id="centre", persistent=True
+        ) as c,
+        running(service),
+    ):
         await eventually(lambda: service.connected)
         for outage in range(3):
             for phase_of_run in ("up", "down"):
@@ -211,8 +227,15 @@ async def test_broker_outages_lose_nothing(
     assert service.metrics.connects >= 4
 
 
-async def _outage_run(broker: MosquittoBroker, tmp_path: Path, handler: FakeHandler, *,
-                      outages: int, outage_s: float, up_s: float) -> dict[str, float]:
+async def _outage_run(
+    broker: MosquittoBroker,
+    tmp_path: Path,
+    handler: FakeHandler,
+    *,
+    outages: int,
+    outage_s: float,
+    up_s: float,
+) -> dict[str, float]:
     """Feed the service at the control loop's pace while the broker goes away ``outages``
     times for ``outage_s``; check every seq arrives, and that the feeding never blocked."""
     service = make_service(broker.url, tmp_path, handler)
@@ -236,8 +259,15 @@ async def _outage_run(broker: MosquittoBroker, tmp_path: Path, handler: FakeHand
             await asyncio.sleep(tick)
             worst_tick = max(worst_tick, loop.time() - t_start - tick)
 
-    async with consuming(broker.url, [f"{ROOT}/events", f"{ROOT}/telemetry"],
-                         client_id="centre-long", persistent=True) as c, running(service):
+    async with (
+        consuming(
+            broker.url,
+            [f"{ROOT}/events", f"{ROOT}/telemetry"],
+            client_id="centre-long",
+            persistent=True,
+        ) as c,
+        running(service),
+    ):
         await eventually(lambda: service.connected)
         for _ in range(outages):
             await feed(up_s)
@@ -246,8 +276,11 @@ async def _outage_run(broker: MosquittoBroker, tmp_path: Path, handler: FakeHand
             broker.start()
         await feed(up_s)
         await eventually(lambda: service.metrics.outbox_depth == 0, timeout=30)
-        await eventually(lambda: len({e[2] for m in c.on("/events") for e in m.payload["events"]})
-                         >= n, timeout=30, what="every event")
+        await eventually(
+            lambda: len({e[2] for m in c.on("/events") for e in m.payload["events"]}) >= n,
+            timeout=30,
+            what="every event",
+        )
     ev_seqs = {m.payload["seq"] for m in c.on("/events")}
     assert ev_seqs == set(range(1, max(ev_seqs) + 1))
     tel_seqs = {m.payload["seq"] for m in c.on("/telemetry")}
@@ -260,8 +293,9 @@ async def _outage_run(broker: MosquittoBroker, tmp_path: Path, handler: FakeHand
 async def test_feeding_never_blocks_during_outage(
     persistent_broker: MosquittoBroker, tmp_path: Path, handler: FakeHandler
 ) -> None:
-    result = await _outage_run(persistent_broker, tmp_path, handler,
-                               outages=2, outage_s=1.0, up_s=0.5)
+    result = await _outage_run(
+        persistent_broker, tmp_path, handler, outages=2, outage_s=1.0, up_s=0.5
+    )
     print("outage run:", result)
 
 
@@ -269,8 +303,9 @@ async def test_feeding_never_blocks_during_outage(
 async def test_three_30s_outages_lose_nothing(
     persistent_broker: MosquittoBroker, tmp_path: Path, handler: FakeHandler
 ) -> None:
-    result = await _outage_run(persistent_broker, tmp_path, handler,
-                               outages=3, outage_s=30.0, up_s=5.0)
+    result = await _outage_run(
+        persistent_broker, tmp_path, handler, outages=3, outage_s=30.0, up_s=5.0
+    )
     print("long outage run:", result)
 
 
