@@ -127,6 +127,48 @@ def generate_tls(directory: Path, *, client_cn: str = "edgectl-test") -> TlsFile
     )
 
 
+def issue_client_cert(tls: TlsFiles, cn: str) -> tuple[Path, Path]:
+    """Another client certificate from the same throw-away CA: ``(cert, key)`` for ``cn``.
+
+    With ``use_identity_as_username`` the broker sees ``cn`` as the username, so per-junction
+    ACLs (``pattern … citybrain/%u/…``) can be tested with one certificate per junction.
+    """
+    d = tls.ca_file.parent
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in cn)
+    _openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        f"/CN={cn}",
+        "-keyout",
+        f"client-{safe}.key",
+        "-out",
+        f"client-{safe}.csr",
+        cwd=d,
+    )
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        f"client-{safe}.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "client.ext",
+        "-out",
+        f"client-{safe}.crt",
+        cwd=d,
+    )
+    return d / f"client-{safe}.crt", d / f"client-{safe}.key"
+
+
 class MosquittoBroker:
     """One mosquitto process on its own loopback port(s) with a generated configuration.
 
