@@ -42,7 +42,7 @@ from typing import Any
 import structlog
 
 from edgectl import __version__
-from edgectl.config.model import DaemonConfig, Mode
+from edgectl.config.model import DaemonConfig, Mode, ScheduleEntry
 from edgectl.config.settings import Device, DeviceRole
 from edgectl.control.controller import Controller
 from edgectl.control.telemetry import TelemetryAggregator
@@ -57,12 +57,15 @@ from edgectl.control.types import (
     OperatingState,
     Outputs,
     Requests,
+    SetMode,
+    SetPlan,
 )
 from edgectl.field.device import CabinetDevice, CabinetSnapshot, Health
 
 log = structlog.get_logger("edgectl.daemon")
 
 READBACK_MISMATCH_TICKS = 3
+SCHEDULE_CHECK_TICKS = 100  # the time-of-day schedule is looked at every 10 s
 OUTPUT_LOSS_S = 1.0
 RECOVERY_HEALTHY_S = 1.0
 MMU_AUTO_RESET_FAULTS = frozenset({4, 5})  # watchdog, power cycle: caused by the link, not traffic
@@ -278,6 +281,7 @@ class Daemon:
         self._last_state_key: tuple[object, ...] | None = None
         self._last_telemetry_t = 0.0
         self._stale: set[str] = set()  # reader devices whose detectors are failed
+        self._schedule_entry: ScheduleEntry | None = None
         self.clock = DeliveryClock(config.field.tick)
         self._submitted_at: float | None = None  # when the last frame went to the devices
         self._tick_wall = self.started_at
@@ -389,6 +393,8 @@ class Daemon:
             if self._reload_requested:
                 self._reload_requested = False
                 self._reload()
+            if self.ticks % SCHEDULE_CHECK_TICKS == 0:
+                self.follow_schedule(datetime.now().astimezone())
             inputs = self._inputs(t)
             out = self.controller.step(t, inputs)
             frame = out.frame
@@ -441,6 +447,28 @@ class Daemon:
             )
             worst = latency if worst is None else max(worst, latency)
         return worst
+
+    def follow_schedule(self, local_now: datetime) -> None:
+        """Time-of-day plans: act when the entry in force changes (and at start-up), so an
+        operator's ``set_plan`` holds until the schedule's next boundary."""
+        from edgectl.control.schedule import entry_in_force
+
+        entry = entry_in_force(self.config.control.schedule, local_now)
+        if entry is None or entry == self._schedule_entry:
+            return
+        self._schedule_entry = entry
+        plan = self.config.plan(entry.plan)
+        if plan.id != self.controller.plan.id:
+            self.directives.append(SetPlan(plan))
+        mode = entry.mode
+        if mode in (Mode.FIXED, Mode.COORDINATED) and (
+            plan.coordination is None or plan.coordination.cycle <= 0
+        ):
+            log.error("schedule_mode_refused", at=entry.at, mode=mode.value, plan=plan.id)
+            mode = None
+        if mode is not None and mode is not self.controller.mode:
+            self.directives.append(SetMode(mode))
+        log.info("schedule_entry", at=entry.at, plan=plan.id, mode=mode.value if mode else None)
 
     def handover_limit_s(self) -> float:
         """Longest a safe hand-over to flash can take: a green that just started must run its
@@ -740,7 +768,6 @@ class Daemon:
     def apply_reload(self, new: DaemonConfig) -> bool:
         """Apply a validated configuration: the plan at the engine's next barrier, the mode
         at once, log levels at once. False (and nothing applied) when it needs a restart."""
-        from edgectl.control.types import SetMode, SetPlan
 
         problems = self.reload_problems(new)
         if problems:
