@@ -25,9 +25,7 @@ def entry_in_force(schedule: Sequence[ScheduleEntry], now: datetime) -> Schedule
     minute = now.hour * 60 + now.minute
     for back in range(8):  # today, then up to a week back (the same weekday included)
         day = DAYS[(now - timedelta(days=back)).weekday()]
-        candidates = [
-            e for e in schedule if day in e.days and (back > 0 or _minutes(e) <= minute)
-        ]
+        candidates = [e for e in schedule if day in e.days and (back > 0 or _minutes(e) <= minute)]
         if candidates:
             # the latest start that day; among equal starts the last one listed wins
             return max(enumerate(candidates), key=lambda ie: (_minutes(ie[1]), ie[0]))[1]
