@@ -13,6 +13,7 @@ Layering: ``sync/`` imports ``config`` and ``errors`` (and ``control.types`` now
 daemon imports ``sync``, never the reverse.
 """
 
+from edgectl.backoff import Backoff
 from edgectl.sync.clock import iso_ms, utc_now
 from edgectl.sync.commands import (
     COMMAND_TYPES,
@@ -25,7 +26,7 @@ from edgectl.sync.commands import (
     canonical_json,
     sign,
 )
-from edgectl.sync.link import Backoff, LinkConfig, open_link, parse_broker_url
+from edgectl.sync.link import LinkConfig, open_link, parse_broker_url
 from edgectl.sync.outbox import Outbox
 from edgectl.sync.service import STATE_VOLATILE_KEYS, SyncMetrics, SyncService, Topics
 

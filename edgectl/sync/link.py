@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -134,27 +133,6 @@ def make_tls_context(
     except (OSError, ssl.SSLError) as exc:
         raise SyncError(f"TLS setup failed: {exc}") from exc
     return ctx
-
-
-class Backoff:
-    """Capped exponential backoff with full jitter: ``uniform(0, min(max, initial·2^n))``.
-
-    The first delay is at least ``initial / 2`` so a flapping broker is not hammered.
-    """
-
-    def __init__(self, initial: float, maximum: float, *, rng: random.Random | None = None) -> None:
-        self.initial = initial
-        self.maximum = max(maximum, initial)
-        self._rng = rng or random.Random()
-        self._attempt = 0
-
-    def next(self) -> float:
-        cap = min(self.maximum, self.initial * (2.0 ** min(self._attempt, 32)))
-        self._attempt += 1
-        return max(self.initial / 2.0, self._rng.uniform(0.0, cap))
-
-    def reset(self) -> None:
-        self._attempt = 0
 
 
 class _AckingClient(aiomqtt.Client):

@@ -64,6 +64,7 @@ from pathlib import Path
 import aiomqtt
 import structlog
 
+from edgectl.backoff import Backoff
 from edgectl.config.settings import MqttSettings
 from edgectl.errors import PublishRefused, SyncError
 from edgectl.sync.clock import iso_ms, utc_now
@@ -76,7 +77,7 @@ from edgectl.sync.commands import (
     Verdict,
     read_key,
 )
-from edgectl.sync.link import Backoff, Link, LinkConfig, open_link
+from edgectl.sync.link import Link, LinkConfig, open_link
 from edgectl.sync.outbox import Outbox, OutboxRow
 
 __all__ = [

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from edgectl.backoff import Backoff
 from edgectl.errors import PublishRefused, SyncError
-from edgectl.sync.link import Backoff, LinkConfig, open_link, parse_broker_url
+from edgectl.sync.link import LinkConfig, open_link, parse_broker_url
 from edgectl.testing.mosquitto import SKIP_REASON, MosquittoBroker, mosquitto_available
 from tests.sync.conftest import (
     IID,
