@@ -332,11 +332,44 @@ def arterial() -> tuple[Layout, list[Flow]]:
     return layout, flows
 
 
+def tee() -> tuple[Layout, list[Flow]]:
+    """A T junction: a two-lane main road east-west, a side road from the south with a
+    shared lane and a left lane; the side road's demand peaks later than the main road's."""
+    layout = Layout(
+        nodes={
+            "C": (0.0, 0.0, True),
+            "S": (0.0, -400.0, False),
+            "E": (400.0, 0.0, False),
+            "W": (-400.0, 0.0, False),
+        },
+        roads=[("W", "C", 3, 2), ("C", "E", 2, 3), ("S", "C", 2, 2)],
+    )
+    p = 360.0
+    rates = {
+        "W>E": [700, 800, 500],
+        "E>W": [400, 600, 700],
+        "W>S": [150, 120, 80],
+        "E>S": [80, 150, 200],
+        "S>E": [150, 250, 300],
+        "S>W": [120, 180, 250],
+    }
+    flows = []
+    for key, r in rates.items():
+        o, d = key.split(">")
+        flows.append(Flow(f"{o}_C", f"C_{d}", _periods(r, p)))
+    return layout, flows
+
+
 def _periods(rates: Sequence[float], p: float) -> list[tuple[float, float, float]]:
     return [(i * p, (i + 1) * p, r) for i, r in enumerate(rates)]
 
 
-SCENARIOS = {"isolated": isolated, "isolated_light": isolated_light, "arterial": arterial}
+SCENARIOS = {
+    "isolated": isolated,
+    "isolated_light": isolated_light,
+    "arterial": arterial,
+    "tee": tee,
+}
 
 
 def build(name: str, root: Path = HERE) -> Path:

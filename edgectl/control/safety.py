@@ -3,8 +3,10 @@
 - :class:`ConflictMatrix` decides which phases and channels may be non-red together. Two phases
   conflict when they are different phases of the same ring, or in different barrier groups, or
   listed in ``conflict_overrides``. A vehicle and a pedestrian channel of the same phase do not
-  conflict; an overlap channel conflicts with whatever any of its parents conflicts with (but
-  not with its parents).
+  conflict; two channels conflict when no legitimate state shows both: an overlap channel
+  is green with any of its parents, so it conflicts with a channel only when every one of its
+  parents conflicts with every phase driving that channel (two overlaps that share a parent
+  never conflict).
 - :class:`ConflictMonitor` checks every output frame before it is written (the software
   MMU): conflicting channels non-red together, a green not followed by yellow, a short yellow,
   a green or walk during a conflicting channel's red clearance, a walk not followed by a full
@@ -166,13 +168,12 @@ class ConflictMatrix:
         return cls(conflicts, channel_phases, phase_ids)
 
     def _sets_conflict(self, a: frozenset[int], b: frozenset[int]) -> bool:
-        for x in a:
-            for y in b:
-                if x == y or x in b or y in a:
-                    continue
-                if frozenset((x, y)) in self._phase_conflicts:
-                    return True
-        return False
+        """Channels driven by phase sets ``a`` and ``b`` conflict unless some legitimate
+        state shows both: a shared phase, or a phase of each that may time together (an
+        overlap is green with *any* of its parents, so one compatible pair is enough)."""
+        return not any(
+            x == y or frozenset((x, y)) not in self._phase_conflicts for x in a for y in b
+        )
 
     @property
     def phases(self) -> frozenset[int]:

@@ -130,12 +130,10 @@ def derive_channel_conflicts(config: Config) -> frozenset[tuple[int, int]]:
     for i, a in enumerate(channels):
         for b in channels[i + 1 :]:
             pa, pb = driving[a], driving[b]
-            shared = pa & pb
-            if any(
-                frozenset((x, y)) in phase_conflicts
-                for x in pa - shared
-                for y in pb - shared
-                if x not in pb and y not in pa
+            # both may be non-red only in a state where a phase of each is timing: a shared
+            # phase or two phases without a conflict between them
+            if not any(
+                x == y or frozenset((x, y)) not in phase_conflicts for x in pa for y in pb
             ):
                 out.add((a, b))
     return frozenset(out)

@@ -586,3 +586,21 @@ def test_monitor_plan_change_during_yellow_owes_the_smaller_minimum(two: Config)
     d.hold(4.0, c1=S.Y)  # plan 1: yellow 4 s
     longer = plan_with(two.plan(1), 2, yellow=5.0)
     assert d.monitor.check(d.t, {**d.frame, 1: S.R}, longer) == []
+
+
+def test_overlaps_sharing_a_parent_may_be_green_together() -> None:
+    """A T junction derived from SUMO: stage 1 keeps the east through (overlap of 1 and 2)
+    and the west right turn (overlap of 1 and 3) green together, while stages 2 and 3
+    conflict. The monitor must not call that state a conflict (it once fault-flashed the
+    first green of such a junction)."""
+    d = doc()
+    d["channels"] += [
+        {"id": 13, "source": "overlap", "phase": 1, "overlap_parents": [2, 3]},
+        {"id": 14, "source": "overlap", "phase": 1, "overlap_parents": [2, 4]},
+    ]
+    m = ConflictMatrix.from_config(build(d))
+    assert not m.channels_conflict(13, 14)  # both green while phase 2 times
+    assert not m.channels_conflict(13, 5)  # 5 may time with 2 (other ring, same barrier)
+    assert m.channels_conflict(13, 1)  # 1 conflicts with both 2 (ring) and 3 (barrier)
+    assert m.channels_conflict(14, 3)  # 3 conflicts with 2 and 4 (same ring)
+    assert not m.channels_conflict(14, 7)  # 7 may time with 4 (other ring, same barrier)

@@ -37,7 +37,8 @@ VEHICLE_SPACING_M = 7.5  # jam spacing: length + gap
 BLOCKED_S = 2.5  # an advance loop occupied this long is covered by a standing queue
 CLEARED_S = 3.0  # a green phase with every loop quiet this long has no queue left
 DISCHARGED_GAP_S = 2.5  # a stop-bar gap this long in green: the standing queue has gone
-RATE_TAU_S = 120.0  # time constant of the arrival-rate average
+RATE_WINDOW_S = 120.0  # the arrival rate is counted over this window
+RATE_MIN_WINDOW_S = 30.0  # ... and over at least this much at the start
 
 
 @dataclass
@@ -50,8 +51,11 @@ class PhaseLoops:
     capacity: float = 0.0  # vehicles that fit between the advance loops and the stop bar
     travel_s: float = 3.0  # advance loop → stop bar at the approach speed
     count: float = 0.0  # vehicles estimated between the advance loop and the stop bar
-    rate: float = 0.0  # arrival rate at the advance loops (veh/s, averaged)
+    beyond: float = 0.0  # ... of which estimated queued upstream of the advance loop
+    rate: float = 0.0  # arrival rate (veh/s) over the last RATE_WINDOW_S
     arrivals: deque[float] = field(default_factory=deque)  # recent advance actuation times
+    counted: deque[float] = field(default_factory=deque)  # advance actuations in the window
+    departed: deque[float] = field(default_factory=deque)  # stop-bar departures in the window
     last_activity: float = 0.0
     blocked_since: float | None = None
     blocked_base: float = 0.0
@@ -89,6 +93,7 @@ class LoopQueues:
         self._on_since: dict[int, float] = {}
         self._off_since: dict[int, float] = {}
         self._t: float | None = None
+        self._t0: float | None = None
         self.call_since: dict[int, float] = {}
         self.green_since: dict[int, float] = {}
 
@@ -116,7 +121,8 @@ class LoopQueues:
     # --- update, once per tick ---
     def update(self, view: View) -> None:
         t = view.t
-        dt = 0.1 if self._t is None else max(0.0, t - self._t)
+        if self._t0 is None:
+            self._t0 = t
         self._t = t
         green = view.green_phases
         for p in list(self.green_since):
@@ -130,7 +136,6 @@ class LoopQueues:
                 self.call_since.setdefault(p, t)
             elif p in green:
                 self.call_since.pop(p, None)
-        arrived: dict[int, int] = {}
         for d, phases in self._det_phases.items():
             on = view.detector_on(d)
             act = view.actuations(d)
@@ -149,15 +154,23 @@ class LoopQueues:
                     pl.last_activity = t
                 if d in self._advance:
                     if rising:
-                        pl.count += rising
-                        arrived[p] = arrived.get(p, 0) + rising
+                        # a vehicle of the queue beyond the loop moving up was counted already
+                        moved_up = min(float(rising), pl.beyond // 1.0)
+                        pl.beyond -= moved_up
+                        pl.count += rising - moved_up
                         pl.arrivals.extend([t] * rising)
+                        pl.counted.extend([t] * rising)
                 elif falling:  # a vehicle left the stop bar (in green, yellow or red)
                     pl.count = max(0.0, pl.count - 1.0)
-        alpha = min(1.0, dt / RATE_TAU_S)
+                    pl.departed.append(t)
+        window = min(RATE_WINDOW_S, max(RATE_MIN_WINDOW_S, t - self._t0))
         for p, pl in self.phases.items():
-            if dt > 0:
-                pl.rate += alpha * (arrived.get(p, 0) / dt - pl.rate)
+            for times in (pl.counted, pl.departed):
+                while times and times[0] < t - window:
+                    times.popleft()
+            # advance loops under-count while a standing queue covers them, stop bars miss
+            # nothing that is served: the larger of the two is the better estimate
+            pl.rate = max(len(pl.counted), len(pl.departed)) / window
             while pl.arrivals and pl.arrivals[0] + pl.travel_s + 10.0 < t:
                 pl.arrivals.popleft()
             waiting_at_bar = sum(1 for d in pl.stop_bar if self._prev_on[d])
@@ -190,13 +203,17 @@ class LoopQueues:
                         )
                         pl.blocked_base = max(pl.count, covered)
                     # vehicles join the back of the queue unseen, at the average rate
-                    pl.count = max(pl.count, pl.blocked_base + pl.rate * (t - pl.blocked_since))
+                    target = pl.blocked_base + pl.rate * (t - pl.blocked_since)
+                    if target > pl.count:
+                        pl.beyond += target - pl.count
+                        pl.count = target
                 else:
                     pl.blocked_since = None
                 if not pl.advance:
                     pl.count = float(waiting_at_bar)
                 pl.count = max(pl.count, float(waiting_at_bar))
             pl.count = min(pl.count, 3.0 * pl.capacity + 20.0)
+            pl.beyond = min(pl.beyond, max(0.0, pl.count - pl.capacity))
 
 
 def _max_green(view: View, p: int) -> float:
