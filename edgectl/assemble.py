@@ -38,6 +38,7 @@ class MetricsFeed:
     _dropped_seen: int = 0
     _applied_seen: int = 0
     _rejected_seen: dict[str, int] = field(default_factory=dict)
+    _neighbour_seen: dict[tuple[str, str], int] = field(default_factory=dict)
     _notify_failures_seen: int = 0
 
     def __call__(self, daemon: Daemon, out: Outputs) -> None:
@@ -84,6 +85,11 @@ class MetricsFeed:
             for _ in range(count - self._rejected_seen.get(code, 0)):
                 m.command(accepted=False, code=code)
             self._rejected_seen[code] = max(count, self._rejected_seen.get(code, 0))
+        for (neighbour, result), count in sm.neighbour_messages.items():
+            delta = count - self._neighbour_seen.get((neighbour, result), 0)
+            if delta > 0:
+                m.neighbour_message(neighbour, result, delta)
+                self._neighbour_seen[(neighbour, result)] = count
 
 
 def build_daemon(
@@ -98,7 +104,9 @@ def build_daemon(
     daemon.notifier = Notifier.from_env()
     closers.append(daemon.notifier.close)
     metrics = Metrics(
-        devices=[d.name for d in daemon.devices], detectors=[d.id for d in config.detectors]
+        devices=[d.name for d in daemon.devices],
+        detectors=[d.id for d in config.detectors],
+        neighbours=sorted({n.intersection for n in config.neighbours}),
     )
     daemon.metrics = metrics
     daemon.hooks.append(MetricsFeed(metrics))
@@ -126,4 +134,6 @@ def _build_sync(daemon: Daemon, config: DaemonConfig, metrics: Any) -> Any:
         handler=handler,
         version=__version__,
         config_digest=config_digest(config),
+        neighbours=config.neighbours,
+        outflow=config.outflow,
     )

@@ -18,6 +18,14 @@ next one goes back on the grid — missed slots are not run in a burst):
 5. compare the readback of the previous frame; watch output loss and the MMU; feed the
    watchdog, the metrics and the MQTT link.
 
+Neighbour coordination (``[outflow]``, ``[[neighbours]]``, :mod:`edgectl.sync.outflow`): after
+a tick, the falling edges of the published stop-bar detectors (not failed ones) go to the
+sync service as departures stamped with the tick's wall time. Before a tick, the control loop
+turns the neighbours' departures the sync service has received into projected arrivals in
+controller time and hands them to the controller (``Controller.expect``) — on this side, so
+the strategy never changes under a running tick — whenever a message brought new departures,
+and every second anyway so that the past ones age out.
+
 Output device lost, readback mismatch, MMU tripped or cabinet flash → the engine goes to
 flash with an alarm. When the output device is back and healthy, and an MMU latch was caused
 by the loss of communication (watchdog or power cycle, never a conflict), the daemon resets
@@ -42,7 +50,7 @@ from typing import Any
 import structlog
 
 from edgectl import __version__
-from edgectl.config.model import DaemonConfig, Mode, ScheduleEntry
+from edgectl.config.model import DaemonConfig, DetectorType, Mode, ScheduleEntry
 from edgectl.config.settings import Device, DeviceRole
 from edgectl.control.controller import Controller
 from edgectl.control.telemetry import TelemetryAggregator
@@ -72,6 +80,7 @@ MMU_AUTO_RESET_FAULTS = frozenset({4, 5})  # watchdog, power cycle: caused by th
 MMU_RESET_INTERVAL_S = 3.0
 LATENCY_SUMMARY_TICKS = 3000  # a tick_latency_summary log line every 5 min at 10 Hz
 STATUS_REFRESH_TICKS = 50  # STATUS= on every change, and every 5 s anyway
+NEIGHBOUR_REFRESH_TICKS = 10  # projected arrivals re-handed every 1 s (past ones age out)
 
 #: Test hook (tests/ops_daemon): block the event loop when the controller clock reaches
 #: ``EDGECTL_TEST_WEDGE_AFTER_S`` (it starts at READY), for ``EDGECTL_TEST_WEDGE_FOR_S`` seconds
@@ -100,6 +109,30 @@ _LOGGED_EVENTS = frozenset(
         EventCode.PREEMPT_EXIT,
     }
 )
+
+
+def outflow_detectors(config: DaemonConfig) -> frozenset[int]:
+    """The detectors whose departures this junction publishes (none when ``[outflow]`` is
+    off): the configured list, or every stop-bar detector."""
+    if not config.outflow.enabled:
+        return frozenset()
+    if config.outflow.detectors:
+        return frozenset(config.outflow.detectors)
+    return frozenset(d.id for d in config.detectors if d.type is DetectorType.STOP_BAR)
+
+
+def stop_bar_departures(
+    out: Outputs, detectors: frozenset[int], at: datetime
+) -> list[tuple[datetime, int]]:
+    """A tick's departures ``(at, detector)``: the falling edges of ``detectors``. A failed
+    detector's edges are not vehicles (its card went silent and took its presence with it)."""
+    edges = [
+        ev.param for ev in out.events if ev.code == EventCode.DETECTOR_OFF and ev.param in detectors
+    ]
+    if not edges:
+        return []
+    failed = {d.id for d in out.detectors if d.failed}
+    return [(at, det) for det in edges if det not in failed]
 
 
 def config_digest(config: DaemonConfig) -> str:
@@ -287,6 +320,8 @@ class Daemon:
         self._tick_wall = self.started_at
         self.latency = LatencyHistogram()
         self._writes_seen: dict[str, int] = {}
+        self._outflow_detectors = outflow_detectors(config)
+        self._neighbours_fed: tuple[int, int] | None = None  # (inbox version, tick)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -395,6 +430,7 @@ class Daemon:
                 self._reload()
             if self.ticks % SCHEDULE_CHECK_TICKS == 0:
                 self.follow_schedule(datetime.now().astimezone())
+            self._feed_neighbours(t)
             inputs = self._inputs(t)
             out = self.controller.step(t, inputs)
             frame = out.frame
@@ -479,6 +515,25 @@ class Daemon:
             green = max(timing.min_green, timing.walk + timing.ped_clear)
             worst = max(worst, green + timing.yellow + timing.red_clear)
         return worst + 2.0
+
+    # --- neighbours ----------------------------------------------------------------------
+
+    def _feed_neighbours(self, t: float) -> None:
+        """Hand the neighbours' projected arrivals to the controller (see the docstring)."""
+        inbox = getattr(self.sync, "inbox", None)
+        if inbox is None or not inbox.phases:
+            return
+        fed = self._neighbours_fed
+        if (
+            fed is not None
+            and fed[0] == inbox.version
+            and self.ticks - fed[1] < NEIGHBOUR_REFRESH_TICKS
+        ):
+            return
+        self._neighbours_fed = (inbox.version, self.ticks)
+        projected = inbox.projections(wall_now=self._tick_wall, controller_now=t)
+        for phase, arrivals in projected.items():
+            self.controller.expect(phase, arrivals)
 
     # --- inputs --------------------------------------------------------------------------
 
@@ -658,6 +713,10 @@ class Daemon:
         if self.sync is not None:
             if out.events:
                 self.sync.add_events([(self._tick_wall, e.code, e.param) for e in out.events])
+                if self._outflow_detectors:
+                    departures = stop_bar_departures(out, self._outflow_detectors, self._tick_wall)
+                    if departures:
+                        self.sync.add_departures(departures)
             key = self._state_key(out)
             if key != self._last_state_key:
                 self._last_state_key = key
@@ -755,7 +814,17 @@ class Daemon:
         old = self.config
         problems = [
             f"[{name}] changed: restart required"
-            for name in ("phases", "rings", "barriers", "channels", "detectors", "field", "mqtt")
+            for name in (
+                "phases",
+                "rings",
+                "barriers",
+                "channels",
+                "detectors",
+                "field",
+                "mqtt",
+                "outflow",
+                "neighbours",
+            )
             if getattr(new, name) != getattr(old, name)
         ]
         if new.intersection.id != old.intersection.id:

@@ -94,12 +94,12 @@ def render() -> str:
         parts.append("\n| key | type | default | description |\n|---|---|---|---|")
         for name, info in model.model_fields.items():
             desc = (info.description or "").replace("|", "\\|")
-            ge = [m for m in info.metadata if hasattr(m, "ge") or hasattr(m, "le")]
+            # pydantic keeps ge and le as separate metadata objects: merge them
+            lo = next((m.ge for m in info.metadata if getattr(m, "ge", None) is not None), None)
+            hi = next((m.le for m in info.metadata if getattr(m, "le", None) is not None), None)
             bounds = ""
-            for m in ge:
-                lo, hi = getattr(m, "ge", None), getattr(m, "le", None)
-                if lo is not None or hi is not None:
-                    bounds = f" ({lo if lo is not None else ''}..{hi if hi is not None else ''})"
+            if lo is not None or hi is not None:
+                bounds = f" ({lo if lo is not None else ''}..{hi if hi is not None else ''})"
             parts.append(
                 f"| `{name}` | {_type_name(info.annotation)} | {_default(info)} | {desc}{bounds} |"
             )

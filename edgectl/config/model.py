@@ -69,9 +69,12 @@ class ForceOffMode(enum.StrEnum):
     FLOATING = "floating"  # each phase limited to its split; unused time goes to coord phase
 
 
+INTERSECTION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
 class Intersection(Frozen):
     id: str = Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        pattern=INTERSECTION_ID_PATTERN,
         description="Intersection id; becomes the MQTT topic segment",
     )
     name: str = Field(default="", max_length=200, description="Human name of the junction")
@@ -284,9 +287,51 @@ class Config(Frozen):
         raise KeyError(plan_id)
 
 
+class Outflow(Frozen):
+    """Publishing this junction's stop-bar departures for its downstream neighbours."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Publish {prefix}/{id}/outflow (QoS 0) about every period_s while there "
+        "are new departures; off: nothing is published",
+    )
+    detectors: tuple[DetectorId, ...] = Field(
+        default=(),
+        max_length=64,
+        description="Stop-bar detectors whose departures (falling edges) are published; "
+        "empty = every stop-bar detector",
+    )
+    period_s: float = Field(
+        default=1.0, ge=0.2, le=10.0, description="How often new departures are published"
+    )
+
+
+class Neighbour(Frozen):
+    """An upstream junction whose stop-bar departures drive on to one of our phases."""
+
+    intersection: str = Field(
+        pattern=INTERSECTION_ID_PATTERN,
+        description="The upstream junction's intersection id (its MQTT topic segment)",
+    )
+    detectors: tuple[DetectorId, ...] = Field(
+        min_length=1,
+        max_length=64,
+        description="Its stop-bar detectors whose departures come our way",
+    )
+    phase: PhaseId = Field(description="Our phase those vehicles arrive on")
+    travel_s: float = Field(ge=1.0, le=300.0, description="Travel time from its stop bar to ours")
+
+
 class DaemonConfig(Config):
     """A full daemon configuration file: the intersection plus the daemon's own sections."""
 
     field: FieldSettings = FieldSettings()
     mqtt: MqttSettings = MqttSettings()
     daemon: DaemonSettings = DaemonSettings()
+    outflow: Outflow = Outflow()
+    neighbours: tuple[Neighbour, ...] = Field(
+        default=(),
+        max_length=16,
+        description="Upstream junctions whose outflow messages become projected arrivals "
+        "(used by the adaptive mode)",
+    )

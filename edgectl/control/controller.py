@@ -17,13 +17,19 @@ frame is the flash frame.
 Modes: ``flash`` is the engine's commanded flash; every other mode is a strategy from the
 registry (:func:`edgectl.control.strategies.get_strategy`). A mode with no registered strategy
 runs ``actuated`` and raises the alarm ``mode:fallback:<mode>``.
+
+Projected arrivals (neighbour coordination): :meth:`Controller.expect` hands a phase's
+projected stop-bar arrivals (controller time) to the current strategy when it plans with them
+(:class:`ExpectsArrivals`, e.g. ``adaptive``). The controller keeps the latest list per phase
+and hands it again to the strategy of a later mode, so a mode change does not lose what the
+neighbours announced. Call it between ticks, from the thread that calls :meth:`step`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from edgectl.config.model import Config, Mode, Plan
 from edgectl.control import strategies
@@ -43,7 +49,7 @@ from edgectl.control.types import (
     SetPlan,
 )
 
-__all__ = ["Controller", "FrameMonitor"]
+__all__ = ["Controller", "ExpectsArrivals", "FrameMonitor"]
 
 _STRATEGY_STATES = (OperatingState.NORMAL, OperatingState.PREEMPT, OperatingState.ALL_RED)
 
@@ -64,6 +70,13 @@ class FrameMonitor(Protocol):
         self, t: float, frame: Mapping[int, ChannelState], plan: Plan
     ) -> list[_ViolationLike]: ...
     def reset(self) -> None: ...
+
+
+@runtime_checkable
+class ExpectsArrivals(Protocol):
+    """A strategy that plans with projected arrivals (``adaptive``)."""
+
+    def expect(self, phase: int, arrivals: Iterable[float]) -> None: ...
 
 
 def _default_monitor(config: Config) -> FrameMonitor:
@@ -91,6 +104,8 @@ class Controller:
         self.view = View(self.engine, start_mode)
         self._strategy_mode: Mode | None = None
         self._strategy: Strategy = strategies.get_strategy(Mode.ACTUATED, config, self.engine.plan)
+        self._phase_ids = frozenset(p.id for p in config.phases)
+        self._expected: dict[int, tuple[float, ...]] = {}  # phase -> projected arrivals
         self._pending: tuple[SetMode, ...] = ()
         if start_mode is Mode.FLASH:
             self._pending = (SetMode(Mode.FLASH),)
@@ -127,6 +142,44 @@ class Controller:
     def last(self) -> Outputs | None:
         return self.engine.last
 
+    @property
+    def strategy(self) -> Strategy:
+        """The current mode's strategy object (a new one after a mode change)."""
+        return self._strategy
+
+    # --- projected arrivals ---
+
+    def expect(self, phase: int, arrivals: Iterable[float]) -> bool:
+        """Projected stop-bar arrival times on ``phase`` (controller time), e.g. an upstream
+        neighbour's departures plus the link travel time; they replace the earlier ones and
+        an empty ``arrivals`` clears them. True when the current strategy plans with them;
+        kept either way for the strategy of a later mode. ``ValueError`` for an unknown
+        phase."""
+        if phase not in self._phase_ids:
+            raise ValueError(f"phase {phase} is not defined")
+        times = tuple(sorted(arrivals))
+        if times:
+            self._expected[phase] = times
+        else:
+            self._expected.pop(phase, None)
+        if not isinstance(self._strategy, ExpectsArrivals):
+            return False
+        self._strategy.expect(phase, times)
+        return True
+
+    def _hand_expected(self) -> None:
+        """Give a new strategy what the neighbours announced (still in the future)."""
+        if not self._expected or not isinstance(self._strategy, ExpectsArrivals):
+            return
+        now = self.view.t
+        for phase, times in list(self._expected.items()):
+            future = tuple(a for a in times if a >= now)
+            if future:
+                self._expected[phase] = future
+                self._strategy.expect(phase, future)
+            else:
+                del self._expected[phase]
+
     # --- modes ---
 
     def _select_strategy(self, mode: Mode) -> None:
@@ -142,6 +195,7 @@ class Controller:
             self._strategy = strategies.get_strategy(Mode.ACTUATED, self.config, self.engine.plan)
             self.engine.set_alarm("mode:fallback", f"mode:fallback:{mode.value}")
         self._strategy_mode = mode
+        self._hand_expected()
 
     # --- the tick ---
 

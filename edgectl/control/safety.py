@@ -27,7 +27,16 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from edgectl.config.model import ChannelSource, Config, Mode, Phase, PhaseTiming, Plan
+from edgectl.config.model import (
+    ChannelSource,
+    Config,
+    DaemonConfig,
+    DetectorType,
+    Mode,
+    Phase,
+    PhaseTiming,
+    Plan,
+)
 from edgectl.control.types import ChannelState
 from edgectl.errors import Problem
 
@@ -439,7 +448,57 @@ def validate_config(config: Config) -> list[Problem]:
     problems += _check_mode_needs(config)
     for index, plan in enumerate(config.plans):
         problems += _plan_problems(plan, config, f"plans[{index}]")
+    if isinstance(config, DaemonConfig):
+        problems += _check_outflow(config)
+        problems += _check_neighbours(config, defined)
     return problems
+
+
+def _check_outflow(config: DaemonConfig) -> list[Problem]:
+    """The published detectors exist and sit at the stop bar: a departure is a vehicle
+    leaving the stop line, which an advance loop does not see."""
+    out: list[Problem] = []
+    types = {d.id: d.type for d in config.detectors}
+    seen: set[int] = set()
+    for det in config.outflow.detectors:
+        path = "outflow.detectors"
+        if det in seen:
+            out.append(_err(path, f"detector {det} listed twice"))
+        seen.add(det)
+        if det not in types:
+            out.append(_err(path, f"detector {det} is not defined"))
+        elif types[det] is not DetectorType.STOP_BAR:
+            out.append(_err(path, f"detector {det} is an {types[det]} loop, not at the stop bar"))
+    stop_bars = DetectorType.STOP_BAR in types.values()
+    if config.outflow.enabled and not config.outflow.detectors and not stop_bars:
+        out.append(_warn("outflow.enabled", "no stop-bar detector: nothing to publish"))
+    return out
+
+
+def _check_neighbours(config: DaemonConfig, defined: set[int]) -> list[Problem]:
+    """Each upstream detector feeds one of our phases once: a detector listed twice would
+    count every vehicle twice."""
+    out: list[Problem] = []
+    feeds: dict[tuple[str, int], int] = {}
+    for index, n in enumerate(config.neighbours):
+        path = f"neighbours[{index}]"
+        if n.intersection == config.intersection.id:
+            out.append(_err(f"{path}.intersection", "a junction is not its own neighbour"))
+        if n.phase not in defined:
+            out.append(_err(f"{path}.phase", f"phase {n.phase} is not defined"))
+        for det in n.detectors:
+            first = feeds.get((n.intersection, det))
+            if first is not None:
+                also = "" if first == index else f" (also neighbours[{first}])"
+                out.append(
+                    _err(
+                        f"{path}.detectors",
+                        f"detector {det} of {n.intersection} listed twice{also}",
+                    )
+                )
+            else:
+                feeds[(n.intersection, det)] = index
+    return out
 
 
 def _check_mode_needs(config: Config) -> list[Problem]:

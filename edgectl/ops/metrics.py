@@ -24,6 +24,9 @@ metric                                   type       labels / meaning
 ``edgectl_operating_state``              stateset   start-up flash / all-red / normal / …
 ``edgectl_plan``                         gauge      the timing plan in effect
 ``edgectl_config_reloads_total``         counter    ``result`` (applied/rejected)
+``edgectl_neighbour_messages_total``     counter    ``neighbour``, ``result``: outflow messages
+                                                    of upstream junctions (accepted, or the
+                                                    refusal code: stale, malformed_json, …)
 ``edgectl_sd_notify_failures_total``     counter    notifications the service manager missed
 ``edgectl_build_info``                   info       ``version``
 =======================================  =========  ==========================================
@@ -87,6 +90,7 @@ class Metrics:
         *,
         devices: Iterable[str] = (),
         detectors: Iterable[int] = (),
+        neighbours: Iterable[str] = (),
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True) if registry is None else registry
@@ -158,6 +162,12 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.neighbour_messages = Counter(
+            "edgectl_neighbour_messages",
+            "Outflow messages of upstream neighbours by result (accepted or refusal code)",
+            ["neighbour", "result"],
+            registry=r,
+        )
         self.sd_notify_failures = Counter(
             "edgectl_sd_notify_failures",
             "Notifications that could not be sent to the service manager",
@@ -171,6 +181,8 @@ class Metrics:
             self.add_device(device)
         for detector in detectors:
             self.detector_faulted.labels(detector=str(detector)).set(0)
+        for neighbour in neighbours:
+            self.neighbour_messages.labels(neighbour=neighbour, result="accepted")
 
     # --- feeding -------------------------------------------------------------------------
 
@@ -232,6 +244,10 @@ class Metrics:
 
     def config_reload(self, *, applied: bool) -> None:
         self.config_reloads.labels(result="applied" if applied else "rejected").inc()
+
+    def neighbour_message(self, neighbour: str, result: str, count: int = 1) -> None:
+        """Count outflow messages of ``neighbour``: ``accepted`` or the refusal code."""
+        self.neighbour_messages.labels(neighbour=neighbour, result=result).inc(count)
 
     def render(self) -> bytes:
         """The text exposition format, as a scrape would return it."""

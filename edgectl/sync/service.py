@@ -13,8 +13,9 @@ The daemon owns one :class:`SyncService` and talks to it only through this inter
         def publish_state(self, state: Mapping[str, object]) -> None        # non-blocking
         def add_events(self, events: Sequence[tuple[datetime, int, int]]) -> None  # non-blocking
         def add_telemetry(self, payload: Mapping[str, object]) -> None     # non-blocking
+        def add_departures(self, departures: Sequence[tuple[datetime, int]]) -> None  # idem
         async def close(self, timeout: float = 3.0) -> None   # online:false, flush outbox
-        connected: bool;  metrics: SyncMetrics
+        connected: bool;  metrics: SyncMetrics;  inbox: NeighbourInbox
 
 Nothing the control loop calls waits on the broker or on SQLite: the calls above only touch
 in-memory buffers; the service's own tasks (``edgectl[sync:*]``) write SQLite and publish.
@@ -37,6 +38,14 @@ What is published, under ``{prefix}/{intersection_id}/``:
   drop, the oldest go first, counted, and an event ``206 OUTBOX_DROPPED`` (param = rows) is
   queued; a corrupt database moved aside at start is reported the same way with param 0
   (unknown count) and in :attr:`SyncMetrics.outbox_recovered_from`.
+- ``outflow`` (QoS 0, not retained, never through the outbox; only with ``[outflow] enabled``):
+  the departures given to :meth:`SyncService.add_departures` since the last message,
+  ``{"departures": [{"detector", "at"}, …], "ts", "seq"}``, every ``[outflow] period_s`` while
+  there are any (see :mod:`edgectl.sync.outflow`).
+- ``{prefix}/{neighbour}/outflow`` of every configured ``[[neighbours]]`` junction (subscribed,
+  QoS 0, at every connect) → :class:`~edgectl.sync.outflow.NeighbourInbox`, which the daemon
+  reads on its control loop; a refused message is logged (``outflow_rejected``) and counted
+  in :attr:`SyncMetrics.neighbour_messages`.
 - ``cmd`` (subscribed, QoS 1, re-subscribed at every connect) → :mod:`edgectl.sync.commands`
   pipeline → ``cmd/response`` ``{"id", "ok", "error"?, "result"?, "duplicate"?, "ts", "seq"}``,
   and also to the MQTT 5 response topic with the correlation data when the command has one.
@@ -65,6 +74,7 @@ import aiomqtt
 import structlog
 
 from edgectl.backoff import Backoff
+from edgectl.config.model import Neighbour, Outflow
 from edgectl.config.settings import MqttSettings
 from edgectl.errors import PublishRefused, SyncError
 from edgectl.sync.clock import iso_ms, utc_now
@@ -79,6 +89,7 @@ from edgectl.sync.commands import (
 )
 from edgectl.sync.link import Link, LinkConfig, open_link
 from edgectl.sync.outbox import Outbox, OutboxRow
+from edgectl.sync.outflow import NeighbourInbox, OutflowBuffer, outflow_body
 
 __all__ = [
     "STATE_VOLATILE_KEYS",
@@ -137,6 +148,14 @@ class Topics:
     def cmd_response(self) -> str:
         return f"{self.root}/cmd/response"
 
+    @property
+    def outflow(self) -> str:
+        return f"{self.root}/outflow"
+
+    def outflow_of(self, intersection_id: str) -> str:
+        """A neighbour's outflow topic."""
+        return f"{self.prefix}/{intersection_id}/outflow"
+
 
 @dataclass
 class SyncMetrics:
@@ -154,6 +173,9 @@ class SyncMetrics:
     outbox_depth: int = 0
     outbox_recovered_from: str | None = None  # a corrupt database moved aside at start
     bdseq: int = 0
+    # outflow messages received, by (neighbour, "accepted" or the refusal code)
+    neighbour_messages: Counter[tuple[str, str]] = field(default_factory=Counter)
+    outflow_dropped: int = 0  # departures too old to publish, or pushed out while waiting
 
 
 class _Stopping(Exception):
@@ -166,6 +188,14 @@ def _strip_volatile(value: object) -> object:
     if isinstance(value, list | tuple):
         return [_strip_volatile(v) for v in value]
     return value
+
+
+def _payload_bytes(raw: object) -> bytes:
+    if isinstance(raw, str):
+        return raw.encode()
+    if isinstance(raw, bytes | bytearray):
+        return bytes(raw)
+    return b"" if raw is None else str(raw).encode()
 
 
 def _dumps(obj: Mapping[str, object]) -> bytes:
@@ -194,6 +224,8 @@ class SyncService:
         handler: CommandHandler,
         version: str,
         config_digest: str,
+        neighbours: Sequence[Neighbour] = (),
+        outflow: Outflow | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.settings = settings
@@ -227,6 +259,10 @@ class SyncService:
             # the stored rows were lost with the corrupt file: say so (param 0 = unknown count)
             self._events.append((self.started_at, EVENT_OUTBOX_DROPPED, 0))
         self._telemetry: list[dict[str, object]] = []
+        self._outflow = outflow if outflow is not None and outflow.enabled else None
+        self._departures = OutflowBuffer()
+        self._inbox = NeighbourInbox(neighbours)
+        self._neighbour_topics = {self.topics.outflow_of(i): i for i in self._inbox.intersections}
         self._state: dict[str, object] | None = None
         self._state_key: object = None
         self._state_changed = False
@@ -255,6 +291,8 @@ class SyncService:
         time, not every tick)."""
         m = self._metrics
         m.connected = self.connected
+        m.neighbour_messages = self._inbox.results.copy()
+        m.outflow_dropped = self._departures.dropped
         if not self._closed:
             try:
                 m.outbox_depth = self._outbox.depth
@@ -283,6 +321,17 @@ class SyncService:
     def add_telemetry(self, payload: Mapping[str, object]) -> None:
         """Queue one telemetry message (stored at the next batch, then sent via the outbox)."""
         self._telemetry.append(dict(payload))
+
+    def add_departures(self, departures: Sequence[tuple[datetime, int]]) -> None:
+        """Queue stop-bar departures ``(utc time, detector)`` for the next ``outflow``
+        message; ignored when ``[outflow]`` is off."""
+        if self._outflow is not None:
+            self._departures.add(departures)
+
+    @property
+    def inbox(self) -> NeighbourInbox:
+        """The configured neighbours' departures (read by the control loop)."""
+        return self._inbox
 
     async def run(self) -> None:
         """Connect, reconnect, publish and execute commands until cancelled or closed."""
@@ -435,6 +484,7 @@ class SyncService:
             )
             try:
                 await link.subscribe(self.topics.cmd, qos=1)
+                await self._subscribe_neighbours(link)
                 self._link = link
                 await self._publish(
                     link, "status", self.topics.status, self._birth(bdseq), retain=True
@@ -442,7 +492,12 @@ class SyncService:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._pump(link), name="edgectl[sync:outbox]")
                     tg.create_task(self._state_loop(link), name="edgectl[sync:state]")
-                    tg.create_task(self._command_loop(link), name="edgectl[sync:commands]")
+                    tg.create_task(self._message_loop(link), name="edgectl[sync:messages]")
+                    if self._outflow is not None:
+                        tg.create_task(
+                            self._outflow_loop(link, self._outflow.period_s),
+                            name="edgectl[sync:outflow]",
+                        )
             except* SyncError as eg:
                 raise eg.exceptions[0] from None
             finally:
@@ -473,6 +528,7 @@ class SyncService:
         topic: str,
         body: Mapping[str, object],
         *,
+        qos: int = 1,
         retain: bool = False,
         correlation_data: bytes | None = None,
     ) -> bool:
@@ -481,7 +537,7 @@ class SyncService:
         payload = {**body, "ts": iso_ms(self._clock()), "seq": self._seq[stream]}
         try:
             await link.publish(
-                topic, _dumps(payload), qos=1, retain=retain, correlation_data=correlation_data
+                topic, _dumps(payload), qos=qos, retain=retain, correlation_data=correlation_data
             )
         except PublishRefused as exc:
             self._refused(stream, exc)
@@ -552,36 +608,57 @@ class SyncService:
         self._state_changed = True
         self._state_wake.set()
 
-    # --- commands ---
+    # --- outflow (neighbour coordination) ---
 
-    async def _command_loop(self, link: Link) -> None:
-        async for message in link.messages():
-            if str(message.topic) != self.topics.cmd:
+    async def _outflow_loop(self, link: Link, period: float) -> None:
+        """Publish the new departures every period; nothing when there are none."""
+        while not await _wait_event(self._stop, period):
+            if not self._departures:
                 continue
-            raw = message.payload
-            if isinstance(raw, str):
-                data = raw.encode()
-            elif isinstance(raw, bytes | bytearray):
-                data = bytes(raw)
-            else:
-                data = b"" if raw is None else str(raw).encode()
-            verdict = self._processor.process(data)
-            self._account(verdict)
-            body = dict(verdict.response)
-            if verdict.duplicate:
-                body["duplicate"] = True
-            await self._publish(link, "cmd_response", self.topics.cmd_response, body)
-            props = message.properties
-            response_topic = getattr(props, "ResponseTopic", None) if props else None
-            if link.v5 and isinstance(response_topic, str) and response_topic:
-                correlation = getattr(props, "CorrelationData", None)
-                await self._publish(
-                    link,
-                    "cmd_response",
-                    response_topic,
-                    body,
-                    correlation_data=correlation if isinstance(correlation, bytes) else None,
-                )
+            departures = self._departures.take(self._clock())
+            if departures:
+                body = outflow_body(departures)
+                await self._publish(link, "outflow", self.topics.outflow, body, qos=0)
+
+    async def _subscribe_neighbours(self, link: Link) -> None:
+        """A neighbour's topic the broker refuses (an ACL) costs that neighbour only, never
+        the link to the centre; a lost connection shows at the next publish anyway."""
+        for topic, neighbour in self._neighbour_topics.items():
+            try:
+                await link.subscribe(topic, qos=0)
+            except SyncError as exc:
+                self._log.error("neighbour_subscribe_failed", neighbour=neighbour, error=str(exc))
+
+    # --- incoming: commands and the neighbours' outflow ---
+
+    async def _message_loop(self, link: Link) -> None:
+        async for message in link.messages():
+            topic = str(message.topic)
+            if topic == self.topics.cmd:
+                await self._command(link, message)
+            elif topic in self._neighbour_topics:
+                data = _payload_bytes(message.payload)
+                self._inbox.receive(self._neighbour_topics[topic], data, now=self._clock())
+
+    async def _command(self, link: Link, message: aiomqtt.Message) -> None:
+        data = _payload_bytes(message.payload)
+        verdict = self._processor.process(data)
+        self._account(verdict)
+        body = dict(verdict.response)
+        if verdict.duplicate:
+            body["duplicate"] = True
+        await self._publish(link, "cmd_response", self.topics.cmd_response, body)
+        props = message.properties
+        response_topic = getattr(props, "ResponseTopic", None) if props else None
+        if link.v5 and isinstance(response_topic, str) and response_topic:
+            correlation = getattr(props, "CorrelationData", None)
+            await self._publish(
+                link,
+                "cmd_response",
+                response_topic,
+                body,
+                correlation_data=correlation if isinstance(correlation, bytes) else None,
+            )
 
     def _account(self, verdict: Verdict) -> None:
         now = self._clock()

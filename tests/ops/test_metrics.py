@@ -28,6 +28,7 @@ ALL_METRICS = {
     "edgectl_operating_state",
     "edgectl_plan",
     "edgectl_config_reloads",
+    "edgectl_neighbour_messages",
     "edgectl_sd_notify_failures",
     "edgectl_build_info",
 }
@@ -49,7 +50,7 @@ def families(text: str) -> set[str]:
 
 
 def test_every_metric_is_exposed_and_moves() -> None:
-    m = Metrics(devices=["cabinet"], detectors=[1, 2])
+    m = Metrics(devices=["cabinet"], detectors=[1, 2], neighbours=["J1"])
     with m.start_http("127.0.0.1:0") as server:
         assert server.host == "127.0.0.1"
         assert server.port > 0
@@ -59,6 +60,11 @@ def test_every_metric_is_exposed_and_moves() -> None:
         assert before[timeouts] == 0
         assert before[("edgectl_detector_faulted", (("detector", "2"),))] == 0
         assert before[("edgectl_build_info", (("version", "0.1.0"),))] == 1
+        accepted = (
+            "edgectl_neighbour_messages_total",
+            (("neighbour", "J1"), ("result", "accepted")),
+        )
+        assert before[accepted] == 0
 
         m.observe_tick(0.0004)
         m.observe_tick(0.003)
@@ -77,6 +83,8 @@ def test_every_metric_is_exposed_and_moves() -> None:
         m.set_mode(Mode.COORDINATED, 3)
         m.set_operating_state("normal")
         m.config_reload(applied=False)
+        m.neighbour_message("J1", "accepted", 3)
+        m.neighbour_message("J1", "stale")
         m.sd_notify_failures.inc()
 
         after = scrape(server.url)
@@ -107,6 +115,8 @@ def test_every_metric_is_exposed_and_moves() -> None:
     assert v("edgectl_operating_state", edgectl_operating_state="normal") == 1
     assert v("edgectl_config_reloads_total", result="rejected") == 1
     assert v("edgectl_sd_notify_failures_total") == 1
+    assert v("edgectl_neighbour_messages_total", neighbour="J1", result="accepted") == 3
+    assert v("edgectl_neighbour_messages_total", neighbour="J1", result="stale") == 1
 
     m.set_detector_fault(2, None)
     m.set_detector_fault(2, "erratic")

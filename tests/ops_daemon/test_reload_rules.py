@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edgectl.config.loader import load_config, parse_config
-from edgectl.config.model import DaemonConfig, Mode
+from edgectl.config.model import DaemonConfig, Mode, Neighbour
 from edgectl.control.types import SetMode, SetPlan
 from edgectl.daemon import Daemon, with_field_url
 from edgectl.errors import ConfigError
@@ -76,6 +76,7 @@ def test_same_file_is_accepted_and_plan_and_mode_go_to_the_engine(
     [
         ("field", {"detector_loss_s": 2.0}, "[field] changed"),
         ("mqtt", {"url": "mqtt://elsewhere:1883"}, "[mqtt] changed"),
+        ("outflow", {"enabled": True}, "[outflow] changed"),
         ("daemon", {"state_dir": Path("/elsewhere")}, "[daemon] changed"),
     ],
 )
@@ -92,6 +93,13 @@ def test_sections_read_at_start_are_refused(
     assert not daemon.directives
     assert daemon.config is config
     assert _reloads(daemon, "rejected") == 1
+
+
+def test_neighbour_change_is_refused(daemon: Daemon, config: DaemonConfig) -> None:
+    """The daemon subscribes to its neighbours' topics at start."""
+    more = (Neighbour(intersection="J1", detectors=(2,), phase=4, travel_s=20.0),)
+    changed = config.model_copy(update={"neighbours": more})
+    assert daemon.reload_problems(changed) == ["[neighbours] changed: restart required"]
 
 
 def test_layout_change_is_refused(daemon: Daemon, config: DaemonConfig) -> None:

@@ -47,12 +47,15 @@ def test_service_signature_is_the_daemon_contract() -> None:
         "handler",
         "version",
         "config_digest",
+        "neighbours",
+        "outflow",
         "clock",
     ]
     assert all(params[n].kind is inspect.Parameter.KEYWORD_ONLY for n in list(params)[2:])
     for method in ("run", "close"):
         assert inspect.iscoroutinefunction(getattr(SyncService, method))
-    for method in ("publish_state", "add_events", "add_telemetry"):
+    for method in ("publish_state", "add_events", "add_telemetry", "add_departures"):
         assert not inspect.iscoroutinefunction(getattr(SyncService, method))
     assert isinstance(inspect.getattr_static(SyncService, "connected"), property)
     assert isinstance(inspect.getattr_static(SyncService, "metrics"), property)
+    assert isinstance(inspect.getattr_static(SyncService, "inbox"), property)
