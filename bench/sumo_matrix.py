@@ -35,7 +35,10 @@ CONTROLLERS = (
     "edgectl:actuated",
     "edgectl:maxpressure",
     "edgectl:adaptive",
+    "edgectl:actuated single-ring",
+    "edgectl:adaptive single-ring",
 )
+SINGLE = " single-ring"  # suffix: the edgectl controller on the stages in one ring
 SUMO_OWN = ("sumo:static", "sumo:actuated", "sumo:delay_based")
 NOTES = """## Scenarios
 
@@ -82,8 +85,10 @@ def _one(job: tuple[str, str, str, int]) -> dict[str, Any]:
     name, cfg, controller, seed = job
     from edgectl.sumo import run_bench
 
-    result = run_bench(Path(cfg), controller, seed=seed).to_json()
+    base = controller.removesuffix(SINGLE)
+    result = run_bench(Path(cfg), base, seed=seed, dual_ring=base == controller).to_json()
     result["scenario"] = name
+    result["controller"] = controller
     return result
 
 

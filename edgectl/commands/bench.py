@@ -70,6 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="pass projected arrivals between neighbouring junctions (adaptive)",
     )
+    p.add_argument(
+        "--single-ring",
+        action="store_true",
+        help="run edgectl controllers on the stages in one ring, not on the NEMA dual ring"
+        " of four-arm junctions",
+    )
     p.epilog = "-- SUMO_ARGS…  everything after `--` is passed to SUMO verbatim"
 
 
@@ -91,6 +97,7 @@ def _run_sumo(args: argparse.Namespace) -> int:
             seed=args.seed,
             sumo_args=sumo_args,
             coordinate=args.coordinate,
+            dual_ring=not args.single_ring,
         )
     except (BenchError, SumoUnavailable) as exc:
         print(f"edgectl bench sumo: {exc}", file=sys.stderr)

@@ -106,6 +106,35 @@ class Stage:
     left_only: bool
 
 
+@dataclass(frozen=True, slots=True)
+class DualRing:
+    """The NEMA eight-phase layout of a four-arm junction, when SUMO's conflicts allow one.
+
+    Phase numbers follow NEMA: 2 / 6 the through (and right) movements of the two opposite
+    main approaches, 5 / 1 their protected lefts (5 turns across 6's traffic, 1 across 2's);
+    4 / 8 and 7 / 3 the same for the cross street. Ring 1 is 1-2-3-4, ring 2 is 5-6-7-8, with a
+    barrier between the main street (1, 2, 5, 6) and the cross street. A missing left (no
+    dedicated left movement) drops that phase.
+    """
+
+    phases: Mapping[int, frozenset[int]]  # NEMA phase → signal groups
+    stage_of: Mapping[int, int]  # NEMA phase → the stage its groups come from (timing)
+
+    @property
+    def rings(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        return (
+            tuple(p for p in (1, 2, 3, 4) if p in self.phases),
+            tuple(p for p in (5, 6, 7, 8) if p in self.phases),
+        )
+
+    @property
+    def barriers(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        return (
+            tuple(p for p in (1, 2, 5, 6) if p in self.phases),
+            tuple(p for p in (3, 4, 7, 8) if p in self.phases),
+        )
+
+
 @dataclass(frozen=True)
 class JunctionModel:
     """Everything the bench knows about one signalised junction."""
@@ -117,6 +146,7 @@ class JunctionModel:
     loops: tuple[Loop, ...]
     neighbours_up: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # upstream tls id → incoming lanes of this junction fed from it
+    dual_ring: DualRing | None = None  # the NEMA layout, when the junction allows one
 
     @property
     def n_links(self) -> int:
@@ -140,26 +170,49 @@ class JunctionModel:
     def cycle_s(self) -> float:
         return sum(s.green_s + s.yellow + s.red_clear for s in self.stages)
 
-    def to_config(self, mode: Mode) -> Config:
-        """The junction as an edgectl configuration running ``mode``."""
+    def phase_groups(self, *, dual_ring: bool = True) -> dict[int, frozenset[int]]:
+        """Phase number → signal groups of the configuration :meth:`to_config` builds."""
+        if dual_ring and self.dual_ring is not None:
+            return dict(self.dual_ring.phases)
+        return {s.number: s.groups for s in self.stages}
+
+    def lane_phases(self, lane: str, *, dual_ring: bool = True) -> tuple[int, ...]:
+        """The phases of :meth:`to_config` that serve ``lane`` (what its loops call)."""
+        if dual_ring and self.dual_ring is not None:
+            links = {g.index for g in self.groups if g.in_lane == lane}
+            phases = self.dual_ring.phases
+            full = tuple(p for p in sorted(phases) if links and links <= phases[p])
+            return full or tuple(p for p in sorted(phases) if links & phases[p])
+        return self.lane_stages(lane)
+
+    def to_config(self, mode: Mode, *, dual_ring: bool = True) -> Config:
+        """The junction as an edgectl configuration running ``mode``: the NEMA dual ring when
+        the junction has one (and ``dual_ring``), else one ring of the stages."""
+        dr = self.dual_ring if dual_ring else None
+        stage = {s.number: s for s in self.stages}
+        groups_of = self.phase_groups(dual_ring=dual_ring)
+        # timing of a dual-ring phase: that of the stage its groups come from, so concurrent
+        # phases (1 with 5, 2 with 6 …) share clearances and the rings' splits add up
+        timing_stage = {p: stage[dr.stage_of[p] if dr else p] for p in groups_of}
         phases = []
-        for s in self.stages:
-            lanes = sorted({self.groups[i].in_lane for i in s.groups})
-            speed = max(self.groups[i].speed_kmh for i in s.groups)
-            width = max(self.groups[i].crossing_m for i in s.groups)
+        for p, gs in sorted(groups_of.items()):
+            lanes = sorted({self.groups[i].in_lane for i in gs})
+            speed = max(self.groups[i].speed_kmh for i in gs)
+            width = max(self.groups[i].crossing_m for i in gs)
+            main = p in (2, 6) if dr else p == 1
             phases.append(
                 Phase(
-                    id=s.number,
-                    name=f"stage {s.number}: " + " ".join(lanes)[:80],
-                    startup=s.number == 1,
-                    main_street=s.number == 1,
+                    id=p,
+                    name=f"phase {p}: " + " ".join(lanes)[:80],
+                    startup=main,
+                    main_street=main,
                     approach_speed_kmh=min(130.0, max(5.0, speed)),
                     intersection_width_m=min(150.0, width),
                 )
             )
         channels = []
         for g in self.groups:
-            parents = self.group_stages(g.index)
+            parents = tuple(p for p, gs in sorted(groups_of.items()) if g.index in gs)
             if len(parents) == 1:
                 channels.append(
                     Channel(id=g.index + 1, phase=parents[0], name=f"{g.in_lane}>{g.out_lane}")
@@ -178,41 +231,54 @@ class JunctionModel:
             Detector(
                 id=loop.detector_id,
                 type=DetectorType.ADVANCE if loop.advance else DetectorType.STOP_BAR,
-                call_phases=loop.stages,
+                call_phases=self.lane_phases(loop.lane, dual_ring=dual_ring),
                 distance_m=min(300.0, loop.distance_m),
             )
             for loop in self.loops
+            if self.lane_phases(loop.lane, dual_ring=dual_ring)
         ]
-        timing = {
-            s.number: PhaseTiming(
-                min_green=s.min_green,
-                passage=2.5 if not s.left_only else 2.0,
-                max1=s.max_green,
-                max2=min(255.0, s.max_green * 1.5),
-                yellow=s.yellow,
-                red_clear=s.red_clear,
+        timing = {}
+        splits = {}
+        for p, st in sorted(timing_stage.items()):
+            timing[p] = PhaseTiming(
+                min_green=st.min_green,
+                passage=2.5 if not st.left_only else 2.0,
+                max1=st.max_green,
+                max2=min(255.0, st.max_green * 1.5),
+                yellow=st.yellow,
+                red_clear=st.red_clear,
                 recall=Recall.NONE,
             )
-            for s in self.stages
-        }
-        splits = {s.number: round(s.green_s + s.yellow + s.red_clear, 1) for s in self.stages}
+            splits[p] = round(st.green_s + st.yellow + st.red_clear, 1)
+        if dr is not None:
+            rings = tuple(
+                Ring(id=k, sequence=seq) for k, seq in enumerate(dr.rings, start=1) if seq
+            )
+            barriers = tuple(Barrier(phases=b) for b in dr.barriers if b)
+            cycle = max(sum(splits[p] for p in seq) for seq in dr.rings if seq)
+            coord_phases: tuple[int, ...] = tuple(p for p in (2, 6) if p in groups_of)
+        else:
+            numbers = tuple(sorted(groups_of))
+            rings = (Ring(id=1, sequence=numbers),)
+            barriers = tuple(Barrier(phases=(n,)) for n in numbers)
+            cycle = sum(splits.values())
+            coord_phases = (1,)
         plan = Plan(
             id=1,
             name="derived from SUMO",
             timing=timing,
             coordination=Coordination(
-                cycle=round(sum(splits.values()), 1),
+                cycle=round(cycle, 1),
                 offset=0.0,
-                coord_phases=(1,),
+                coord_phases=coord_phases,
                 splits=splits,
             ),
         )
-        numbers = tuple(s.number for s in self.stages)
         return Config(
             intersection=Intersection(id=_safe_id(self.tls_id), name=f"SUMO tls {self.tls_id}"),
             phases=tuple(phases),
-            rings=(Ring(id=1, sequence=numbers),),
-            barriers=tuple(Barrier(phases=(n,)) for n in numbers),
+            rings=rings,
+            barriers=barriers,
             channels=tuple(channels),
             detectors=tuple(detectors),
             plans=(plan,),
@@ -385,13 +451,89 @@ def _derive_tls(net: Any, tls: Any) -> JunctionModel:
                 left_only=left_only,
             )
         )
+    headings: dict[str, float] = {}
+    for in_lane, _out, _i in tls.getConnections():
+        shape = in_lane.getShape()
+        (x0, y0), (x1, y1) = shape[-2][:2], shape[-1][:2]
+        headings[in_lane.getEdge().getID()] = math.atan2(y1 - y0, x1 - x0)
+    edge_of = {g.index: net.getLane(g.in_lane).getEdge().getID() for g in groups}
     return JunctionModel(
         tls_id=tls_id,
         groups=tuple(groups),
         conflicts=frozen_conflicts,
         stages=tuple(stages),
         loops=(),
+        dual_ring=derive_dual_ring(groups, frozen_conflicts, stages, edge_of, headings),
     )
+
+
+def _opposite(a: float, b: float) -> bool:
+    d = abs((a - b + math.pi) % (2 * math.pi) - math.pi)
+    return d > math.pi - 0.6
+
+
+def derive_dual_ring(
+    groups: Sequence[SignalGroup],
+    conflicts: frozenset[tuple[int, int]],
+    stages: Sequence[Stage],
+    edge_of: Mapping[int, str],
+    headings: Mapping[str, float],
+) -> DualRing | None:
+    """The NEMA layout (see :class:`DualRing`) of a junction with two pairs of opposite
+    approaches, or None when the junction has another shape or SUMO's conflicts forbid a
+    concurrency the dual ring needs (then the bench runs the stages as one ring)."""
+    edges = sorted({edge_of[g.index] for g in groups})
+    if len(edges) != 4 or any(e not in headings for e in edges):
+        return None
+    first = edges[0]
+    partner = [e for e in edges[1:] if _opposite(headings[first], headings[e])]
+    if len(partner) != 1:
+        return None
+    pair_a: tuple[str, ...] = (first, partner[0])
+    pair_b: tuple[str, ...] = tuple(e for e in edges if e not in pair_a)
+    if not _opposite(headings[pair_b[0]], headings[pair_b[1]]):
+        return None
+    # the main street is the pair served by the first stage of SUMO's program
+    main_edges = {edge_of[i] for i in stages[0].groups} if stages else set()
+    if main_edges & set(pair_b) and not main_edges & set(pair_a):
+        pair_a, pair_b = pair_b, pair_a
+    lefts: dict[str, frozenset[int]] = {}
+    throughs: dict[str, frozenset[int]] = {}
+    for e in edges:
+        mine = [g for g in groups if edge_of[g.index] == e]
+        lefts[e] = frozenset(g.index for g in mine if g.direction in ("l", "L"))
+        throughs[e] = frozenset(g.index for g in mine if g.direction not in ("l", "L"))
+    phases: dict[int, frozenset[int]] = {}
+    for (a, b), (thr_a, thr_b, left_a, left_b) in (
+        (pair_a, (2, 6, 5, 1)),
+        (pair_b, (4, 8, 7, 3)),
+    ):
+        for number, gs in (
+            (thr_a, throughs[a]),
+            (thr_b, throughs[b]),
+            (left_a, lefts[a]),
+            (left_b, lefts[b]),
+        ):
+            if gs:
+                phases[number] = gs
+    if not all(p in phases for p in (2, 6, 4, 8)):
+        return None
+
+    def compatible(x: frozenset[int], y: frozenset[int]) -> bool:
+        return not any((i, j) in conflicts for i in x for j in y if i != j)
+
+    if not all(compatible(gs, gs) for gs in phases.values()):
+        return None
+    for r1, r2 in ((1, 5), (1, 6), (2, 5), (2, 6), (3, 7), (3, 8), (4, 7), (4, 8)):
+        if r1 in phases and r2 in phases and not compatible(phases[r1], phases[r2]):
+            return None
+    stage_of: dict[int, int] = {}
+    for p, gs in phases.items():
+        best = max(stages, key=lambda st: (len(gs & st.groups), -st.number))
+        if not gs & best.groups:
+            return None
+        stage_of[p] = best.number
+    return DualRing(phases=phases, stage_of=stage_of)
 
 
 def _link_neighbours(net: Any, models: dict[str, JunctionModel]) -> None:
@@ -435,4 +577,5 @@ def attach_loops(
         stages=model.stages,
         loops=tuple(result),
         neighbours_up=model.neighbours_up,
+        dual_ring=model.dual_ring,
     )

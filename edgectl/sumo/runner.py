@@ -139,13 +139,13 @@ class SumoProgram:
 class EdgectlJunction:
     """The daemon's own :class:`~edgectl.control.controller.Controller` on one junction."""
 
-    def __init__(self, model: JunctionModel, mode: Mode) -> None:
+    def __init__(self, model: JunctionModel, mode: Mode, *, dual_ring: bool = False) -> None:
         from edgectl.control.controller import Controller
         from edgectl.control.strategies import adaptive, maxpressure  # register themselves
 
         del adaptive, maxpressure
         self.model = model
-        self.config = model.to_config(mode)
+        self.config = model.to_config(mode, dual_ring=dual_ring)
         self.controller = Controller(self.config)
         self.state = "r" * model.n_links
         self.ticks = 0
@@ -221,7 +221,12 @@ class NeighbourBus:
 
     @classmethod
     def build(
-        cls, ls: ModuleType, models: dict[str, JunctionModel], controls: dict[str, JunctionControl]
+        cls,
+        ls: ModuleType,
+        models: dict[str, JunctionModel],
+        controls: dict[str, JunctionControl],
+        *,
+        dual_ring: bool = True,
     ) -> NeighbourBus:
         links = []
         for down_id, down in models.items():
@@ -234,7 +239,7 @@ class NeighbourBus:
                 loops = tuple(lp.id for lp in up.loops if not lp.advance and lp.lane in feeding)
                 votes: dict[int, int] = {}
                 for lane in lanes:
-                    for st in down.lane_stages(lane):
+                    for st in down.lane_phases(lane, dual_ring=dual_ring):
                         votes[st] = votes.get(st, 0) + 1
                 if not loops or not votes:
                     continue
@@ -294,12 +299,14 @@ def sumo_command(cfg: Path, seed: int | None, sumo_args: Sequence[str]) -> list[
 
 
 def build_controllers(
-    models: dict[str, JunctionModel], controller: str
+    models: dict[str, JunctionModel], controller: str, *, dual_ring: bool = False
 ) -> dict[str, JunctionControl]:
     out: dict[str, JunctionControl] = {}
     for tls_id, model in models.items():
         if controller in EDGECTL_CONTROLLERS:
-            out[tls_id] = EdgectlJunction(model, EDGECTL_CONTROLLERS[controller])
+            out[tls_id] = EdgectlJunction(
+                model, EDGECTL_CONTROLLERS[controller], dual_ring=dual_ring
+            )
         elif controller in SUMO_CONTROLLERS:
             out[tls_id] = SumoProgram(model, controller.split(":", 1)[1])
         else:
@@ -386,10 +393,15 @@ def run_bench(
     seed: int | None = None,
     sumo_args: Sequence[str] = (),
     coordinate: bool = False,
+    dual_ring: bool = True,
 ) -> BenchResult:
     """Run ``controller`` on the scenario until the network is empty (or SUMO's end).
 
     ``coordinate``: pass projected arrivals between neighbouring junctions (``adaptive``).
+    ``dual_ring``: run ``edgectl:*`` on the NEMA dual ring of four-arm junctions (see
+    :class:`~edgectl.sumo.network.DualRing`), as a NEMA controller would; False: on the
+    stages in one ring (what other junctions always get). SUMO's own controllers always run
+    the stages.
     """
     if controller not in CONTROLLERS:
         raise BenchError(f"unknown controller {controller!r}; one of {', '.join(CONTROLLERS)}")
@@ -414,12 +426,12 @@ def run_bench(
             for d in ls.inductionloop.getIDList()
         ]
         models = {k: attach_loops(m, loops) for k, m in models.items()}
-        controls = build_controllers(models, controller)
+        controls = build_controllers(models, controller, dual_ring=dual_ring)
         approaches = {
             ls.lane.getEdgeID(g.in_lane): tls for tls, m in models.items() for g in m.groups
         }
         metrics = _Metrics(ls, approaches)
-        bus = NeighbourBus.build(ls, models, controls) if coordinate else None
+        bus = NeighbourBus.build(ls, models, controls, dual_ring=dual_ring) if coordinate else None
         for c in controls.values():
             c.start(ls)
         end = ls.simulation.getEndTime()

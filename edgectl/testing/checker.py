@@ -132,9 +132,7 @@ def derive_channel_conflicts(config: Config) -> frozenset[tuple[int, int]]:
             pa, pb = driving[a], driving[b]
             # both may be non-red only in a state where a phase of each is timing: a shared
             # phase or two phases without a conflict between them
-            if not any(
-                x == y or frozenset((x, y)) not in phase_conflicts for x in pa for y in pb
-            ):
+            if not any(x == y or frozenset((x, y)) not in phase_conflicts for x in pa for y in pb):
                 out.add((a, b))
     return frozenset(out)
 

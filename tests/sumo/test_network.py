@@ -85,3 +85,47 @@ def test_loops_assigned_and_clearances_within_bounds(scenarios: dict[str, Path])
     assert [p for p in validate_config(config) if p.severity == "error"] == []
     adv = [d for d in config.detectors if d.type is DetectorType.ADVANCE]
     assert len(adv) == len(in_lanes)
+
+
+def test_four_arm_junctions_get_the_nema_dual_ring(scenarios: dict[str, Path]) -> None:
+    from edgectl.control.safety import ConflictMatrix
+    from edgectl.sumo.network import attach_loops, derive_network
+
+    cfg = scenarios["isolated_light"]
+    (model,) = derive_network(str(_net(cfg))).values()
+    model = attach_loops(model, _loops(cfg))
+    dr = model.dual_ring
+    assert dr is not None
+    assert sorted(dr.phases) == [1, 2, 3, 4, 5, 6, 7, 8]
+    # every signal group in exactly one phase; lefts alone in 1 / 3 / 5 / 7
+    owners = [p for gs in dr.phases.values() for p in gs]
+    assert sorted(owners) == list(range(model.n_links))
+    for p in (1, 3, 5, 7):
+        assert all(model.groups[i].direction in ("l", "L") for i in dr.phases[p])
+    # NEMA: a left turns across the opposite through, so they share a ring
+    for left, opposite_through in ((1, 2), (5, 6), (3, 4), (7, 8)):
+        assert any(
+            (a, b) in model.conflicts for a in dr.phases[left] for b in dr.phases[opposite_through]
+        )
+    config = model.to_config(Mode.ADAPTIVE)
+    assert [p for p in validate_config(config) if p.severity == "error"] == []
+    assert [r.sequence for r in config.rings] == [(1, 2, 3, 4), (5, 6, 7, 8)]
+    # the kernel's own matrix allows nothing SUMO calls a conflict
+    matrix = ConflictMatrix.from_config(config)
+    for a, b in model.conflicts:
+        assert matrix.channels_conflict(a + 1, b + 1), (a, b)
+    # loops call the phase of their lane; the single-ring form is still there
+    for det in config.detectors:
+        assert len(det.call_phases) == 1
+    single = model.to_config(Mode.ADAPTIVE, dual_ring=False)
+    assert [r.sequence for r in single.rings] == [(1, 2, 3, 4)]
+
+
+def test_a_t_junction_keeps_one_ring_of_stages(scenarios: dict[str, Path]) -> None:
+    from edgectl.sumo.network import derive_network
+
+    (model,) = derive_network(str(_net(scenarios["tee"]))).values()
+    assert model.dual_ring is None
+    config = model.to_config(Mode.ACTUATED)
+    assert len(config.rings) == 1
+    assert [p for p in validate_config(config) if p.severity == "error"] == []

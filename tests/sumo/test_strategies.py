@@ -100,6 +100,12 @@ class ScriptedView:
     def detector_failed(self, det_id: int) -> bool:
         return det_id in self.failed
 
+    def phase_group(self, phase: int) -> int:
+        return 0 if phase == 2 else 1  # one ring, a barrier after each phase
+
+    def phase_ring(self, phase: int) -> int:
+        return 1
+
 
 def _run(
     strategy: MaxPressure | Adaptive,

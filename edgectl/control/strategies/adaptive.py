@@ -122,6 +122,15 @@ class Adaptive:
         n = self._waiting(view, p)
         return max(self._min_green(view, p), n * self._headway(p) + STARTUP_LOST_S)
 
+    def _discharging(self, view: View, g: int) -> bool:
+        """``g`` still discharges a standing queue (no gap at every stop bar yet, vehicles
+        left): a queue is served whole - cutting it leaves vehicles a whole red more."""
+        pl = self.queues.phases[g]
+        if not pl.stop_bar or len(pl.discharged) == len(pl.stop_bar):
+            return False
+        moving = len(self.queues.approaching(g, view.t))
+        return self.queues.queue(g) - moving >= 1.0
+
     def _departures(self, view: View, g: int) -> list[float]:
         """Departure times of ``g``'s clusters if it stays green (queue, then moving, then
         projected arrivals from the neighbour)."""
@@ -143,16 +152,25 @@ class Adaptive:
             out.append(last)
         return [d for d in out if d <= t + self.horizon_s]
 
-    def _extension_pays(self, view: View, g: int, others: list[int], weight: float) -> bool:
+    def _extension_pays(
+        self, view: View, greens: list[int], others: list[int], weight: float
+    ) -> bool:
+        """Does holding ``greens`` (one per ring) serve enough to pay for the wait it imposes
+        on ``others``? Departures of all ``greens`` count: on a dual ring the rings cross the
+        barrier together, so the side is extended or left as a whole."""
         t = view.t
-        deps = self._departures(view, g)
+        deps = sorted(d for g in greens for d in self._departures(view, g))
         if not deps:
             return False
         waiting = sum(self._waiting(view, p) for p in others)
         rate = sum(self.queues.phases[p].rate for p in others)
-        red = self._lost(view, g) + sum(
-            self._lost(view, p) + self._service(view, p) for p in others
-        )
+        # the red that switching now starts: the other phases ring by ring (the rings of a
+        # dual ring serve theirs side by side), each with its lost time
+        per_ring: dict[int, float] = {}
+        for p in others:
+            r = view.phase_ring(p)
+            per_ring[r] = per_ring.get(r, 0.0) + self._lost(view, p) + self._service(view, p)
+        red = max(self._lost(view, g) for g in greens) + max(per_ring.values(), default=0.0)
         benefit = 0.0
         for d in deps:
             tau = d - t
@@ -178,36 +196,91 @@ class Adaptive:
         force: set[int] = set()
         nxt: dict[int, int] = {}
         omit = view.operator.omit
+        last: list[int] = []  # green phases of rings with nothing more on this side
+        busy = False  # some ring still has phases to serve on this side
         for ring in self.config.rings:
             status = view.ring(ring.id)
+            current = status.phase if status is not None else None
+            order = ring.sequence
+            # later on this side of the barrier, or beyond it: the engine runs a ring's phases
+            # in sequence between barriers; going back costs a second clearance
             cands = [
                 p
-                for p in ring.sequence
+                for p in order
                 if p not in omit
-                and (status is None or p != status.phase)
+                and p != current
                 and (p in view.calls or p in calls)
+                and (
+                    current is None
+                    or view.phase_group(p) != view.phase_group(current)
+                    or order.index(p) > order.index(current)
+                )
             ]
             best = self._best(view, cands)
+            if best is not None and current is not None:
+                side = view.phase_group(best)
+                if side != view.phase_group(current):
+                    # across the barrier the ring starts with the first phase in its sequence
+                    # that has demand (lead lefts): a phase before ``best`` would otherwise
+                    # wait a whole cycle, as the ring never goes back within a side
+                    best = next(p for p in order if p in cands and view.phase_group(p) == side)
             if best is not None:
                 nxt[ring.id] = best
             if status is None or status.phase is None or status.interval is not Interval.GREEN:
+                if status is not None and status.phase is not None:
+                    busy = True  # between two phases of this side
                 continue
             g = status.phase
-            if best is None or q.failed(view, g):
-                continue  # rest in green / actuated fallback
+            if q.failed(view, g):
+                busy = True  # actuated fallback: the engine times it
+                continue
+            side = view.phase_group(g)
+            local = [p for p in cands if view.phase_group(p) == side]
             green_for = t - q.green_since.get(g, t)
-            starving = q.waited(best, t) >= self.max_wait_s
             if green_for >= self._max_green(view, g):
                 force.add(g)
-            elif self._extension_pays(view, g, cands, 2.0 if starving else 1.0):
-                hold.add(g)
+                busy = busy or bool(local)
+            elif local:
+                # the ring moves on within this side of the barrier: its own decision
+                busy = True
+                (hold if self._keep(view, [g], local) else force).add(g)
             else:
-                force.add(g)
+                last.append(g)  # done on this side: the rings leave it together
+        if last:
+            beyond = self._held_up(view, last[0], [])
+            if not beyond:
+                pass  # nobody waits beyond the barrier: rest (or move on within the side)
+            elif busy:
+                hold.update(last)  # another ring still serves this side: keep serving too
+            else:
+                (hold if self._keep(view, last, beyond) else force).update(last)
         if not (calls or hold or force or nxt):
             return NO_REQUESTS
         return Requests(
             calls=calls, hold=frozenset(hold), force_off=frozenset(force), next_phase=nxt
         )
+
+    def _keep(self, view: View, greens: list[int], others: list[int]) -> bool:
+        """Hold ``greens`` (one per ring) against ``others``? While a standing queue still
+        discharges, yes (unless someone starves); then while the extension pays."""
+        t = view.t
+        starving = any(self.queues.waited(p, t) >= self.max_wait_s for p in others)
+        if not starving and any(self._discharging(view, g) for g in greens):
+            return True
+        return self._extension_pays(view, greens, others, 2.0 if starving else 1.0)
+
+    def _held_up(self, view: View, g: int, cands: list[int]) -> list[int]:
+        """Who waits while ``g`` is held: its ring's next phases and, beyond the barrier,
+        the phases of every ring (the rings cross the barrier together)."""
+        side = view.phase_group(g)
+        beyond = {
+            p
+            for p in self.queues.phases
+            if view.phase_group(p) != side
+            and p not in view.operator.omit
+            and (p in view.calls or self.queues.queue(p) >= 1.0)
+        }
+        return sorted(set(cands) | beyond)
 
     def _best(self, view: View, cands: list[int]) -> int | None:
         if not cands:

@@ -37,6 +37,7 @@ VEHICLE_SPACING_M = 7.5  # jam spacing: length + gap
 BLOCKED_S = 2.5  # an advance loop occupied this long is covered by a standing queue
 CLEARED_S = 3.0  # a green phase with every loop quiet this long has no queue left
 DISCHARGED_GAP_S = 2.5  # a stop-bar gap this long in green: the standing queue has gone
+STARTUP_GAP_S = 4.0  # ... not counted in the first seconds of green (the queue starting up)
 RATE_WINDOW_S = 120.0  # the arrival rate is counted over this window
 RATE_MIN_WINDOW_S = 30.0  # ... and over at least this much at the start
 
@@ -181,8 +182,12 @@ class LoopQueues:
                 elif pl.stop_bar and not pl.advance:
                     pl.count = float(waiting_at_bar)
                 elif pl.stop_bar:
+                    # a gap only counts once the queue is moving: the second vehicle of a
+                    # standing queue reaches a stop-bar loop ~2.5 s after the first left it
+                    moving_from = self.green_since.get(p, t) + STARTUP_GAP_S
                     for d in pl.stop_bar:
-                        if t - self._off_since.get(d, t) >= DISCHARGED_GAP_S:
+                        off = max(self._off_since.get(d, t), moving_from)
+                        if t - off >= DISCHARGED_GAP_S:
                             pl.discharged.add(d)
                     if len(pl.discharged) == len(pl.stop_bar):
                         # every stop bar has shown a gap longer than a saturation headway
