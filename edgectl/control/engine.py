@@ -74,6 +74,7 @@ __all__ = ["Engine", "PhaseTimes", "mode_code"]
 _MIN_YELLOW = 30  # ticks: SPEC §4, never below 3.0 s
 
 _OVERLAP_STATES = (ChannelState.R, ChannelState.R, ChannelState.Y, ChannelState.G)
+_CARRY_IDLE_TICKS = 10  # an overlap waits this long for its next parent after a clearance
 
 _MODE_CODES = {m: i for i, m in enumerate(Mode, start=1)}
 
@@ -171,6 +172,7 @@ class _PlanSets:
 
 class _Ring:
     __slots__ = (
+        "bound_for",
         "group_phases",
         "id",
         "interval",
@@ -207,6 +209,7 @@ class _Ring:
         self.ped_end = 0
         self.ready: Termination | None = None  # green, ready to terminate at the barrier
         self.next_phase: int | None = None
+        self.bound_for: int | None = None  # clearing: the phase expected next (overlaps)
         self.served_idx = -1  # index in seq of the last phase timed in this group pass
 
 
@@ -254,6 +257,7 @@ class Engine:
         self._min_recovery = to_ticks(ctl.min_recovery_flash)
         self._preempt_min = max(to_ticks(ctl.preempt_min_green), 40)
         self._rest_in_red = ctl.rest_in_red
+        self._req: Requests = NO_REQUESTS  # this tick's requests (overlap carry-over guess)
         self._yellow_main = ctl.flash_mode is FlashMode.YELLOW_MAIN
         self._channels = tuple(sorted(config.channels, key=lambda c: c.id))
         self._overlaps: dict[int, list[int]] = {  # overlap channel → [state, since, Y, RC]
@@ -586,6 +590,7 @@ class Engine:
             ring.start = self.tick
             ring.ready = None
             ring.next_phase = None
+            ring.bound_for = None
             ring.served_idx = -1
         for ov in self._overlaps.values():
             ov[0] = 0
@@ -735,6 +740,7 @@ class Engine:
     # --- NORMAL / PREEMPT ----------------------------------------------------------------------
 
     def _run(self, tick: int, inputs: Inputs, req: Requests) -> None:
+        self._req = req
         self._update_detectors(tick, inputs)
         self._register_calls(inputs, req)
         self._update_omit_hold(req)
@@ -899,6 +905,7 @@ class Engine:
 
     def _start_green(self, ring: _Ring, p: int, tick: int) -> None:
         t = self._times[p]
+        ring.bound_for = None
         ring.phase = p
         ring.interval = Interval.GREEN
         ring.start = tick
@@ -964,8 +971,26 @@ class Engine:
         self._refresh_green()
         ring.ready = None
         ring.next_phase = nxt
+        ring.bound_for = nxt if nxt is not None else self._expected_after(ring)
         self._frame_dirty = True
         self._emit(EventCode.PHASE_BEGIN_YELLOW, p)
+
+    def _expected_after(self, ring: _Ring) -> int | None:
+        """The phase ``ring`` will most likely time after crossing the barrier: the strategy's
+        wish, else the first called phase of the next group with demand. Only overlaps use it
+        (to stay green through a change between two of their parents); a wrong guess costs the
+        overlap's own clearance before a conflicting phase may start, never safety."""
+        req = self._req
+        want = req.next_phase.get(ring.id)
+        if want is not None and self._ring_of.get(want) is ring and want not in self._omit:
+            return want
+        n = len(self._groups)
+        for k in range(1, n + 1):
+            g = (self._group + k) % n
+            for q in ring.group_phases[g]:
+                if self._demand(q, req):
+                    return q
+        return None
 
     def _idle_rings(self, tick: int, req: Requests) -> None:
         rings = self._rings
@@ -1126,10 +1151,13 @@ class Engine:
         (:meth:`_blocked`). Its yellow and red clearance are those of the terminating parent.
         """
         ov = self._overlaps[ch_id]
+        parents = tuple(parents)
         parent_states = [(p, self._phase_state(p)[0]) for p in parents]
         any_green = any(st is ChannelState.G for _, st in parent_states)
+        if ov[0] == 3 and not any_green and self._carried(parents, tick):
+            return ChannelState.G  # one parent clears, another parent comes next: stay green
         if ov[0] == 3 and not any_green:  # green → yellow, timed by the terminating parent
-            ending = [p for p, st in parent_states if st is ChannelState.Y]
+            ending = [p for p, st in parent_states if st is ChannelState.Y] or list(parents)
             y = max((self._times[p].yellow for p in ending), default=_MIN_YELLOW)
             rc = max((self._times[p].red_clear for p in ending), default=20)
             ov[0], ov[1], ov[2], ov[3] = 2, tick, y, rc
@@ -1140,6 +1168,28 @@ class Engine:
         if ov[0] == 0 and any_green and not self._overlap_conflict_active(ch_id):
             ov[0], ov[1] = 3, tick
         return _OVERLAP_STATES[ov[0]]
+
+    def _carried(self, parents: tuple[int, ...], tick: int) -> bool:
+        """A parent is in its yellow or red clearance (or its ring has just finished it) and
+        that ring goes to another parent next: NEMA keeps an overlap green through a change
+        between its parents."""
+        if self._state is not OperatingState.NORMAL:
+            return False
+        for p in parents:
+            ring = self._ring_of.get(p)
+            if ring is None:
+                continue
+            if ring.phase == p and ring.interval in (Interval.YELLOW, Interval.RED_CLEAR):
+                if ring.next_phase in parents or ring.bound_for in parents:
+                    return True
+            elif (
+                ring.phase is None
+                and ring.interval is Interval.RED
+                and ring.bound_for in parents
+                and tick - ring.start < _CARRY_IDLE_TICKS
+            ):
+                return True  # the barrier is being crossed into the next parent
+        return False
 
     def _overlap_conflict_active(self, ch_id: int) -> bool:
         for q in self._overlap_conflicts[ch_id]:

@@ -160,18 +160,25 @@ def generated_config(draw: st.DrawFn) -> DaemonConfig:
     for ph in phases:
         if ph["pedestrian"]:
             channels.append({"id": len(channels) + 1, "source": "pedestrian", "phase": ph["id"]})
-    if OVERLAPS and draw(st.integers(0, 9)) < 2:
-        pairs = [m for m in members.values() if len(m) == 2]
+    if OVERLAPS and draw(st.integers(0, 9)) < 3:
+        # parents: two phases of one ring in one barrier group (a NEMA overlap), or in two
+        # groups (what a stage program derived from SUMO gives: the overlap is carried green
+        # across the barrier into its next parent); sometimes two overlaps sharing a parent
+        pairs = [list(m) for m in members.values() if len(m) == 2]
+        for r in range(n_rings):
+            seq = rings[r]["sequence"]
+            pairs += [[a, b] for i, a in enumerate(seq) for b in seq[i + 1 :]]
         if pairs:
-            parents = draw(st.sampled_from(pairs))
-            channels.append(
-                {
-                    "id": len(channels) + 1,
-                    "source": "overlap",
-                    "phase": parents[0],
-                    "overlap_parents": parents,
-                }
-            )
+            for _ in range(draw(st.integers(1, 2))):
+                parents = draw(st.sampled_from(pairs))
+                channels.append(
+                    {
+                        "id": len(channels) + 1,
+                        "source": "overlap",
+                        "phase": parents[0],
+                        "overlap_parents": parents,
+                    }
+                )
     detectors: list[dict[str, Any]] = []
     for pid in phase_ids:
         detectors.append(
