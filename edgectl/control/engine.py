@@ -976,21 +976,30 @@ class Engine:
         self._emit(EventCode.PHASE_BEGIN_YELLOW, p)
 
     def _expected_after(self, ring: _Ring) -> int | None:
-        """The phase ``ring`` will most likely time after crossing the barrier: the strategy's
-        wish, else the first called phase of the next group with demand. Only overlaps use it
-        (to stay green through a change between two of their parents); a wrong guess costs the
+        """The phase ``ring`` will most likely time once the barrier is crossed: the group
+        :meth:`_cross_barrier` would pick now, and in it the strategy's wish or the ring's
+        first called phase (None when the ring has nothing there). Only overlaps use it, to
+        stay green through a change between two of their parents; a wrong guess costs the
         overlap's own clearance before a conflicting phase may start, never safety."""
         req = self._req
-        want = req.next_phase.get(ring.id)
-        if want is not None and self._ring_of.get(want) is ring and want not in self._omit:
-            return want
         n = len(self._groups)
-        for k in range(1, n + 1):
-            g = (self._group + k) % n
-            for q in ring.group_phases[g]:
-                if self._demand(q, req):
-                    return q
-        return None
+        target: int | None = None
+        wanted = {self._group_of[p] for p in req.next_phase.values() if p in self._group_of}
+        if len(wanted) == 1:
+            target = next(iter(wanted))
+        else:
+            for k in range(1, n):
+                g = (self._group + k) % n
+                if any(self._demand(p, req) for p in self._groups[g] if p in self._ring_of):
+                    target = g
+                    break
+        if target is None or target == self._group:
+            return None
+        phases = ring.group_phases[target]
+        want = req.next_phase.get(ring.id)
+        if want in phases and want not in self._omit:
+            return want
+        return next((q for q in phases if self._demand(q, req)), None)
 
     def _idle_rings(self, tick: int, req: Requests) -> None:
         rings = self._rings
