@@ -56,6 +56,11 @@ def summary(model: CabinetModel) -> dict[str, Any]:
             "served": stats.served,
             "in_queue": traffic.on_approach(m.id),
             "delay_s_mean": round(stats.delay_s_mean, 3),
+            "delay_s_max": round(stats.delay_max_s, 3),
+            "delay_s_mean_with_waiting": round(
+                traffic.delay_s_mean_with_waiting(model.now, m.id), 3
+            ),
+            "waiting_s_max": round(traffic.longest_wait(m.id, model.now), 3),
         }
     return {
         "profile": model.profile.name,
@@ -77,6 +82,7 @@ def summary(model: CabinetModel) -> dict[str, Any]:
             "in_queue": sum(traffic.on_approach(m) for m in traffic.movement_ids),
         },
         "delay_s_mean": round(traffic.delay_s_mean, 3),
+        "delay_s_mean_with_waiting": round(traffic.delay_s_mean_with_waiting(model.now), 3),
         "movements": movements,
         "frames_received": cab.frames_received,
         "heartbeats": cab.heartbeats,

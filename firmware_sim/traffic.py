@@ -59,6 +59,7 @@ class MovementStats:
     arrived: int = 0
     served: int = 0
     delay_sum_s: float = 0.0
+    delay_max_s: float = 0.0
 
     @property
     def delay_s_mean(self) -> float:
@@ -139,6 +140,32 @@ class TrafficModel:
     def on_approach(self, movement: str) -> int:
         """Vehicles that arrived and have not crossed the stop line yet."""
         return len(self._movements[movement].queue)
+
+    def waits(self, movement: str, now: float) -> list[float]:
+        """How long each vehicle still on the approach has waited at ``now``: ``now`` minus
+        its free-flow stop-line time, for those past it (the delay they have so far)."""
+        return [now - v.t_ff for v in self._movements[movement].queue if v.t_ff < now]
+
+    def longest_wait(self, movement: str, now: float) -> float:
+        """How long the longest-waiting vehicle still on the approach has waited at ``now``
+        (0 when nobody is waiting)."""
+        m = self._movements[movement]
+        return max(0.0, now - m.queue[0].t_ff) if m.queue else 0.0
+
+    def delay_s_mean_with_waiting(self, now: float, movement: str | None = None) -> float:
+        """Mean delay over the vehicles served and those still waiting at ``now`` (counted
+        with the delay they have so far, a lower bound), of one movement or of all: vehicles
+        a controller leaves waiting count against it, where :attr:`delay_s_mean` (served
+        only) would not see them."""
+        total = 0.0
+        n = 0
+        for mid, m in self._movements.items():
+            if movement is not None and mid != movement:
+                continue
+            waits = self.waits(mid, now)
+            total += m.stats.delay_sum_s + sum(waits)
+            n += m.stats.served + len(waits)
+        return total / n if n else 0.0
 
     def queue_length(self, movement: str, now: float) -> int:
         """Vehicles that reached the stop line (free-flow) but have not crossed it."""
@@ -245,6 +272,7 @@ class TrafficModel:
             m.last_clear = td + clear
             m.stats.served += 1
             m.stats.delay_sum_s += delay
+            m.stats.delay_max_s = max(m.stats.delay_max_s, delay)
             if self._keep:
                 m.departures.append((td, delay))
 

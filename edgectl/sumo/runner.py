@@ -154,7 +154,7 @@ class EdgectlJunction:
     @property
     def strategy(self) -> object:
         """The controller's current strategy object (for neighbour messages)."""
-        return getattr(self.controller, "strategy", None) or self.controller._strategy
+        return self.controller.strategy
 
     def start(self, ls: ModuleType) -> None:
         self._tick(ls, 0.0, frozenset())

@@ -166,7 +166,7 @@ def generated_config(draw: st.DrawFn) -> DaemonConfig:
         # across the barrier into its next parent); sometimes two overlaps sharing a parent
         pairs = [list(m) for m in members.values() if len(m) == 2]
         for r in range(n_rings):
-            seq = rings[r]["sequence"]
+            seq = [p for g in range(n_groups) for p in members[(r, g)]]
             pairs += [[a, b] for i, a in enumerate(seq) for b in seq[i + 1 :]]
         if pairs:
             for _ in range(draw(st.integers(1, 2))):

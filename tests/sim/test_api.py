@@ -39,6 +39,12 @@ async def test_virtual_clock_and_summary() -> None:
     assert data["vehicles"]["arrived"] > 0
     assert data["mmu"]["tripped"] is False
     assert set(data["movements"]) == {f"p{i}" for i in range(1, 9)}
+    # no controller took over: every channel in start-up flash (FR), so vehicles stop and
+    # go at 4 s headways; those still waiting count in the mean "with waiting"
+    assert data["delay_s_mean_with_waiting"] >= data["delay_s_mean"] > 0
+    for mv in data["movements"].values():
+        assert {"delay_s_max", "delay_s_mean_with_waiting", "waiting_s_max"} <= set(mv)
+        assert mv["delay_s_max"] >= mv["delay_s_mean"]
 
 
 def test_bad_listen_url() -> None:

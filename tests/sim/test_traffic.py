@@ -109,6 +109,25 @@ def test_detector_occupancy_of_free_flowing_and_queued_vehicles() -> None:
     assert 2 in model.presence(t0 + 600)
 
 
+def test_longest_delay_and_the_vehicles_still_waiting() -> None:
+    model = TrafficModel([Movement(id="m", channel=1, rate_vph=600)], seed=4, keep_departures=True)
+    for i in range(round(60 / DT)):  # a minute of red: everybody who reaches the line waits
+        model.step(i * DT, DT, {1: S.R})
+    now = 60.0
+    waits = model.waits("m", now)
+    assert len(waits) >= 3
+    assert model.longest_wait("m", now) == pytest.approx(max(waits))
+    assert model.delay_s_mean == 0.0  # the served only: nobody yet
+    assert model.delay_s_mean_with_waiting(now) == pytest.approx(statistics.mean(waits))
+    assert model.delay_s_mean_with_waiting(now, "m") == model.delay_s_mean_with_waiting(now)
+    for i in range(round(60 / DT), round(120 / DT)):  # then a minute of green
+        model.step(i * DT, DT, {1: S.G})
+    stats = model.stats("m")
+    assert stats.delay_max_s == max(d for _, d in model.departures("m"))
+    assert stats.delay_max_s >= max(waits)  # the head of the queue waited at least that long
+    assert model.longest_wait("m", 120.0) == 0.0  # the green cleared the queue
+
+
 def test_seeded_and_reproducible() -> None:
     def run(seed: int) -> tuple[int, int, float]:
         mv = [Movement(id="a", channel=1, rate_vph=600), Movement(id="b", channel=2)]

@@ -55,8 +55,6 @@ __all__ = ["Adaptive"]
 
 HORIZON_S = 12.0  # how far ahead an extension is evaluated
 MAX_WAIT_S = 100.0  # starvation guard
-LEAD_MIN = 2.0  # a side starts with its left only for this many vehicles …
-LEAD_WAIT = 45.0  # … or once its call has waited this long (else the left goes next visit)
 WAIT_WEIGHT_S = 60.0  # a vehicle that has waited this long counts double when choosing
 ARRIVAL_WEIGHT = 0.5  # share of the coming red that vehicles arriving meanwhile wait
 
@@ -225,9 +223,7 @@ class Adaptive:
                     # across the barrier the ring starts with the first phase in its sequence
                     # that has demand (lead lefts): a phase before ``best`` would otherwise
                     # wait a whole cycle, as the ring never goes back within a side
-                    first = next(p for p in order if p in cands and view.phase_group(p) == side)
-                    if first != best and self._worth_leading(view, first):
-                        best = first
+                    best = next(p for p in order if p in cands and view.phase_group(p) == side)
             if best is not None:
                 nxt[ring.id] = best
             if status is None or status.phase is None or status.interval is not Interval.GREEN:
@@ -263,12 +259,6 @@ class Adaptive:
         return Requests(
             calls=calls, hold=frozenset(hold), force_off=frozenset(force), next_phase=nxt
         )
-
-    def _worth_leading(self, view: View, p: int) -> bool:
-        """Start a side with ``p`` (a left) rather than the ring's best phase? Only when it
-        has a few vehicles or has waited: one car is not worth a second clearance for the
-        through traffic behind it; it goes on the next visit."""
-        return self._waiting(view, p) >= LEAD_MIN or self.queues.waited(p, view.t) >= LEAD_WAIT
 
     def _keep(self, view: View, greens: list[int], others: list[int]) -> bool:
         """Hold ``greens`` (one per ring) against ``others``? While a standing queue still
