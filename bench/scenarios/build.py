@@ -332,6 +332,41 @@ def arterial() -> tuple[Layout, list[Flow]]:
     return layout, flows
 
 
+def narrow() -> tuple[Layout, list[Flow]]:
+    """A four-arm junction of two-lane roads: one lane in per approach, lefts share it with
+    the through and right (permissive in SUMO's program); demand peaks north-south."""
+    layout = Layout(
+        nodes={
+            "C": (0.0, 0.0, True),
+            "N": (0.0, 350.0, False),
+            "S": (0.0, -350.0, False),
+            "E": (350.0, 0.0, False),
+            "W": (-350.0, 0.0, False),
+        },
+        roads=[("W", "C", 1, 1), ("C", "E", 1, 1), ("N", "C", 1, 1), ("C", "S", 1, 1)],
+    )
+    p = 360.0
+    rates = {
+        "N>S": [300, 420, 250],
+        "S>N": [250, 300, 380],
+        "W>E": [200, 260, 200],
+        "E>W": [180, 220, 260],
+        "N>E": [40, 60, 40],
+        "S>W": [40, 40, 60],
+        "W>S": [30, 40, 30],
+        "E>N": [30, 30, 50],
+        "N>W": [50, 60, 50],
+        "S>E": [40, 50, 60],
+        "W>N": [40, 40, 30],
+        "E>S": [30, 40, 40],
+    }
+    flows = []
+    for key, r in rates.items():
+        o, d = key.split(">")
+        flows.append(Flow(f"{o}_C", f"C_{d}", _periods(r, p)))
+    return layout, flows
+
+
 def tee() -> tuple[Layout, list[Flow]]:
     """A T junction: a two-lane main road east-west, a side road from the south with a
     shared lane and a left lane; the side road's demand peaks later than the main road's."""
@@ -369,6 +404,7 @@ SCENARIOS = {
     "isolated_light": isolated_light,
     "arterial": arterial,
     "tee": tee,
+    "narrow": narrow,
 }
 
 

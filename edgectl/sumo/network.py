@@ -104,6 +104,7 @@ class Stage:
     yellow: float
     red_clear: float
     left_only: bool
+    permissive: frozenset[int] = frozenset()  # groups green here only if they yield ('g')
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,14 +159,34 @@ class JunctionModel:
     def lane_stages(self, lane: str) -> tuple[int, ...]:
         return _lane_stages(lane, self.groups, self.stages)
 
-    def state_for(self, green: Iterable[int], yellow: Iterable[int] = ()) -> str:
-        """The tls state string with these groups green and these yellow."""
+    def state_for(
+        self, green: Iterable[int], yellow: Iterable[int] = (), permissive: Iterable[int] = ()
+    ) -> str:
+        """The tls state string with these groups green (``permissive`` ones yielding, ``g``)
+        and these yellow."""
         chars = ["r"] * self.n_links
         for i in yellow:
             chars[i] = "y"
         for i in green:
             chars[i] = "G"
+        for i in permissive:
+            if chars[i] == "G":
+                chars[i] = "g"
         return "".join(chars)
+
+    def yielding(self, green_phases: Iterable[int], *, dual_ring: bool = True) -> frozenset[int]:
+        """Groups green under ``green_phases`` only permissively (none on a dual ring)."""
+        if dual_ring and self.dual_ring is not None:
+            return frozenset()
+        stage = {st.number: st for st in self.stages}
+        perm: set[int] = set()
+        prot: set[int] = set()
+        for p in green_phases:
+            st = stage.get(p)
+            if st is not None:
+                perm |= st.permissive
+                prot |= st.groups - st.permissive
+        return frozenset(perm - prot)
 
     def cycle_s(self) -> float:
         return sum(s.green_s + s.yellow + s.red_clear for s in self.stages)
@@ -308,26 +329,39 @@ def _lane_stages(
 
 def derive_stages_from_states(
     states: Sequence[str], n_links: int, conflicts: frozenset[tuple[int, int]]
-) -> list[frozenset[int]]:
-    """Conflict-free stages from a tls program's green states (permissive movements dropped)."""
-    stages: list[frozenset[int]] = []
+) -> list[tuple[frozenset[int], frozenset[int]]]:
+    """Stages from a tls program's green states: ``(groups, permissive)`` per stage.
+
+    A ``G`` is a protected movement. A ``g`` that conflicts with nothing kept is protected
+    too. One that conflicts is dropped when the program protects it in another phase (a
+    left with its own lane and its own phase); otherwise (a left sharing its lane with the
+    through and the right) it stays in the stage as a *permissive* movement, green but
+    yielding, exactly as SUMO's own program runs it: a stage of its own would block the shared
+    lane behind every waiting left-turner.
+    """
+    stages: list[tuple[frozenset[int], frozenset[int]]] = []
+    protected_somewhere = {i for state in states for i, c in enumerate(state[:n_links]) if c == "G"}
     for state in states:
         prot = [i for i, c in enumerate(state[:n_links]) if c == "G"]
         perm = [i for i, c in enumerate(state[:n_links]) if c == "g"]
         kept: list[int] = []
+        yielding: list[int] = []
         for i in prot + perm:
             if all((i, k) not in conflicts for k in kept):
                 kept.append(i)
+            elif i in perm and i not in protected_somewhere:
+                yielding.append(i)
         if kept:
-            stages.append(frozenset(kept))
-    unique: list[frozenset[int]] = []
-    for s in stages:
-        if s not in unique:
-            unique.append(s)
-    unique = [s for s in unique if not any(s < o for o in unique)]
-    covered = frozenset().union(*unique) if unique else frozenset()
+            stages.append((frozenset(kept + yielding), frozenset(yielding)))
+    unique: list[tuple[frozenset[int], frozenset[int]]] = []
+    for st in stages:
+        if st not in unique:
+            unique.append(st)
+    unique = [st for st in unique if not any(st[0] < o[0] for o in unique)]
+    covered = frozenset().union(*(g for g, _ in unique)) if unique else frozenset()
     missing = [i for i in range(n_links) if i not in covered]
-    return unique + cluster_compatible(missing, conflicts) if missing else unique
+    extra = [(g, frozenset[int]()) for g in cluster_compatible(missing, conflicts)]
+    return unique + extra
 
 
 def cluster_compatible(
@@ -419,12 +453,12 @@ def _derive_tls(net: Any, tls: Any) -> JunctionModel:
     stage_sets = (
         derive_stages_from_states(states, n_links, frozen_conflicts)
         if states
-        else cluster_compatible(range(n_links), frozen_conflicts)
+        else [(g, frozenset[int]()) for g in cluster_compatible(range(n_links), frozen_conflicts)]
     )
     if len(stage_sets) > MAX_STAGES:
         raise ValueError(f"tls {tls_id}: {len(stage_sets)} stages, at most {MAX_STAGES}")
     stages = []
-    for k, s in enumerate(stage_sets, start=1):
+    for k, (s, yielding) in enumerate(stage_sets, start=1):
         # default-program green of the program phase this stage came from (best overlap)
         green = 20.0
         best = -1
@@ -449,6 +483,7 @@ def _derive_tls(net: Any, tls: Any) -> JunctionModel:
                 yellow=yellow,
                 red_clear=red_clear,
                 left_only=left_only,
+                permissive=yielding,
             )
         )
     headings: dict[str, float] = {}
@@ -503,6 +538,14 @@ def derive_dual_ring(
         mine = [g for g in groups if edge_of[g.index] == e]
         lefts[e] = frozenset(g.index for g in mine if g.direction in ("l", "L"))
         throughs[e] = frozenset(g.index for g in mine if g.direction not in ("l", "L"))
+    lanes_of = {e: {g.in_lane for g in groups if edge_of[g.index] == e} for e in edges}
+    for e in edges:
+        left_lanes = {groups[i].in_lane for i in lefts[e]}
+        through_lanes = {groups[i].in_lane for i in throughs[e]}
+        if left_lanes & through_lanes or not lanes_of[e]:
+            return None  # a left sharing its lane cannot have a protected phase of its own
+    if any(st.permissive for st in stages):
+        return None  # SUMO runs permissive movements here: keep its stages
     phases: dict[int, frozenset[int]] = {}
     for (a, b), (thr_a, thr_b, left_a, left_b) in (
         (pair_a, (2, 6, 5, 1)),

@@ -112,16 +112,17 @@ class SumoProgram:
             nxt = m.stages[(k + 1) % n]
             keep = st.groups & nxt.groups
             ending = st.groups - keep
-            green = m.state_for(st.groups)
+            green = m.state_for(st.groups, permissive=st.permissive)
             if self.kind == "static":
                 phases.append(ls.trafficlight.Phase(st.green_s, green))
             else:
                 phases.append(ls.trafficlight.Phase(st.green_s, green, st.min_green, st.max_green))
             if ending:  # transitions: fixed duration (min = max = duration) in every type
                 y, rc = st.yellow, st.red_clear
-                phases.append(ls.trafficlight.Phase(y, m.state_for(keep, ending), y, y))
+                held = st.permissive & keep
+                phases.append(ls.trafficlight.Phase(y, m.state_for(keep, ending, held), y, y))
                 if rc > 0:
-                    phases.append(ls.trafficlight.Phase(rc, m.state_for(keep), rc, rc))
+                    phases.append(ls.trafficlight.Phase(rc, m.state_for(keep, (), held), rc, rc))
         logic = ls.trafficlight.Logic(PROGRAM_ID, tl_type, 0, phases)
         ls.trafficlight.setProgramLogic(m.tls_id, logic)
         ls.trafficlight.setProgram(m.tls_id, PROGRAM_ID)
@@ -146,6 +147,9 @@ class EdgectlJunction:
         del adaptive, maxpressure
         self.model = model
         self.config = model.to_config(mode, dual_ring=dual_ring)
+        self.permissive = (dual_ring is False or model.dual_ring is None) and any(
+            st.permissive for st in model.stages
+        )
         self.controller = Controller(self.config)
         self.state = "r" * model.n_links
         self.ticks = 0
@@ -172,6 +176,10 @@ class EdgectlJunction:
                     chars[i] = "G"
                 elif st in (ChannelState.Y, ChannelState.FY):
                     chars[i] = "y"
+        if self.permissive:
+            for i in self.model.yielding(self.controller.engine.green_phases(), dual_ring=False):
+                if chars[i] == "G":
+                    chars[i] = "g"  # green, but yields (a permissive left on a shared lane)
         self.state = "".join(chars)
         self.ticks += 1
 

@@ -35,9 +35,11 @@ def load_builder() -> ModuleType:
 
 @pytest.fixture(scope="session")
 def scenarios(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """``isolated_light``, ``arterial`` and ``tee`` built by the project's script."""
+    """``isolated_light``, ``arterial``, ``tee`` and ``narrow`` built by the project's script."""
     if SKIP_REASON is not None:
         pytest.skip(SKIP_REASON)
     builder = load_builder()
     root = tmp_path_factory.mktemp("scenarios")
-    return {name: builder.build(name, root) for name in ("isolated_light", "arterial", "tee")}
+    return {
+        name: builder.build(name, root) for name in ("isolated_light", "arterial", "tee", "narrow")
+    }

@@ -49,6 +49,18 @@ def test_a_junction_with_shared_overlaps_runs(scenarios: dict[str, Path], contro
     assert r.time_loss_s < 60.0
 
 
+@pytest.mark.parametrize("controller", ["edgectl:adaptive", "sumo:actuated"])
+def test_permissive_lefts_keep_a_single_lane_junction_moving(
+    scenarios: dict[str, Path], controller: str
+) -> None:
+    from edgectl.sumo import run_bench
+
+    r = run_bench(scenarios["narrow"], controller, seed=1, sumo_args=["--end", "300"])
+    assert r.valid, r.invalid_reason
+    assert r.arrived > 50
+    assert r.time_loss_s < 40.0  # protected-only stages: over 100 s within these 5 minutes
+
+
 def test_runs_until_the_network_is_empty(scenarios: dict[str, Path]) -> None:
     from edgectl.sumo import run_bench
 

@@ -129,3 +129,23 @@ def test_a_t_junction_keeps_one_ring_of_stages(scenarios: dict[str, Path]) -> No
     config = model.to_config(Mode.ACTUATED)
     assert len(config.rings) == 1
     assert [p for p in validate_config(config) if p.severity == "error"] == []
+
+
+def test_lefts_sharing_a_lane_stay_permissive(scenarios: dict[str, Path]) -> None:
+    """One lane per approach: SUMO's program runs the lefts permissive ('g') with the
+    through. They stay in the through stage, yielding; a protected stage of their own would
+    block the shared lane behind every waiting left-turner (it gridlocked every controller)."""
+    from edgectl.sumo.network import derive_network
+
+    (model,) = derive_network(str(_net(scenarios["narrow"]))).values()
+    assert model.dual_ring is None
+    assert len(model.stages) == 2
+    lefts = {g.index for g in model.groups if g.direction in ("l", "L")}
+    assert lefts == set().union(*(st.permissive for st in model.stages))
+    for st in model.stages:
+        assert st.permissive < st.groups
+        state = model.state_for(st.groups, permissive=st.permissive)
+        assert {i for i, c in enumerate(state) if c == "g"} == st.permissive
+        assert model.yielding([st.number], dual_ring=False) == st.permissive
+    config = model.to_config(Mode.ADAPTIVE)
+    assert [p for p in validate_config(config) if p.severity == "error"] == []

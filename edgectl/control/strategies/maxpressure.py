@@ -189,6 +189,10 @@ class LoopQueues:
                         off = max(self._off_since.get(d, t), moving_from)
                         if t - off >= DISCHARGED_GAP_S:
                             pl.discharged.add(d)
+                    if any(t - self._on_since.get(d, t) >= BLOCKED_S for d in pl.advance):
+                        # a vehicle stands on an advance loop: the queue has not gone (a
+                        # stop-bar gap behind a left-turner waiting for a gap, say)
+                        pl.discharged.clear()
                     if len(pl.discharged) == len(pl.stop_bar):
                         # every stop bar has shown a gap longer than a saturation headway
                         # during this green: no standing queue is left; what remains in the
