@@ -12,30 +12,40 @@ What it borrows and from where:
   discharge) sets how much green a phase is worth; no fixed cycle, phases with nothing to
   serve are skipped.
 
-The decision, for the green phase ``g`` of each ring, once per tick:
+The decision, once per tick. For a green phase ``g``:
 
-- build ``g``'s departure schedule over a short horizon from its clusters;
-- for every candidate extension ``τ`` (up to each scheduled departure), compare the benefit —
-  each vehicle served at ``d ≤ τ`` instead of after the red ``R`` that switching now would
-  start (the lost times plus the green the other demanded phases need): ``R − (d − t)`` — with
-  the cost: every vehicle waiting on a conflicting phase, and those arriving there during the
-  coming red, waits ``τ`` longer;
-- hold ``g`` while some extension pays; otherwise force it off and ask for the phase with the
-  best ratio of waiting vehicles (weighted by how long they have waited) to the green plus lost
-  time it needs.
+- while ``g`` still discharges a standing queue (a stop bar has not yet shown a gap longer
+  than a saturation headway after the start-up, or a vehicle stands on an advance loop), hold
+  it: a queue cut short waits a whole red more;
+- then build ``g``'s departure schedule over a short horizon from its clusters and, for every
+  candidate extension ``τ`` (up to each scheduled departure), compare the benefit — each
+  vehicle served at ``d ≤ τ`` instead of after the red ``R`` that switching now would start
+  (the lost times plus the green the other demanded phases need, ring by ring):
+  ``R − (d − t)`` — with the cost: every vehicle waiting on the phases held up, and those
+  arriving there during the coming red, waits ``τ`` longer; hold while some extension pays.
 
-Guards: the engine keeps min green, clearances and barriers (this only requests); a max green
-(the plan's max 2) bounds every green; a phase whose call has waited ``max_wait_s`` is served
-next and, meanwhile, the current green must pay twice over to be extended (starvation guard);
-a phase whose loops failed runs the engine's actuated logic (constant call, gap/max-out).
+Which phases are held up, and who decides, follows the ring-and-barrier structure:
+
+- a ring with another phase to serve on this side of the barrier (later in its sequence)
+  decides alone, against that phase;
+- rings with nothing more on this side leave it together: their greens are held while any
+  other ring still serves this side, and otherwise held or forced off as one, the departures
+  of all of them weighed against every phase waiting beyond the barrier (both rings);
+- a ring never goes back to a phase it has served on this side (a second clearance for
+  nothing) and starts a new side with its first phase that has demand (lefts lead); the
+  choice between phases of a ring is the best ratio of waiting vehicles (weighted by how long
+  they have waited) to the green plus lost time they need.
+
+On a single ring with a barrier after every phase (the SUMO bench's stages) this is one
+decision per green against every other phase.
 
 Neighbour coordination: :meth:`Adaptive.expect` takes projected arrivals on a phase (an
 upstream junction's discharge plus the link travel time). They join the phase's clusters
 (extension) and count as waiting when they arrive before a green started now could begin
 (choice). The bench feeds it by direct calls (``run_bench(coordinate=True)``, ``edgectl
-bench sumo --coordinate``); the daemon can feed it from the neighbour's MQTT messages. On our
-arterial it did not win yet (see ``docs/sumo-bench.md``), so the bench leaves it off by
-default.
+bench sumo --coordinate``); the daemon feeds it from the neighbours' MQTT outflow messages
+(``edgectl.sync.outflow``). On our arterial it did not win yet (see ``docs/sumo-bench.md``),
+so the bench leaves it off by default.
 """
 
 from __future__ import annotations
@@ -217,12 +227,12 @@ class Adaptive:
                 )
             ]
             best = self._best(view, cands)
-            if best is not None and current is not None:
+            if best is not None:
                 side = view.phase_group(best)
-                if side != view.phase_group(current):
-                    # across the barrier the ring starts with the first phase in its sequence
-                    # that has demand (lead lefts): a phase before ``best`` would otherwise
-                    # wait a whole cycle, as the ring never goes back within a side
+                if current is None or side != view.phase_group(current):
+                    # entering a side (across the barrier, or from red) the ring starts with the
+                    # first phase in its sequence that has demand (lead lefts): a phase before
+                    # ``best`` would otherwise wait a whole cycle, as the ring never goes back
                     best = next(p for p in order if p in cands and view.phase_group(p) == side)
             if best is not None:
                 nxt[ring.id] = best
