@@ -360,11 +360,7 @@ def narrow() -> tuple[Layout, list[Flow]]:
         "W>N": [40, 40, 30],
         "E>S": [30, 40, 40],
     }
-    flows = []
-    for key, r in rates.items():
-        o, d = key.split(">")
-        flows.append(Flow(f"{o}_C", f"C_{d}", _periods(r, p)))
-    return layout, flows
+    return layout, _flows_through_c(rates, p)
 
 
 def tee() -> tuple[Layout, list[Flow]]:
@@ -388,11 +384,16 @@ def tee() -> tuple[Layout, list[Flow]]:
         "S>E": [150, 250, 300],
         "S>W": [120, 180, 250],
     }
+    return layout, _flows_through_c(rates, p)
+
+
+def _flows_through_c(rates: dict[str, list[float]], period_s: float) -> list[Flow]:
+    """Flows ``"O>D"`` from arm O into junction C and out to arm D, per period."""
     flows = []
     for key, r in rates.items():
         o, d = key.split(">")
-        flows.append(Flow(f"{o}_C", f"C_{d}", _periods(r, p)))
-    return layout, flows
+        flows.append(Flow(f"{o}_C", f"C_{d}", _periods(r, period_s)))
+    return flows
 
 
 def _periods(rates: Sequence[float], p: float) -> list[tuple[float, float, float]]:
