@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
@@ -387,7 +387,7 @@ def tee() -> tuple[Layout, list[Flow]]:
     return layout, _flows_through_c(rates, p)
 
 
-def _flows_through_c(rates: dict[str, list[float]], period_s: float) -> list[Flow]:
+def _flows_through_c(rates: Mapping[str, Sequence[float]], period_s: float) -> list[Flow]:
     """Flows ``"O>D"`` from arm O into junction C and out to arm D, per period."""
     flows = []
     for key, r in rates.items():
