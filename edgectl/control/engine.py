@@ -976,30 +976,24 @@ class Engine:
         self._emit(EventCode.PHASE_BEGIN_YELLOW, p)
 
     def _expected_after(self, ring: _Ring) -> int | None:
-        """The phase ``ring`` will most likely time once the barrier is crossed: the group
-        :meth:`_cross_barrier` would pick now, and in it the strategy's wish or the ring's
-        first called phase (None when the ring has nothing there). Only overlaps use it, to
-        stay green through a change between two of their parents; a wrong guess costs the
-        overlap's own clearance before a conflicting phase may start, never safety."""
+        """The phase ``ring`` will time once the barrier is crossed, when that is already
+        settled: the strategy asks every ring into one group beyond the barrier and this ring
+        for a phase there (:meth:`_cross_barrier` then starts exactly that phase, called or
+        not). Otherwise None: the phase is chosen only when the rings cross, from the calls
+        then, and an overlap carried green on a guess would make a conflicting phase wait for
+        its clearance (the property tests caught that stretching a wait past their bound).
+        Only overlaps use it, to stay green through a change between two of their parents."""
         req = self._req
-        n = len(self._groups)
-        target: int | None = None
         wanted = {self._group_of[p] for p in req.next_phase.values() if p in self._group_of}
-        if len(wanted) == 1:
-            target = next(iter(wanted))
-        else:
-            for k in range(1, n):
-                g = (self._group + k) % n
-                if any(self._demand(p, req) for p in self._groups[g] if p in self._ring_of):
-                    target = g
-                    break
-        if target is None or target == self._group:
+        if len(wanted) != 1:
             return None
-        phases = ring.group_phases[target]
+        target = next(iter(wanted))
+        if target == self._group:
+            return None
         want = req.next_phase.get(ring.id)
-        if want in phases and want not in self._omit:
+        if want in ring.group_phases[target] and want not in self._omit:
             return want
-        return next((q for q in phases if self._demand(q, req)), None)
+        return None
 
     def _idle_rings(self, tick: int, req: Requests) -> None:
         rings = self._rings
@@ -1035,6 +1029,13 @@ class Engine:
                 )
             if cand is not None:
                 self._start_green(ring, cand, tick)
+                all_idle = False
+            elif any(
+                self._seq_idx[q] > ring.served_idx and self._demand(q, req) and self._blocked(q)
+                for q in ring.group_phases[self._group]
+            ):
+                # a called phase of this group waits only for an overlap to finish clearing:
+                # crossing the barrier now would skip it, and every pass again (starvation)
                 all_idle = False
         if not all_idle:
             return
