@@ -219,24 +219,24 @@ def write_cfg(out: Path, name: str) -> None:
 # ---------------------------------------------------------------- scenarios
 
 
-def _four_arm(flows_vph: dict[str, list[float]], period_s: float) -> tuple[Layout, list[Flow]]:
-    layout = Layout(
+def _cross(arm_m: float, roads: list[tuple[str, str, int, int]]) -> Layout:
+    """A signalised junction C with arms N, S, E, W ``arm_m`` long."""
+    return Layout(
         nodes={
             "C": (0.0, 0.0, True),
-            "N": (0.0, 400.0, False),
-            "S": (0.0, -400.0, False),
-            "E": (400.0, 0.0, False),
-            "W": (-400.0, 0.0, False),
+            "N": (0.0, arm_m, False),
+            "S": (0.0, -arm_m, False),
+            "E": (arm_m, 0.0, False),
+            "W": (-arm_m, 0.0, False),
         },
-        # main street east-west: 3 lanes in (right+through, through, left); side street 2
-        roads=[("W", "C", 3, 2), ("C", "E", 2, 3), ("N", "C", 2, 2), ("C", "S", 2, 2)],
+        roads=roads,
     )
-    flows = []
-    for key, rates in flows_vph.items():
-        o, d = key.split(">")
-        periods = [(i * period_s, (i + 1) * period_s, r) for i, r in enumerate(rates)]
-        flows.append(Flow(f"{o}_C", f"C_{d}", periods))
-    return layout, flows
+
+
+def _four_arm(flows_vph: dict[str, list[float]], period_s: float) -> tuple[Layout, list[Flow]]:
+    # main street east-west: 3 lanes in (right+through, through, left); side street 2
+    roads = [("W", "C", 3, 2), ("C", "E", 2, 3), ("N", "C", 2, 2), ("C", "S", 2, 2)]
+    return _cross(400.0, roads), _flows_through_c(flows_vph, period_s)
 
 
 def isolated() -> tuple[Layout, list[Flow]]:
@@ -335,16 +335,7 @@ def arterial() -> tuple[Layout, list[Flow]]:
 def narrow() -> tuple[Layout, list[Flow]]:
     """A four-arm junction of two-lane roads: one lane in per approach, lefts share it with
     the through and right (permissive in SUMO's program); demand peaks north-south."""
-    layout = Layout(
-        nodes={
-            "C": (0.0, 0.0, True),
-            "N": (0.0, 350.0, False),
-            "S": (0.0, -350.0, False),
-            "E": (350.0, 0.0, False),
-            "W": (-350.0, 0.0, False),
-        },
-        roads=[("W", "C", 1, 1), ("C", "E", 1, 1), ("N", "C", 1, 1), ("C", "S", 1, 1)],
-    )
+    layout = _cross(350.0, [("W", "C", 1, 1), ("C", "E", 1, 1), ("N", "C", 1, 1), ("C", "S", 1, 1)])
     p = 360.0
     rates = {
         "N>S": [300, 420, 250],

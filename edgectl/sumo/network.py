@@ -538,11 +538,10 @@ def derive_dual_ring(
         mine = [g for g in groups if edge_of[g.index] == e]
         lefts[e] = frozenset(g.index for g in mine if g.direction in ("l", "L"))
         throughs[e] = frozenset(g.index for g in mine if g.direction not in ("l", "L"))
-    lanes_of = {e: {g.in_lane for g in groups if edge_of[g.index] == e} for e in edges}
     for e in edges:
         left_lanes = {groups[i].in_lane for i in lefts[e]}
         through_lanes = {groups[i].in_lane for i in throughs[e]}
-        if left_lanes & through_lanes or not lanes_of[e]:
+        if left_lanes & through_lanes:
             return None  # a left sharing its lane cannot have a protected phase of its own
     if any(st.permissive for st in stages):
         return None  # SUMO runs permissive movements here: keep its stages

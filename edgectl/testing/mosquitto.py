@@ -62,6 +62,18 @@ def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
 
 
+def _sign(d: Path, stem: str, cn: str, extfile: str) -> None:
+    """A key and a certificate for ``cn`` signed by the CA in ``d``: ``stem.key``/``stem.crt``."""
+    _openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
+        "-keyout", f"{stem}.key", "-out", f"{stem}.csr", cwd=d,
+    )  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", f"{stem}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", extfile, "-out", f"{stem}.crt", cwd=d,
+    )  # fmt: skip
+
+
 def generate_tls(directory: Path, *, client_cn: str = "edgectl-test") -> TlsFiles:
     """A throw-away CA, a server cert for 127.0.0.1/localhost and a client cert, by ``openssl``."""
     d = directory
@@ -86,38 +98,8 @@ def generate_tls(directory: Path, *, client_cn: str = "edgectl-test") -> TlsFile
         "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
     )
     (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
-    for name, cn in (("server", "localhost"), ("client", client_cn)):
-        _openssl(
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            f"/CN={cn}",
-            "-keyout",
-            f"{name}.key",
-            "-out",
-            f"{name}.csr",
-            cwd=d,
-        )
-        _openssl(
-            "x509",
-            "-req",
-            "-in",
-            f"{name}.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            f"{name}.ext",
-            "-out",
-            f"{name}.crt",
-            cwd=d,
-        )
+    _sign(d, "server", "localhost", "server.ext")
+    _sign(d, "client", client_cn, "client.ext")
     return TlsFiles(
         ca_file=d / "ca.crt",
         server_cert=d / "server.crt",
@@ -135,37 +117,7 @@ def issue_client_cert(tls: TlsFiles, cn: str) -> tuple[Path, Path]:
     """
     d = tls.ca_file.parent
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in cn)
-    _openssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        f"/CN={cn}",
-        "-keyout",
-        f"client-{safe}.key",
-        "-out",
-        f"client-{safe}.csr",
-        cwd=d,
-    )
-    _openssl(
-        "x509",
-        "-req",
-        "-in",
-        f"client-{safe}.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "client.ext",
-        "-out",
-        f"client-{safe}.crt",
-        cwd=d,
-    )
+    _sign(d, f"client-{safe}", cn, "client.ext")
     return d / f"client-{safe}.crt", d / f"client-{safe}.key"
 
 

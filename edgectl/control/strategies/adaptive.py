@@ -58,6 +58,8 @@ from edgectl.control.strategies.maxpressure import (
     SAT_HEADWAY_S,
     STARTUP_LOST_S,
     LoopQueues,
+    lost_s,
+    max_green_s,
 )
 from edgectl.control.types import NO_REQUESTS, Interval, Requests
 
@@ -95,19 +97,9 @@ class Adaptive:
         self._expected[phase] = sorted(arrivals)
 
     # --- model ---
-    def _lost(self, view: View, p: int) -> float:
-        t = view.plan.timing.get(p)
-        return (t.yellow + t.red_clear if t is not None else 5.0) + STARTUP_LOST_S
-
     def _min_green(self, view: View, p: int) -> float:
         t = view.plan.timing.get(p)
         return t.min_green if t is not None else 5.0
-
-    def _max_green(self, view: View, p: int) -> float:
-        t = view.plan.timing.get(p)
-        if t is None:
-            return 60.0
-        return max(t.min_green, t.max2 if t.max2 is not None else t.max1)
 
     def _headway(self, p: int) -> float:
         return SAT_HEADWAY_S / self.queues.phases[p].lanes
@@ -117,7 +109,7 @@ class Adaptive:
         could begin: they will be waiting by then."""
         t = view.t
         lead = self.queues.phases[p].travel_s if self.queues.phases[p].advance else 0.0
-        until = t + self._lost(view, p)
+        until = t + lost_s(view, p)
         return sum(1 for a in self._expected.get(p, ()) if t + lead < a <= until)
 
     def _waiting(self, view: View, p: int) -> float:
@@ -179,8 +171,8 @@ class Adaptive:
         per_ring: dict[int, float] = {}
         for p in others:
             r = view.phase_ring(p)
-            per_ring[r] = per_ring.get(r, 0.0) + self._lost(view, p) + self._service(view, p)
-        red = max(self._lost(view, g) for g in greens) + max(per_ring.values(), default=0.0)
+            per_ring[r] = per_ring.get(r, 0.0) + lost_s(view, p) + self._service(view, p)
+        red = max(lost_s(view, g) for g in greens) + max(per_ring.values(), default=0.0)
         benefit = 0.0
         for d in deps:
             tau = d - t
@@ -193,7 +185,7 @@ class Adaptive:
 
     def _score(self, view: View, p: int) -> float:
         w = self._waiting(view, p) * (1.0 + self.queues.waited(p, view.t) / WAIT_WEIGHT_S)
-        return w / (self._lost(view, p) + self._service(view, p))
+        return w / (lost_s(view, p) + self._service(view, p))
 
     # --- the strategy ---
     def requests(self, view: View) -> Requests:
@@ -247,7 +239,7 @@ class Adaptive:
             side = view.phase_group(g)
             local = [p for p in cands if view.phase_group(p) == side]
             green_for = t - q.green_since.get(g, t)
-            if green_for >= self._max_green(view, g):
+            if green_for >= max_green_s(view, g):
                 force.add(g)
                 busy = busy or bool(local)
             elif local:
@@ -257,7 +249,7 @@ class Adaptive:
             else:
                 last.append(g)  # done on this side: the rings leave it together
         if last:
-            beyond = self._held_up(view, last[0], [])
+            beyond = self._held_up(view, last[0])
             if not beyond:
                 pass  # nobody waits beyond the barrier: rest (or move on within the side)
             elif busy:
@@ -279,18 +271,17 @@ class Adaptive:
             return True
         return self._extension_pays(view, greens, others, 2.0 if starving else 1.0)
 
-    def _held_up(self, view: View, g: int, cands: list[int]) -> list[int]:
-        """Who waits while ``g`` is held: its ring's next phases and, beyond the barrier,
-        the phases of every ring (the rings cross the barrier together)."""
+    def _held_up(self, view: View, g: int) -> list[int]:
+        """Who waits beyond the barrier while the side of ``g`` is held: the called phases
+        of every ring there (the rings cross the barrier together)."""
         side = view.phase_group(g)
-        beyond = {
+        return sorted(
             p
             for p in self.queues.phases
             if view.phase_group(p) != side
             and p not in view.operator.omit
             and (p in view.calls or self.queues.queue(p) >= 1.0)
-        }
-        return sorted(set(cands) | beyond)
+        )
 
     def _best(self, view: View, cands: list[int]) -> int | None:
         if not cands:

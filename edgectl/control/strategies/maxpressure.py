@@ -29,7 +29,7 @@ from edgectl.config.model import Config, DetectorType, Mode, Plan
 from edgectl.control.strategies.base import View
 from edgectl.control.types import NO_REQUESTS, Interval, Requests
 
-__all__ = ["LoopQueues", "MaxPressure", "PhaseLoops"]
+__all__ = ["LoopQueues", "MaxPressure", "PhaseLoops", "lost_s", "max_green_s"]
 
 SAT_HEADWAY_S = 2.0  # saturation headway per lane (1800 veh/h)
 STARTUP_LOST_S = 2.0  # start-up lost time of a queue
@@ -225,14 +225,16 @@ class LoopQueues:
             pl.beyond = min(pl.beyond, max(0.0, pl.count - pl.capacity))
 
 
-def _max_green(view: View, p: int) -> float:
+def max_green_s(view: View, p: int) -> float:
+    """Phase ``p``'s longest green under the running plan (max 2, else max 1)."""
     t = view.plan.timing.get(p)
     if t is None:
         return 60.0
     return max(t.min_green, t.max2 if t.max2 is not None else t.max1)
 
 
-def _lost_s(view: View, p: int) -> float:
+def lost_s(view: View, p: int) -> float:
+    """Time phase ``p`` loses at a change: yellow, red clearance and the start-up loss."""
     t = view.plan.timing.get(p)
     return (t.yellow + t.red_clear if t is not None else 5.0) + STARTUP_LOST_S
 
@@ -280,12 +282,12 @@ class MaxPressure:
             if q.failed(view, g):
                 continue  # actuated fallback for a phase without working loops
             green_for = t - q.green_since.get(g, t)
-            if green_for >= _max_green(view, g) or q.waited(best, t) >= self.max_wait_s:
+            if green_for >= max_green_s(view, g) or q.waited(best, t) >= self.max_wait_s:
                 force.add(g)
                 continue
             p_g, p_b = self.pressure(view, g), self.pressure(view, best)
             lanes_b = q.phases[best].lanes
-            threshold = lanes_b * _lost_s(view, g) / SAT_HEADWAY_S
+            threshold = lanes_b * lost_s(view, g) / SAT_HEADWAY_S
             if p_g < 0.5 or p_b - p_g > threshold:
                 force.add(g)
             else:
