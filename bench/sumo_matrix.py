@@ -48,7 +48,7 @@ flows with Poisson arrivals over three 6-minute periods (a morning-like tide, a 
 opposite tide), then the network drains; every incoming lane of a signalised junction has an
 E1 loop 3 m before the stop line and one 40 m upstream. Speed limit 50 km/h; the main street
 has three lanes in (right+through, through, protected left), side streets two (right+through,
-protected left).
+protected left). SUMO steps 0.5 s.
 
 - `isolated`: one four-arm junction, protected lefts, asymmetric demand up to ~2,800 veh/h.
 - `isolated_light`: the same junction off-peak (~1,000–1,300 veh/h, a side street nearly empty).
@@ -56,6 +56,21 @@ protected left).
   turning traffic at every junction.
 - `tee`: a T junction (no dual ring: its stages share movements, so channels are overlaps
   carried green from one stage into the next).
+- `narrow`: two-lane roads, one lane in per approach; lefts share it and turn permissively.
+- `wide`, `skewed_tee`, `pair` were added after the adaptive strategy was tuned, as checks
+  on junctions it had not seen: a four-arm junction of two major roads (three lanes in on
+  every arm, heavy, crossing tides), a skewed T with a one-lane-out side road, and two
+  junctions 250 m apart on two-lane roads. Nothing was tuned on them.
+
+## Clearances as the drivers see them
+
+SUMO shows a signal state for whole simulation steps. The bench rounds every yellow and red
+clearance up to a whole number of steps (`edgectl.sumo.network.on_steps`), for every
+controller, so no driver ever sees less than the ITE interval: at 0.5 s steps the 3.3 s
+yellow is shown for 3.5 s. (Until November 2026 the bench ran 1 s steps without that
+rounding: a 3.3 s yellow was shown for 3 s, under the configured minimum, to every
+controller; the numbers before then are not comparable.) A test reads SUMO's own per-step
+record of the signal (`SaveTLSStates`) and checks every yellow and red clearance.
 
 ## Reading the numbers
 
@@ -65,14 +80,15 @@ protected left).
 - `edgectl:*` run four-arm junctions on the NEMA dual ring (phases 1–8, lefts lead,
   the rings cross the barrier together) as a NEMA controller in that cabinet would; the rows
   `… single-ring` run the same controller on SUMO's stages in one ring, the structure SUMO's
-  own programs get. The dual ring alone takes `edgectl:actuated` from about 41.6 to 32.6 s
+  own programs get. The dual ring alone takes `edgectl:actuated` from about 36.4 to 29.7 s
   on `isolated`; it is part of what edgectl brings, not of the adaptive timing.
 - `edgectl:actuated` uses the derived plan (min green 7 s through / 5 s left, passage 2.5 /
   2.0 s, max 50 / 25 s); SUMO's actuated uses the same min/max but its own detectors and gap
   logic, and never skips a stage.
 - `edgectl:adaptive` neighbour coordination (`--coordinate`: projected arrivals from the
-  upstream junction's discharge) is off here: it did not win on the arterial (seeds 1–3 on
-  the dual ring: 41.9 s with it, 40.9 s without).
+  upstream junction's discharge) is off here: it did not win on both networks (seeds 1–3:
+  `arterial` 36.3 s with it, 38.6 s without, but a worse worst approach, 33.6 s against
+  31.1 s; `pair` 38.7 s with it, 37.8 s without).
 """
 
 
@@ -131,9 +147,9 @@ def write_markdown(runs: list[dict[str, Any]], seeds: list[int], wall: float, cm
         "detector assignment (E1 loops on incoming lanes; stop bar or ~40 m advance by",
         "position) and ITE yellow / red clearance from lane speeds. `edgectl:*` run one",
         "`edgectl.control.controller.Controller` per junction (engine, safety kernel and",
-        "strategy of the daemon) at 0.1 s sub-steps inside each 1 s SUMO step; `sumo:*` are",
-        "SUMO's own static / actuated / delay-based programs built from the same stages and",
-        "clearances. Metrics come from SUMO's tripinfo device (arrived vehicles) and",
+        "strategy of the daemon) at 0.1 s sub-steps inside each SUMO step (0.5 s here);",
+        "`sumo:*` are SUMO's own static / actuated / delay-based programs built from the same",
+        "stages and clearances. Metrics come from SUMO's tripinfo device (arrived vehicles) and",
         "subscriptions (stops; per-approach delay = time lost on each signalised incoming",
         "edge). A teleport or a collision makes a run invalid.",
         "",

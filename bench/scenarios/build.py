@@ -26,6 +26,9 @@ HERE = Path(__file__).resolve().parent
 SPEED = 13.89  # 50 km/h
 ADVANCE_M = 40.0
 STOP_BAR_SETBACK_M = 3.0  # a point loop inside the first stopped vehicle
+# SUMO shows a signal state for whole steps: at 1 s a 3.3 s ITE yellow is shown for 4 s
+# (0.7 s of lost time at every change, which no real cabinet has); at 0.5 s for 3.5 s
+STEP_S = 0.5
 
 
 def sumo_binary(name: str) -> str:
@@ -201,7 +204,7 @@ def write_cfg(out: Path, name: str) -> None:
         <additional-files value="{name}.det.add.xml"/>
     </input>
     <time>
-        <step-length value="1"/>
+        <step-length value="{STEP_S}"/>
     </time>
     <processing>
         <time-to-teleport value="300"/>
@@ -378,6 +381,93 @@ def tee() -> tuple[Layout, list[Flow]]:
     return layout, _flows_through_c(rates, p)
 
 
+def wide() -> tuple[Layout, list[Flow]]:
+    """A four-arm junction of two major roads, three lanes in on every arm (two through, one
+    left); demand heavy and close to balanced, the tides crossing (added after the adaptive
+    strategy was tuned: a check on a junction it was not tuned on)."""
+    roads = [("W", "C", 3, 3), ("C", "E", 3, 3), ("N", "C", 3, 3), ("C", "S", 3, 3)]
+    rates = {
+        "W>E": [500, 800, 600],
+        "E>W": [600, 700, 400],
+        "N>S": [400, 650, 500],
+        "S>N": [450, 500, 700],
+        "W>N": [150, 180, 120],
+        "E>S": [100, 150, 200],
+        "N>E": [120, 200, 100],
+        "S>W": [100, 120, 180],
+        "W>S": [80, 80, 80],
+        "E>N": [60, 80, 80],
+        "N>W": [80, 80, 60],
+        "S>E": [60, 60, 80],
+    }
+    return _cross(500.0, roads), _flows_through_c(rates, 400.0)
+
+
+def skewed_tee() -> tuple[Layout, list[Flow]]:
+    """A skewed T: the side road comes in from the north at an angle with one lane out, the
+    main road bends slightly; main and side road peak at different times (added after
+    tuning, like ``wide``)."""
+    layout = Layout(
+        nodes={
+            "C": (0.0, 0.0, True),
+            "N": (60.0, 350.0, False),
+            "E": (400.0, -30.0, False),
+            "W": (-400.0, 0.0, False),
+        },
+        roads=[("W", "C", 2, 2), ("C", "E", 2, 2), ("N", "C", 2, 1)],
+    )
+    rates = {
+        "W>E": [500, 700, 400],
+        "E>W": [400, 500, 700],
+        "W>N": [100, 150, 200],
+        "E>N": [150, 200, 100],
+        "N>E": [200, 300, 150],
+        "N>W": [150, 200, 250],
+    }
+    return layout, _flows_through_c(rates, 360.0)
+
+
+def pair() -> tuple[Layout, list[Flow]]:
+    """Two signalised junctions A and B 250 m apart on two-lane roads, through traffic on
+    both streets and turns that cross both junctions (added after tuning, like ``wide``)."""
+    nodes: dict[str, tuple[float, float, bool]] = {
+        "A": (0.0, 0.0, True),
+        "B": (250.0, 0.0, True),
+        "W": (-300.0, 0.0, False),
+        "E": (550.0, 0.0, False),
+        "NA": (0.0, 300.0, False),
+        "SA": (0.0, -300.0, False),
+        "NB": (250.0, 300.0, False),
+        "SB": (250.0, -300.0, False),
+    }
+    roads = [
+        ("W", "A", 2, 2),
+        ("A", "B", 2, 2),
+        ("B", "E", 2, 2),
+        ("NA", "A", 2, 2),
+        ("A", "SA", 2, 2),
+        ("NB", "B", 2, 2),
+        ("B", "SB", 2, 2),
+    ]
+    p = 360.0
+    od = {
+        ("W_A", "B_E"): [600, 800, 500],
+        ("E_B", "A_W"): [500, 600, 700],
+        ("NA_A", "A_SA"): [250, 300, 200],
+        ("SA_A", "A_NA"): [200, 250, 300],
+        ("NB_B", "B_SB"): [200, 300, 250],
+        ("SB_B", "B_NB"): [250, 200, 300],
+        ("W_A", "A_NA"): [80, 100, 60],
+        ("E_B", "B_SB"): [80, 100, 120],
+        ("NA_A", "B_E"): [80, 120, 80],
+        ("SB_B", "A_W"): [80, 100, 120],
+        ("W_A", "B_NB"): [60, 80, 60],
+        ("E_B", "A_SA"): [60, 60, 80],
+    }
+    flows = [Flow(o, d, _periods(r, p)) for (o, d), r in od.items()]
+    return Layout(nodes=nodes, roads=roads), flows
+
+
 def _flows_through_c(rates: Mapping[str, Sequence[float]], period_s: float) -> list[Flow]:
     """Flows ``"O>D"`` from arm O into junction C and out to arm D, per period."""
     flows = []
@@ -397,6 +487,9 @@ SCENARIOS = {
     "arterial": arterial,
     "tee": tee,
     "narrow": narrow,
+    "wide": wide,
+    "skewed_tee": skewed_tee,
+    "pair": pair,
 }
 
 

@@ -14,7 +14,8 @@ For every traffic-light system (tls) of the network:
   lane; a loop within 15 m of the stop line is a stop-bar presence loop, one further upstream
   an advance loop;
 - **clearances** by the ITE formulas from the approach lane speeds and the crossing distance,
-  clamped to the kernel bounds (yellow 3–6 s, red clearance 0–6 s).
+  clamped to the kernel bounds (yellow 3–6 s, red clearance 0–6 s); the bench then rounds
+  them up to whole simulation steps (:func:`on_steps`), as SUMO shows a state for whole steps.
 
 The result (:class:`JunctionModel`) turns into an :class:`edgectl.config.model.Config` with
 one ring of stages and a barrier after each stage, so the daemon's own engine and safety
@@ -23,6 +24,7 @@ kernel run it unchanged. Nothing here imports libsumo; ``sumolib`` reads the net
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -593,6 +595,29 @@ def _link_neighbours(net: Any, models: dict[str, JunctionModel]) -> None:
             if src_tls is not None and src_tls != tls_id:
                 up.setdefault(src_tls, []).append(lane_id)
         object.__setattr__(model, "neighbours_up", {k: tuple(v) for k, v in up.items()})
+
+
+def on_steps(model: JunctionModel, step_s: float) -> JunctionModel:
+    """Yellow and red clearance rounded up to whole simulation steps.
+
+    SUMO shows a signal state for whole steps: the bench hands it the controller's state at
+    each step, so an interval of 3.3 s starting between two steps is seen by the drivers for
+    3 or 4 steps depending on where it starts. Rounded up to a multiple of the step, every
+    interval is seen for at least its configured length (SUMO's own programs already round
+    a phase up to the next step), and never shorter than the kernel's minimum.
+    """
+    if step_s <= 0:
+        return model
+
+    def up(x: float) -> float:
+        n = math.ceil(round(x / step_s, 6))
+        return round(n * step_s, 6)
+
+    stages = tuple(
+        dataclasses.replace(st, yellow=up(st.yellow), red_clear=up(st.red_clear))
+        for st in model.stages
+    )
+    return dataclasses.replace(model, stages=stages)
 
 
 def attach_loops(

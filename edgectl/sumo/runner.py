@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from edgectl.config.model import Mode
 from edgectl.sumo._env import binary, load_libsumo
-from edgectl.sumo.network import JunctionModel, attach_loops, derive_network
+from edgectl.sumo.network import JunctionModel, attach_loops, derive_network, on_steps
 
 TICK_S = 0.1
 EDGECTL_CONTROLLERS: dict[str, Mode] = {
@@ -433,7 +433,8 @@ def run_bench(
             )
             for d in ls.inductionloop.getIDList()
         ]
-        models = {k: attach_loops(m, loops) for k, m in models.items()}
+        step_s = float(ls.simulation.getDeltaT())
+        models = {k: on_steps(attach_loops(m, loops), step_s) for k, m in models.items()}
         controls = build_controllers(models, controller, dual_ring=dual_ring)
         approaches = {
             ls.lane.getEdgeID(g.in_lane): tls for tls, m in models.items() for g in m.groups

@@ -113,3 +113,77 @@ def test_cli_passes_sumo_args_and_writes_json(scenarios: dict[str, Path], tmp_pa
 def test_cli_rejects_unknown_scenario(tmp_path: Path) -> None:
     rc = main(["bench", "sumo", str(tmp_path / "nope.sumocfg"), "--controller", "sumo:static"])
     assert rc == 2
+
+
+def _shown(states: Path) -> tuple[float, list[tuple[float, str]]]:
+    """SUMO's own record of what the drivers saw: (step length, [(time, state), …])."""
+    import xml.etree.ElementTree as ET
+
+    rows = [
+        (float(e.get("time", "0")), e.get("state", ""))
+        for e in ET.parse(states).getroot()
+        if e.tag == "tlsState"
+    ]
+    assert len(rows) > 100
+    return rows[1][0] - rows[0][0], rows
+
+
+@pytest.mark.parametrize(
+    ("scenario", "controller", "step"),
+    [
+        ("tee", "edgectl:adaptive", None),
+        ("isolated_light", "edgectl:actuated", None),
+        ("isolated_light", "edgectl:adaptive", "1"),
+        ("isolated_light", "sumo:actuated", "1"),
+    ],
+)
+def test_drivers_see_every_yellow_and_red_clearance_in_full(
+    scenarios: dict[str, Path], tmp_path: Path, scenario: str, controller: str, step: str | None
+) -> None:
+    """SUMO shows a state for whole steps; a 3.3 s yellow must not be shown for 3 steps of
+    1 s. Checked on SUMO's own per-step record of the signal (``SaveTLSStates``)."""
+    from edgectl.sumo import run_bench
+    from edgectl.sumo.network import derive_network
+
+    cfg = scenarios[scenario]
+    (model,) = derive_network(str(cfg.with_name(f"{scenario}.net.xml"))).values()
+    record = tmp_path / "states.xml"
+    extra = tmp_path / "record.add.xml"
+    extra.write_text(
+        f'<additional><timedEvent type="SaveTLSStates" source="{model.tls_id}"'
+        f' dest="{record}"/></additional>\n'
+    )
+    loops = cfg.with_name(f"{scenario}.det.add.xml")
+    args = ["--end", "400", "--additional-files", f"{loops},{extra}"]
+    if step is not None:
+        args += ["--step-length", step]
+    r = run_bench(cfg, controller, seed=2, sumo_args=args)
+    assert r.valid, r.invalid_reason
+
+    dt, rows = _shown(record)
+    assert dt == pytest.approx(float(step or "0.5"))
+
+    def configured(i: int, what: str) -> float:
+        return min(float(getattr(s, what)) for s in model.stages if i in s.groups)
+
+    yellows = 0
+    for i in range(model.n_links):
+        if not any(i in s.groups for s in model.stages):
+            continue
+        run = 0
+        for k, (t, state) in enumerate(rows):
+            if state[i] == "y":
+                run += 1
+                continue
+            if run:
+                yellows += 1
+                assert run * dt >= configured(i, "yellow") - 1e-6, (i, t)
+                # every conflicting movement stays red for the red clearance after it
+                ends = t
+                for t2, later in rows[k:]:
+                    if t2 - ends >= configured(i, "red_clear") - 1e-6:
+                        break
+                    greens = [j for j, c in enumerate(later) if c in "Gg"]
+                    assert not [j for j in greens if (i, j) in model.conflicts], (i, t2, later)
+            run = 0
+    assert yellows > 10

@@ -87,6 +87,30 @@ def test_loops_assigned_and_clearances_within_bounds(scenarios: dict[str, Path])
     assert len(adv) == len(in_lanes)
 
 
+@pytest.mark.parametrize(("step", "yellow"), [(0.5, 3.5), (1.0, 4.0), (0.1, 3.3), (0.0, 3.3)])
+def test_clearances_round_up_to_whole_simulation_steps(
+    scenarios: dict[str, Path], step: float, yellow: float
+) -> None:
+    from edgectl.sumo.network import derive_network, on_steps
+
+    (model,) = derive_network(str(_net(scenarios["isolated_light"]))).values()
+    shown = on_steps(model, step)
+    for before, after in zip(model.stages, shown.stages, strict=True):
+        assert after.yellow == pytest.approx(yellow)
+        assert after.red_clear >= before.red_clear
+        if step > 0:
+            n = after.red_clear / step
+            assert n == pytest.approx(round(n))  # a whole number of steps
+            assert after.red_clear - before.red_clear < step
+        assert (after.green_s, after.min_green, after.groups) == (
+            before.green_s,
+            before.min_green,
+            before.groups,
+        )
+    config = shown.to_config(Mode.ADAPTIVE)
+    assert [p for p in validate_config(config) if p.severity == "error"] == []
+
+
 def test_four_arm_junctions_get_the_nema_dual_ring(scenarios: dict[str, Path]) -> None:
     from edgectl.control.safety import ConflictMatrix
     from edgectl.sumo.network import attach_loops, derive_network
