@@ -62,9 +62,9 @@ def _clamp(x: float, bounds: tuple[float, float]) -> float:
     return min(max(x, bounds[0]), bounds[1])
 
 
-def _round_up(x: float) -> float:
-    """Up to the next 0.1 s (the tick), as a clean decimal."""
-    return math.ceil(round(x * 10.0, 6)) / 10.0
+def _round_up(x: float, step_s: float = 0.1) -> float:
+    """Up to the next multiple of ``step_s`` (default the 0.1 s tick), as a clean decimal."""
+    return round(math.ceil(round(x / step_s, 6)) * step_s, 6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -608,13 +608,10 @@ def on_steps(model: JunctionModel, step_s: float) -> JunctionModel:
     """
     if step_s <= 0:
         return model
-
-    def up(x: float) -> float:
-        n = math.ceil(round(x / step_s, 6))
-        return round(n * step_s, 6)
-
     stages = tuple(
-        dataclasses.replace(st, yellow=up(st.yellow), red_clear=up(st.red_clear))
+        dataclasses.replace(
+            st, yellow=_round_up(st.yellow, step_s), red_clear=_round_up(st.red_clear, step_s)
+        )
         for st in model.stages
     )
     return dataclasses.replace(model, stages=stages)
@@ -637,12 +634,4 @@ def attach_loops(
         result.append(
             Loop(id=lid, lane=lane, distance_m=dist, detector_id=len(result) + 1, stages=stages)
         )
-    return JunctionModel(
-        tls_id=model.tls_id,
-        groups=model.groups,
-        conflicts=model.conflicts,
-        stages=model.stages,
-        loops=tuple(result),
-        neighbours_up=model.neighbours_up,
-        dual_ring=model.dual_ring,
-    )
+    return dataclasses.replace(model, loops=tuple(result))
