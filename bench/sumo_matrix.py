@@ -92,6 +92,16 @@ record of the signal (`SaveTLSStates`) and checks every yellow and red clearance
 """
 
 
+PERMISSIVE_NOTE = (
+    "This run keeps the permissive turns (`g`) of the lefts netconvert's program runs",
+    "protected / permissive (`--permissive-lefts`), for every controller: SUMO's programs get",
+    "them in the through stage, edgectl's dual ring shows them as a flashing yellow arrow",
+    "(FY while the opposing through is green, ended by a steady yellow with it). The main",
+    "matrix ([sumo-bench.md](sumo-bench.md)) runs those lefts protected only.",
+    "",
+)
+
+
 def _builder() -> Any:
     spec = importlib.util.spec_from_file_location(
         "bench_scenarios_build", REPO / "bench" / "scenarios" / "build.py"
@@ -104,12 +114,18 @@ def _builder() -> Any:
     return module
 
 
-def _one(job: tuple[str, str, str, int]) -> dict[str, Any]:
-    name, cfg, controller, seed = job
+def _one(job: tuple[str, str, str, int, bool]) -> dict[str, Any]:
+    name, cfg, controller, seed, permissive_lefts = job
     from edgectl.sumo import run_bench
 
     base = controller.removesuffix(SINGLE)
-    result = run_bench(Path(cfg), base, seed=seed, dual_ring=base == controller).to_json()
+    result = run_bench(
+        Path(cfg),
+        base,
+        seed=seed,
+        dual_ring=base == controller,
+        permissive_lefts=permissive_lefts,
+    ).to_json()
     result["scenario"] = name
     result["controller"] = controller
     return result
@@ -124,11 +140,16 @@ def _stat(values: list[float]) -> str:
     return f"{mean:.1f} ± {statistics.stdev(values):.1f}"
 
 
-def write_markdown(runs: list[dict[str, Any]], seeds: list[int], wall: float, cmd: str) -> str:
+def write_markdown(
+    runs: list[dict[str, Any]], seeds: list[int], wall: float, cmd: str, *, png: Path = PNG
+) -> str:
     scenarios = sorted({r["scenario"] for r in runs}, key=lambda s: (s != "isolated", s))
+    permissive = "--permissive-lefts" in cmd
     lines = [
-        "# SUMO software-in-the-loop bench",
+        "# SUMO software-in-the-loop bench"
+        + (": protected / permissive lefts" if permissive else ""),
         "",
+        *(PERMISSIVE_NOTE if permissive else ()),
         "`edgectl bench sumo SCENARIO.sumocfg --controller NAME [--seed N] [--json OUT]"
         " [-- SUMO_ARGS…]` runs one controller against a SUMO scenario (SPEC §10). This page",
         "is written by the matrix command, which runs every scenario × controller × seed in",
@@ -141,7 +162,8 @@ def write_markdown(runs: list[dict[str, Any]], seeds: list[int], wall: float, cm
         "",
         "How the bench works: for every signalised junction it derives signal groups (tls link",
         "indices → channels), conflicts (SUMO's `<request>` foes), stages (the tls default",
-        "program without its permissive movements), the NEMA dual ring of a four-arm junction",
+        "program without permissive turns of lefts it also protects), the NEMA dual ring of a"
+        " four-arm junction",
         "when SUMO's conflicts allow every concurrency it needs (else one ring of stages, a",
         "barrier after each),",
         "detector assignment (E1 loops on incoming lanes; stop bar or ~40 m advance by",
@@ -157,7 +179,7 @@ def write_markdown(runs: list[dict[str, Any]], seeds: list[int], wall: float, cm
         " on 2 cores. Values are mean ± standard deviation over seeds; times in seconds per"
         " vehicle.",
         "",
-        "![time loss per controller and scenario](img/sumo-matrix.png)",
+        f"![time loss per controller and scenario](img/{png.name})",
         "",
     ]
     for sc in scenarios:
@@ -227,7 +249,7 @@ def write_markdown(runs: list[dict[str, Any]], seeds: list[int], wall: float, cm
     return "\n".join(lines)
 
 
-def write_plot(runs: list[dict[str, Any]]) -> None:
+def write_plot(runs: list[dict[str, Any]], png: Path = PNG) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -263,8 +285,8 @@ def write_plot(runs: list[dict[str, Any]]) -> None:
     ax.legend(ncols=4, fontsize=8, loc="upper right")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    PNG.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(PNG, dpi=110)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
     plt.close(fig)
 
 
@@ -277,7 +299,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--controllers", nargs="+", default=list(CONTROLLERS))
     parser.add_argument("--no-build", action="store_true")
     parser.add_argument("--no-docs", action="store_true", help="print only; write no docs")
+    parser.add_argument(
+        "--permissive-lefts",
+        action="store_true",
+        help="keep the permissive turns of protected / permissive lefts (every controller);"
+        " writes docs/sumo-bench-permissive-lefts.{md,json} and its plot",
+    )
     args = parser.parse_args(argv)
+    doc, raw, png = DOC, RAW, PNG
+    if args.permissive_lefts:
+        tag = "-permissive-lefts"
+        doc = DOC.with_name(f"sumo-bench{tag}.md")
+        raw = RAW.with_name(f"sumo-bench{tag}.json")
+        png = PNG.with_name(f"sumo-matrix{tag}.png")
     cfgs = {}
     for name in args.scenarios:
         cfg = builder.HERE / name / "generated" / f"{name}.sumocfg"
@@ -285,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = builder.build(name)
         cfgs[name] = cfg
     jobs = [
-        (name, str(cfg), c, seed)
+        (name, str(cfg), c, seed, args.permissive_lefts)
         for name, cfg in cfgs.items()
         for c in args.controllers
         for seed in args.seeds
@@ -303,11 +337,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     if not args.no_docs:
         cmd = "python bench/sumo_matrix.py --seeds " + " ".join(map(str, args.seeds))
-        DOC.parent.mkdir(parents=True, exist_ok=True)
-        DOC.write_text(write_markdown(runs, args.seeds, wall, cmd))
-        RAW.write_text(json.dumps(runs, indent=1, sort_keys=True) + "\n")
-        write_plot(runs)
-        print(f"wrote {DOC}, {RAW}, {PNG}")
+        if args.permissive_lefts:
+            cmd += " --permissive-lefts"
+        doc.parent.mkdir(parents=True, exist_ok=True)
+        doc.write_text(write_markdown(runs, args.seeds, wall, cmd, png=png))
+        raw.write_text(json.dumps(runs, indent=1, sort_keys=True) + "\n")
+        write_plot(runs, png)
+        print(f"wrote {doc}, {raw}, {png}")
     return 0 if all(r["valid"] for r in runs) else 1
 
 

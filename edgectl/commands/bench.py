@@ -76,6 +76,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run edgectl controllers on the stages in one ring, not on the NEMA dual ring"
         " of four-arm junctions",
     )
+    p.add_argument(
+        "--permissive-lefts",
+        action="store_true",
+        help="keep the permissive turns of lefts the network's program runs protected /"
+        " permissive (every controller; edgectl's dual ring shows a flashing yellow arrow)",
+    )
     p.epilog = "-- SUMO_ARGS…  everything after `--` is passed to SUMO verbatim"
 
 
@@ -98,6 +104,7 @@ def _run_sumo(args: argparse.Namespace) -> int:
             sumo_args=sumo_args,
             coordinate=args.coordinate,
             dual_ring=not args.single_ring,
+            permissive_lefts=args.permissive_lefts,
         )
     except (BenchError, SumoUnavailable) as exc:
         print(f"edgectl bench sumo: {exc}", file=sys.stderr)

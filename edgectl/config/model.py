@@ -130,6 +130,11 @@ class Channel(Frozen):
     overlap_parents: tuple[PhaseId, ...] = Field(
         default=(), description="Parent phases of an overlap channel (source=overlap)"
     )
+    permissive: PhaseId | None = Field(
+        default=None,
+        description="Flashing yellow arrow: this (left-turn) vehicle channel shows FY, a "
+        "permissive movement that yields, while this opposing phase is green",
+    )
     name: str = Field(default="", max_length=100)
 
 

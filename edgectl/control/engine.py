@@ -273,6 +273,12 @@ class Engine:
             for c in self._channels
             if c.source is ChannelSource.OVERLAP
         }
+        # flashing yellow arrows showing (FY, or the steady yellow that ends them)
+        self._arrows: dict[int, bool] = {
+            c.id: False
+            for c in self._channels
+            if c.permissive is not None and c.source is ChannelSource.VEHICLE
+        }
         self._flash_frame = tuple(
             (c.id, self._flash_state(c.source, c.phase)) for c in self._channels
         )
@@ -594,6 +600,7 @@ class Engine:
             ring.served_idx = -1
         for ov in self._overlaps.values():
             ov[0] = 0
+        self._arrows = dict.fromkeys(self._arrows, False)
         self._refresh_green()
         self._frame_dirty = True
 
@@ -1179,6 +1186,25 @@ class Engine:
             ov[0], ov[1] = 3, tick
         return _OVERLAP_STATES[ov[0]]
 
+    def _arrow_state(self, ch_id: int, phase: int, opposing: int | None) -> ChannelState:
+        """A protected / permissive left: its own phase's G and Y; otherwise a flashing yellow
+        arrow (FY, yield) while the opposing phase is green, ended by a steady yellow for the
+        opposing phase's yellow. Validation keeps the opposing yellow and red clearance at
+        least the arrow phase's, and keeps every phase that may time with the opposing one
+        compatible with the arrow's."""
+        own = self._phase_state(phase)[0]
+        if own is not ChannelState.R or opposing is None:
+            self._arrows[ch_id] = False
+            return own
+        opp = self._phase_state(opposing)[0]
+        if opp is ChannelState.G:
+            self._arrows[ch_id] = True
+            return ChannelState.FY
+        if opp is ChannelState.Y and self._arrows[ch_id]:
+            return ChannelState.Y
+        self._arrows[ch_id] = False
+        return ChannelState.R
+
     def _carried(self, parents: tuple[int, ...], tick: int) -> bool:
         """A parent is in its yellow or red clearance (or its ring has just finished it) and
         that ring goes to another parent next: NEMA keeps an overlap green through a change
@@ -1225,7 +1251,10 @@ class Engine:
         out: list[tuple[int, ChannelState]] = []
         for c in self._channels:
             if c.source is ChannelSource.VEHICLE:
-                out.append((c.id, self._phase_state(c.phase)[0]))
+                if c.id in self._arrows:
+                    out.append((c.id, self._arrow_state(c.id, c.phase, c.permissive)))
+                else:
+                    out.append((c.id, self._phase_state(c.phase)[0]))
             elif c.source is ChannelSource.PEDESTRIAN:
                 out.append((c.id, self._phase_state(c.phase)[1]))
             else:
@@ -1243,7 +1272,7 @@ class Engine:
         return self._output(self.tick)
 
     def _output(self, tick: int) -> Outputs:
-        if self._frame_dirty or self._overlaps:
+        if self._frame_dirty or self._overlaps or self._arrows:
             self._frame = self._build_frame(tick)
             self._frame_dirty = False
         in_flash = self._state in (OperatingState.FLASH, OperatingState.STARTUP_FLASH)

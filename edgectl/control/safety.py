@@ -225,6 +225,8 @@ class _Track:
     red_clear_from: float | None = None  # time of the last Y→R
     red_clear_needed: float = 0.0
     need: float | None = None  # minimum of the running Y / FDW under the plan when it began
+    permissive: bool = False  # a flashing yellow arrow showing a permissive movement
+    arrow_end: bool = False  # the steady yellow that ends one
 
 
 class ConflictMonitor:
@@ -246,6 +248,16 @@ class ConflictMonitor:
             self._conflicting[a] += (b,)
             self._conflicting[b] += (a,)
         self._tracks: dict[int, _Track] = {}
+        # flashing yellow arrows: channel → the channels of the phase it yields to
+        self._yields_to: dict[int, frozenset[int]] = {
+            ch.id: frozenset(
+                c.id
+                for c in config.channels
+                if self._matrix.channel_phases(c.id) == frozenset({ch.permissive})
+            )
+            for ch in config.channels
+            if ch.permissive is not None and ch.source is ChannelSource.VEHICLE
+        }
 
     @property
     def matrix(self) -> ConflictMatrix:
@@ -276,32 +288,93 @@ class ConflictMonitor:
         for ch in frame:
             if ch not in self._kind:
                 found.append(Violation(t, "unknown_channel", (ch,), f"channel {ch} not configured"))
+        permissive = self._permissive(frame)
+        yielding = permissive | self._arrows_ending(frame)
         for a, b in self._pairs:
             sa = frame.get(a, ChannelState.OFF)
             sb = frame.get(b, ChannelState.OFF)
-            if sa not in _RED and sb not in _RED:
+            # a flashing yellow arrow (and the yellow ending it) yields to the opposing phase:
+            # no conflict with it; to anything else it is a right of way like any other
+            if (a in yielding and b in self._yields_to[a]) or (
+                b in yielding and a in self._yields_to[b]
+            ):
+                continue
+            red_a = sa in _RED and a not in permissive
+            red_b = sb in _RED and b not in permissive
+            if not red_a and not red_b:
                 found.append(
                     Violation(t, "conflict", (a, b), f"channels {a}={sa.name} and {b}={sb.name}")
                 )
+        for ch in sorted(permissive):
+            if not any(frame.get(o) == ChannelState.G for o in self._yields_to[ch]):
+                found.append(
+                    Violation(
+                        t,
+                        "permissive_without_opposing_green",
+                        (ch,),
+                        f"flashing yellow arrow on {ch} while no channel it yields to is green",
+                    )
+                )
         baseline = not self._tracks
-        for ch in self._kind:
+        # channels turning red first: a yellow ending in the same frame as a conflicting green
+        # starts must count as a red clearance of zero, whatever the channel numbers
+        order = sorted(
+            self._kind,
+            key=lambda c: frame.get(c, ChannelState.OFF) not in _RED or c in permissive,
+        )
+        for ch in order:
             new = frame.get(ch, ChannelState.OFF)
             track = self._tracks.get(ch)
             if track is None:
                 self._tracks[ch] = _Track(new, t, need=self._need(ch, new, plan))
+                track = self._tracks[ch]
+                track.permissive = ch in permissive
                 continue
             if baseline or new == track.state:
+                track.permissive = ch in permissive
                 continue
-            found.extend(self._transition(t, ch, track=track, new=new, frame=frame, plan=plan))
+            found.extend(
+                self._transition(
+                    t,
+                    ch,
+                    track=track,
+                    new=new,
+                    frame=frame,
+                    plan=plan,
+                    permissive=ch in permissive,
+                )
+            )
+            track.arrow_end = new == ChannelState.Y and track.permissive
+            track.permissive = ch in permissive
             if track.state == ChannelState.Y and new == ChannelState.R:
                 track.red_clear_from = t
                 track.red_clear_needed = self._red_clear(ch, plan)
-            elif new not in _RED:
+            elif new not in _RED or ch in permissive:
                 track.red_clear_from = None
             track.state = new
             track.since = t
             track.need = self._need(ch, new, plan)
         return found
+
+    def _permissive(self, frame: Mapping[int, ChannelState]) -> frozenset[int]:
+        """Flashing yellow arrows showing a permissive movement: FY on such a channel outside
+        a flash frame (a frame of flash states only is the controller's own flash)."""
+        if not self._yields_to or all(st in _FLASH for st in frame.values()):
+            return frozenset()
+        return frozenset(ch for ch in self._yields_to if frame.get(ch) == ChannelState.FY)
+
+    def _arrows_ending(self, frame: Mapping[int, ChannelState]) -> frozenset[int]:
+        """Arrow channels in (or entering) the steady yellow that ends a permissive FY."""
+        out = set()
+        for ch in self._yields_to:
+            track = self._tracks.get(ch)
+            if track is None or frame.get(ch) != ChannelState.Y:
+                continue
+            if (track.state == ChannelState.FY and track.permissive) or (
+                track.state == ChannelState.Y and track.arrow_end
+            ):
+                out.add(ch)
+        return frozenset(out)
 
     def _need(self, ch: int, state: ChannelState, plan: Plan) -> float | None:
         if state == ChannelState.Y:
@@ -324,13 +397,22 @@ class ConflictMonitor:
         new: ChannelState,
         frame: Mapping[int, ChannelState],
         plan: Plan,
+        permissive: bool = False,
     ) -> list[Violation]:
         old = track.state
         lasted = t - track.since
         out: list[Violation] = []
-        if new in _FLASH:
+        if track.permissive and new not in (ChannelState.Y, ChannelState.FR, ChannelState.OFF):
+            # a permissive movement ends with a steady yellow, like a green
+            out.append(Violation(t, "permissive_not_to_yellow", (ch,), f"FY→{new.name}"))
+        if permissive:
+            if old == ChannelState.Y:
+                out.append(Violation(t, "yellow_to_permissive", (ch,), "Y→FY"))
+            elif old in _FLASH:
+                out.append(Violation(t, "flash_exit_not_red", (ch,), f"{old.name}→FY"))
+        elif new in _FLASH:
             return out  # entering flash is always allowed
-        if old in _FLASH and new not in _RED:
+        if old in _FLASH and new not in _RED and not track.permissive:
             out.append(Violation(t, "flash_exit_not_red", (ch,), f"{old.name}→{new.name}"))
         if old == ChannelState.G and new != ChannelState.Y:
             out.append(Violation(t, "green_not_to_yellow", (ch,), f"G→{new.name}"))
@@ -353,8 +435,11 @@ class ConflictMonitor:
                         t, "short_ped_clear", (ch,), f"ped clear {lasted:.2f} s < {need:.2f} s"
                     )
                 )
-        if new in _RIGHT_OF_WAY and old not in _RIGHT_OF_WAY:
+        entering = new in _RIGHT_OF_WAY or permissive
+        if entering and old not in _RIGHT_OF_WAY and not track.permissive:
             for other in self._conflicting[ch]:
+                if permissive and other in self._yields_to[ch]:
+                    continue
                 other_track = self._tracks.get(other)
                 if other_track is None or other_track.red_clear_from is None:
                     continue
@@ -436,6 +521,7 @@ def validate_config(config: Config) -> list[Problem]:
     defined = {p.id for p in config.phases}
     problems += _check_layout(config, defined)
     problems += _check_references(config, defined)
+    problems += _check_permissive(config, defined)
     problems += _check_startup(config)
     plan_ids = {p.id for p in config.plans}
     if config.control.plan not in plan_ids:
@@ -671,6 +757,64 @@ def _check_references(config: Config, defined: set[int]) -> list[Problem]:
     return out
 
 
+def _check_permissive(config: Config, defined: set[int]) -> list[Problem]:
+    """Flashing yellow arrows: a vehicle channel, yielding to a phase its own conflicts with,
+    and never shown beside anything else its phase conflicts with - every phase that may time
+    with the opposing phase may time with the channel's phase too."""
+    fya = [(i, ch) for i, ch in enumerate(config.channels) if ch.permissive is not None]
+    if not fya:
+        return []
+    out: list[Problem] = []
+    matrix = ConflictMatrix.from_config(config)
+    for index, ch in fya:
+        path = f"channels[{index}].permissive"
+        opposing = ch.permissive
+        assert opposing is not None
+        if ch.source is not ChannelSource.VEHICLE:
+            out.append(_err(path, f"only a vehicle channel can be permissive (not {ch.source})"))
+            continue
+        if opposing not in defined or ch.phase not in defined:
+            out.append(_err(path, f"phase {opposing} is not defined"))
+            continue
+        if not matrix.phases_conflict(ch.phase, opposing):
+            out.append(
+                _err(
+                    path,
+                    f"phase {ch.phase} does not conflict with phase {opposing}: "
+                    "there is nothing to yield to",
+                )
+            )
+            continue
+        for index_b, other_ch in enumerate(config.channels):
+            parents = set(other_ch.overlap_parents)
+            if (
+                other_ch.source is ChannelSource.OVERLAP
+                and opposing in parents
+                and len(parents) > 1
+                and matrix.channels_conflict(ch.id, other_ch.id)
+            ):
+                out.append(
+                    _err(
+                        path,
+                        f"overlap channels[{index_b}] (parents {sorted(parents)}) is green with "
+                        f"phase {opposing} and with other phases, and conflicts with phase "
+                        f"{ch.phase}: the flashing yellow arrow would be shown beside it",
+                    )
+                )
+        for other in sorted(defined - {ch.phase, opposing}):
+            if not matrix.phases_conflict(other, opposing) and matrix.phases_conflict(
+                other, ch.phase
+            ):
+                out.append(
+                    _err(
+                        path,
+                        f"phase {other} may time with phase {opposing} but conflicts with "
+                        f"phase {ch.phase}: the flashing yellow arrow would be shown beside it",
+                    )
+                )
+    return out
+
+
 def _check_startup(config: Config) -> list[Problem]:
     out: list[Problem] = []
     startup = [(i, p.id) for i, p in enumerate(config.phases) if p.startup]
@@ -805,6 +949,22 @@ def _plan_problems(plan: Plan, config: Config, prefix: str) -> list[Problem]:
             out.append(_err(path, f"timing for phase {pid}, which is not defined"))
             continue
         out += _phase_timing_problems(phase, timing, path)
+    for ch in config.channels:
+        opposing = ch.permissive
+        if opposing is None or ch.phase not in plan.timing or opposing not in plan.timing:
+            continue
+        own, opp = plan.timing[ch.phase], plan.timing[opposing]
+        # the arrow's yellow and red clearance are the opposing phase's (they end together)
+        for name in ("yellow", "red_clear"):
+            if getattr(opp, name) < getattr(own, name) - 1e-9:
+                out.append(
+                    _err(
+                        _join(prefix, f"timing.{opposing}.{name}"),
+                        f"{name} {getattr(opp, name)} s of phase {opposing} is shorter than "
+                        f"the {getattr(own, name)} s of phase {ch.phase}, whose flashing "
+                        f"yellow arrow (channel {ch.id}) ends with it",
+                    )
+                )
     if plan.coordination is not None:
         out += _coordination_problems(plan, config, _join(prefix, "coordination"))
     return out

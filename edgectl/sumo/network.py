@@ -50,6 +50,8 @@ from edgectl.config.model import (
 )
 from edgectl.control.safety import ite_red_clear, ite_yellow
 
+# NEMA protected lefts and the opposing through each turns across
+OPPOSING = {1: 2, 5: 6, 3: 4, 7: 8}
 STOP_BAR_ZONE_M = 15.0  # a loop closer than this to the stop line is a stop-bar loop
 YELLOW_BOUNDS = (3.0, 6.0)
 RED_CLEAR_BOUNDS = (0.0, 6.0)
@@ -190,6 +192,28 @@ class JunctionModel:
                 prot |= st.groups - st.permissive
         return frozenset(perm - prot)
 
+    def arrows(self, *, dual_ring: bool = True) -> dict[int, int]:
+        """Signal group → the phase it yields to under a flashing yellow arrow: on the dual
+        ring, a protected left that SUMO's own program lets turn permissively (``g``) too
+        becomes protected / permissive, yielding to the opposing through (1 to 2, 5 to 6,
+        3 to 4, 7 to 8). The single ring shows permissive movements as SUMO does (``g``)."""
+        dr = self.dual_ring if dual_ring else None
+        if dr is None:
+            return {}
+        permissive = frozenset().union(*(st.permissive for st in self.stages))
+        out: dict[int, int] = {}
+        for left, opposing in OPPOSING.items():
+            if left not in dr.phases or opposing not in dr.phases:
+                continue
+            if any(
+                i in gs for p, gs in dr.phases.items() if p != opposing for i in dr.phases[opposing]
+            ):
+                continue  # an overlap carries the opposing green from elsewhere: no arrow
+            for i in dr.phases[left] - dr.phases[opposing]:
+                if i in permissive and not any(i in gs for p, gs in dr.phases.items() if p != left):
+                    out[i] = opposing
+        return out
+
     def cycle_s(self) -> float:
         return sum(s.green_s + s.yellow + s.red_clear for s in self.stages)
 
@@ -233,12 +257,18 @@ class JunctionModel:
                     intersection_width_m=min(150.0, width),
                 )
             )
+        arrows = self.arrows(dual_ring=dual_ring)
         channels = []
         for g in self.groups:
             parents = tuple(p for p, gs in sorted(groups_of.items()) if g.index in gs)
             if len(parents) == 1:
                 channels.append(
-                    Channel(id=g.index + 1, phase=parents[0], name=f"{g.in_lane}>{g.out_lane}")
+                    Channel(
+                        id=g.index + 1,
+                        phase=parents[0],
+                        permissive=arrows.get(g.index),
+                        name=f"{g.in_lane}>{g.out_lane}",
+                    )
                 )
             else:
                 channels.append(
@@ -273,6 +303,16 @@ class JunctionModel:
                 recall=Recall.NONE,
             )
             splits[p] = round(st.green_s + st.yellow + st.red_clear, 1)
+        for left in {p for p, gs in groups_of.items() if any(i in arrows for i in gs)}:
+            # an arrow ends with its opposing phase: that phase clears for both movements
+            opposing = OPPOSING[left]
+            own, opp = timing[left], timing[opposing]
+            timing[opposing] = opp.model_copy(
+                update={
+                    "yellow": max(own.yellow, opp.yellow),
+                    "red_clear": max(own.red_clear, opp.red_clear),
+                }
+            )
         if dr is not None:
             rings = tuple(
                 Ring(id=k, sequence=seq) for k, seq in enumerate(dr.rings, start=1) if seq
@@ -330,7 +370,11 @@ def _lane_stages(
 
 
 def derive_stages_from_states(
-    states: Sequence[str], n_links: int, conflicts: frozenset[tuple[int, int]]
+    states: Sequence[str],
+    n_links: int,
+    conflicts: frozenset[tuple[int, int]],
+    *,
+    permissive_lefts: bool = False,
 ) -> list[tuple[frozenset[int], frozenset[int]]]:
     """Stages from a tls program's green states: ``(groups, permissive)`` per stage.
 
@@ -339,7 +383,9 @@ def derive_stages_from_states(
     left with its own lane and its own phase); otherwise (a left sharing its lane with the
     through and the right) it stays in the stage as a *permissive* movement, green but
     yielding, exactly as SUMO's own program runs it: a stage of its own would block the shared
-    lane behind every waiting left-turner.
+    lane behind every waiting left-turner. With ``permissive_lefts`` a ``g`` protected in
+    another phase stays permissive here too (protected / permissive, as netconvert's program
+    runs it; the dual ring shows it as a flashing yellow arrow).
     """
     stages: list[tuple[frozenset[int], frozenset[int]]] = []
     protected_somewhere = {i for state in states for i, c in enumerate(state[:n_links]) if c == "G"}
@@ -351,7 +397,7 @@ def derive_stages_from_states(
         for i in prot + perm:
             if all((i, k) not in conflicts for k in kept):
                 kept.append(i)
-            elif i in perm and i not in protected_somewhere:
+            elif i in perm and (permissive_lefts or i not in protected_somewhere):
                 yielding.append(i)
         if kept:
             stages.append((frozenset(kept + yielding), frozenset(yielding)))
@@ -359,7 +405,8 @@ def derive_stages_from_states(
     for st in stages:
         if st not in unique:
             unique.append(st)
-    unique = [st for st in unique if not any(st[0] < o[0] for o in unique)]
+    # a stage protecting a subset of what another protects is not needed
+    unique = [st for st in unique if not any(st[0] - st[1] < o[0] - o[1] for o in unique)]
     covered = frozenset().union(*(g for g, _ in unique)) if unique else frozenset()
     missing = [i for i in range(n_links) if i not in covered]
     extra = [(g, frozenset[int]()) for g in cluster_compatible(missing, conflicts)]
@@ -381,19 +428,22 @@ def cluster_compatible(
     return [frozenset(s) for s in stages]
 
 
-def derive_network(net_path: str) -> dict[str, JunctionModel]:
-    """Read a net file (and its loops later, see :func:`attach_loops`) into junction models."""
+def derive_network(net_path: str, *, permissive_lefts: bool = False) -> dict[str, JunctionModel]:
+    """Read a net file (and its loops later, see :func:`attach_loops`) into junction models.
+
+    ``permissive_lefts``: keep the permissive (``g``) turns of lefts the program also protects
+    (see :func:`derive_stages_from_states`); by default they are protected only."""
     import sumolib
 
     net = sumolib.net.readNet(net_path, withPrograms=True, withFoes=True)
     models: dict[str, JunctionModel] = {}
     for tls in net.getTrafficLights():
-        models[tls.getID()] = _derive_tls(net, tls)
+        models[tls.getID()] = _derive_tls(net, tls, permissive_lefts=permissive_lefts)
     _link_neighbours(net, models)
     return models
 
 
-def _derive_tls(net: Any, tls: Any) -> JunctionModel:
+def _derive_tls(net: Any, tls: Any, *, permissive_lefts: bool = False) -> JunctionModel:
     tls_id = tls.getID()
     by_index: dict[int, Any] = {}
     for in_lane, out_lane, index in tls.getConnections():
@@ -453,7 +503,9 @@ def _derive_tls(net: Any, tls: Any) -> JunctionModel:
                 states.append(ph.state)
                 greens.append(float(ph.duration))
     stage_sets = (
-        derive_stages_from_states(states, n_links, frozen_conflicts)
+        derive_stages_from_states(
+            states, n_links, frozen_conflicts, permissive_lefts=permissive_lefts
+        )
         if states
         else [(g, frozenset[int]()) for g in cluster_compatible(range(n_links), frozen_conflicts)]
     )
@@ -545,8 +597,13 @@ def derive_dual_ring(
         through_lanes = {groups[i].in_lane for i in throughs[e]}
         if left_lanes & through_lanes:
             return None  # a left sharing its lane cannot have a protected phase of its own
-    if any(st.permissive for st in stages):
-        return None  # SUMO runs permissive movements here: keep its stages
+    protected = frozenset().union(*(st.groups - st.permissive for st in stages))
+    if any(
+        i not in protected or i not in lefts[edge_of[i]] for st in stages for i in st.permissive
+    ):
+        # SUMO runs permissive movements here that no phase protects: keep its stages (a left
+        # protected elsewhere too becomes a flashing yellow arrow, see JunctionModel.arrows)
+        return None
     phases: dict[int, frozenset[int]] = {}
     for (a, b), (thr_a, thr_b, left_a, left_b) in (
         (pair_a, (2, 6, 5, 1)),
@@ -573,7 +630,7 @@ def derive_dual_ring(
             return None
     stage_of: dict[int, int] = {}
     for p, gs in phases.items():
-        best = max(stages, key=lambda st: (len(gs & st.groups), -st.number))
+        best = max(stages, key=lambda st: (len(gs & (st.groups - st.permissive)), -st.number))
         if not gs & best.groups:
             return None
         stage_of[p] = best.number

@@ -150,6 +150,8 @@ class EdgectlJunction:
         self.permissive = (dual_ring is False or model.dual_ring is None) and any(
             st.permissive for st in model.stages
         )
+        # flashing yellow arrows: FY on these channels outside flash is a permissive left (g)
+        self.arrows = {c.id: c.permissive for c in self.config.channels if c.permissive}
         self.controller = Controller(self.config)
         self.state = "r" * model.n_links
         self.ticks = 0
@@ -169,11 +171,14 @@ class EdgectlJunction:
 
         out = self.controller.step(now, Inputs(presence=presence))
         chars = ["r"] * self.model.n_links
+        green = self.controller.engine.green_phases()
         for ch, st in out.channels:
             i = ch - 1
             if 0 <= i < len(chars):
                 if st is ChannelState.G:
                     chars[i] = "G"
+                elif st is ChannelState.FY and self.arrows.get(ch) in green:
+                    chars[i] = "g"  # protected / permissive left: yields to the opposing through
                 elif st in (ChannelState.Y, ChannelState.FY):
                     chars[i] = "y"
         if self.permissive:
@@ -402,6 +407,7 @@ def run_bench(
     sumo_args: Sequence[str] = (),
     coordinate: bool = False,
     dual_ring: bool = True,
+    permissive_lefts: bool = False,
 ) -> BenchResult:
     """Run ``controller`` on the scenario until the network is empty (or SUMO's end).
 
@@ -409,7 +415,9 @@ def run_bench(
     ``dual_ring``: run ``edgectl:*`` on the NEMA dual ring of four-arm junctions (see
     :class:`~edgectl.sumo.network.DualRing`), as a NEMA controller would; False: on the
     stages in one ring (what other junctions always get). SUMO's own controllers always run
-    the stages.
+    the stages. ``permissive_lefts``: lefts the network's program runs protected / permissive
+    keep their permissive turns, for every controller (edgectl's dual ring: a flashing yellow
+    arrow); by default they are protected only.
     """
     if controller not in CONTROLLERS:
         raise BenchError(f"unknown controller {controller!r}; one of {', '.join(CONTROLLERS)}")
@@ -417,7 +425,7 @@ def run_bench(
     if not cfg.is_file():
         raise BenchError(f"{cfg}: no such file")
     net_path = scenario_net(cfg, sumo_args)
-    models = derive_network(str(net_path))
+    models = derive_network(str(net_path), permissive_lefts=permissive_lefts)
     if not models:
         raise BenchError(f"{net_path}: no signalised junction")
     ls = load_libsumo()

@@ -12,7 +12,17 @@ channel timelines (:class:`ChannelChecker`, :func:`check_record`, :func:`check_t
     ``short_red_clear``     a green/walk while a conflicting channel's red clearance runs
     ``walk_not_to_ped_clear`` a walk not followed by a flashing don't walk
     ``short_ped_clear``     a flashing don't walk shorter than its minimum
-    ``flash_exit_not_red``  leaving flash (FR/FY/OFF) straight to G/Y/W/FDW
+    ``flash_exit_not_red``  leaving flash (FR/FY/OFF) straight to G/Y/W/FDW (or to a
+                            flashing yellow arrow)
+
+flashing yellow arrows (``permissive``: a left-turn channel showing FY, a permissive movement,
+while the phase it yields to is green; outside a frame of flash states only, such an FY is a
+right of way)
+    ``conflict``            an arrow beside a conflicting non-red channel it does not yield to
+    ``permissive_without_opposing_green`` an arrow while no channel it yields to is green
+    ``permissive_not_to_yellow`` an arrow followed by anything but a yellow (or flash)
+    ``yellow_to_permissive`` ``Y→FY`` on an arrow channel
+    ``short_red_clear``     an arrow starting in a conflicting channel's red clearance
 
 phase behaviour from the controller's ``Outputs`` (:class:`PhaseChecker`)
     ``min_green_truncated`` a green shorter than its min green (under preemption: shorter than
@@ -57,6 +67,7 @@ __all__ = [
     "check_timeline",
     "derive_channel_conflicts",
     "derive_phase_conflicts",
+    "permissive_channels",
     "read_record",
 ]
 
@@ -137,6 +148,16 @@ def derive_channel_conflicts(config: Config) -> frozenset[tuple[int, int]]:
     return frozenset(out)
 
 
+def permissive_channels(config: Config) -> dict[int, frozenset[int]]:
+    """Flashing yellow arrow channel → the channels of the phase whose traffic it yields to."""
+    driving = _driving_phases(config)
+    return {
+        ch.id: frozenset(c for c, ps in driving.items() if ps == {ch.permissive})
+        for ch in config.channels
+        if ch.permissive is not None and ch.source == ChannelSource.VEHICLE
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class ChannelMinimums:
     """Per-channel minimum durations (s)."""
@@ -171,6 +192,8 @@ class _Channel:
     need: float = 0.0  # minimum of the running interval (yellow / ped clear) when it began
     red_from: float | None = None  # end of the last yellow
     red_need: float = 0.0
+    arrow: bool = False  # a flashing yellow arrow showing a permissive movement
+    arrow_end: bool = False  # the steady yellow that ends one
 
 
 class ChannelChecker:
@@ -189,7 +212,10 @@ class ChannelChecker:
         min_ped_clear: Mapping[int, float] | None = None,
         *,
         tolerance: float = 1e-3,
+        permissive: Mapping[int, Iterable[int]] | None = None,
     ) -> None:
+        # flashing yellow arrows: channel → the channels whose traffic it yields to
+        self._yields = {ch: frozenset(to) for ch, to in (permissive or {}).items()}
         self._partners: dict[int, set[int]] = {}
         for a, b in conflicts:
             if a == b:
@@ -219,20 +245,54 @@ class ChannelChecker:
     def feed(self, t: float, frame: Mapping[int, ChannelState]) -> list[Finding]:
         """Apply the states in ``frame`` at time ``t`` and check the result."""
         findings: list[Finding] = []
-        for ch in sorted(frame):
+        after = {ch: tr.state for ch, tr in self._channels.items()}
+        after.update((ch, _S(st)) for ch, st in frame.items())
+        # FY on an arrow channel outside the controller's own flash: a permissive movement
+        flash = all(st in _FLASHING for st in after.values())
+        arrows = frozenset(ch for ch in self._yields if not flash and after.get(ch) == _S.FY)
+        # ... and the steady yellows ending one (no conflict with the phase yielded to)
+        ending = set()
+        for ch in self._yields:
+            tr = self._channels.get(ch)
+            if (
+                tr is not None
+                and after.get(ch) == _S.Y
+                and ((tr.state == _S.FY and tr.arrow) or (tr.state == _S.Y and tr.arrow_end))
+            ):
+                ending.add(ch)
+        # red first: a yellow ending in the frame a conflicting green starts is a red clearance
+        # of zero, whatever the channel numbers
+        for ch in sorted(frame, key=lambda c: (frame[c] in _NON_RED or c in arrows, c)):
             new = _S(frame[ch])
             track = self._channels.get(ch)
             if track is None:
                 self._channels[ch] = _Channel(new, t, self._need_for(ch, new))
+                self._channels[ch].arrow = ch in arrows
                 continue
             if new == track.state:
+                track.arrow = ch in arrows
                 continue
-            findings += self._change(t, ch, track, new)
+            findings += self._change(t, ch, track, new, arrow=ch in arrows)
+        yielding = arrows | ending
         for a, b in self._pairs:
+            if (a in yielding and b in self._yields[a]) or (b in yielding and a in self._yields[b]):
+                continue
             sa, sb = self.state(a), self.state(b)
-            if sa in _NON_RED and sb in _NON_RED:
+            on_a = sa in _NON_RED or (a in arrows and b not in self._yields[a])
+            on_b = sb in _NON_RED or (b in arrows and a not in self._yields[b])
+            if on_a and on_b:
                 findings.append(
                     Finding(t, "conflict", (a, b), detail=f"{a}={sa.name} with {b}={sb.name}")
+                )
+        for ch in sorted(arrows):
+            if all(self.state(o) != _S.G for o in self._yields[ch]):
+                findings.append(
+                    Finding(
+                        t,
+                        "permissive_without_opposing_green",
+                        (ch,),
+                        detail=f"{ch} flashes a yellow arrow with nothing green to yield to",
+                    )
                 )
         return findings
 
@@ -243,11 +303,22 @@ class ChannelChecker:
             return self._ped.get(ch, 0.0)
         return 0.0
 
-    def _change(self, t: float, ch: int, track: _Channel, new: ChannelState) -> list[Finding]:
+    def _change(
+        self, t: float, ch: int, track: _Channel, new: ChannelState, *, arrow: bool = False
+    ) -> list[Finding]:
         old, lasted = track.state, t - track.since
         out: list[Finding] = []
+        if track.arrow and new not in (_S.Y, _S.FR, _S.OFF):
+            out.append(Finding(t, "permissive_not_to_yellow", (ch,), detail=f"FY→{new.name}"))
+        if arrow:
+            if old == _S.Y:
+                out.append(Finding(t, "yellow_to_permissive", (ch,), detail="Y→FY"))
+            if old in _FLASHING:
+                out.append(Finding(t, "flash_exit_not_red", (ch,), detail=f"{old.name}→FY"))
+            if old not in _GO:
+                out += self._red_clearance(t, ch, new, skip=self._yields[ch])
         if new not in _FLASHING:
-            if old in _FLASHING and new in _NON_RED:
+            if old in _FLASHING and new in _NON_RED and not track.arrow:
                 out.append(Finding(t, "flash_exit_not_red", (ch,), detail=f"{old.name}→{new.name}"))
             if old == _S.G and new != _S.Y:
                 out.append(Finding(t, "green_not_to_yellow", (ch,), detail=f"G→{new.name}"))
@@ -283,16 +354,20 @@ class ChannelChecker:
         if old == _S.Y and new == _S.R:
             track.red_from = t
             track.red_need = self._red.get(ch, 0.0)
-        elif new in _NON_RED:
+        elif new in _NON_RED or arrow:
             track.red_from = None
         track.state = new
         track.since = t
         track.need = self._need_for(ch, new)
+        track.arrow_end = new == _S.Y and track.arrow
+        track.arrow = arrow
         return out
 
-    def _red_clearance(self, t: float, ch: int, new: ChannelState) -> list[Finding]:
+    def _red_clearance(
+        self, t: float, ch: int, new: ChannelState, skip: frozenset[int] = frozenset()
+    ) -> list[Finding]:
         out: list[Finding] = []
-        for other in sorted(self._partners.get(ch, ())):
+        for other in sorted(self._partners.get(ch, set()) - skip):
             track = self._channels.get(other)
             if track is None or track.red_from is None or track.state in _FLASHING:
                 continue
@@ -737,7 +812,13 @@ class SafetyChecker:
         self._plan_id = config.control.plan
         first = self._plans.get(self._plan_id) or config.plans[0]
         m = channel_minimums(config, first)
-        self.channels = ChannelChecker(self.conflicts, m.yellow, m.red_clear, m.ped_clear)
+        self.channels = ChannelChecker(
+            self.conflicts,
+            m.yellow,
+            m.red_clear,
+            m.ped_clear,
+            permissive=permissive_channels(config),
+        )
         self.phases = PhaseChecker(
             config, max_modes=max_modes, starvation_bound_s=starvation_bound_s
         )

@@ -604,3 +604,29 @@ def test_overlaps_sharing_a_parent_may_be_green_together() -> None:
     assert m.channels_conflict(13, 1)  # 1 conflicts with both 2 (ring) and 3 (barrier)
     assert m.channels_conflict(14, 3)  # 3 conflicts with 2 and 4 (same ring)
     assert not m.channels_conflict(14, 7)  # 7 may time with 4 (other ring, same barrier)
+
+
+def test_a_green_in_the_frame_a_conflicting_yellow_ends_is_a_short_red_clearance(
+    two: DaemonConfig,
+) -> None:
+    """Whatever the channel numbers: channel 1 turning green in the very frame channel 2 goes
+    from yellow to red had no red clearance (the kernel and the independent checker once
+    processed channels in id order and missed it)."""
+    from edgectl.testing.checker import ChannelChecker, derive_channel_conflicts
+
+    plan = two.plans[0]
+    need = plan.timing[4].red_clear
+    assert need > 0
+    monitor = ConflictMonitor(two)
+    checker = ChannelChecker(derive_channel_conflicts(two), {2: plan.timing[4].yellow}, {2: need})
+    red = {1: S.R, 2: S.R, 3: S.DW, 4: S.DW}
+    steps = [
+        (0.0, red),
+        (1.0, {**red, 2: S.G}),
+        (20.0, {**red, 2: S.Y}),
+        (30.0, {**red, 1: S.G}),  # 2: Y→R and 1: R→G in the same frame
+    ]
+    kernel = [v for t, f in steps for v in monitor.check(t, f, plan)]
+    independent = [x for t, f in steps for x in checker.feed(t, f)]
+    assert [(v.kind, v.channels) for v in kernel] == [("short_red_clear", (1, 2))]
+    assert [(x.kind, x.channels) for x in independent] == [("short_red_clear", (1, 2))]

@@ -5,7 +5,8 @@ kernel's own monitor.
 What is generated (hypothesis):
 
 - junctions: the two examples, and generated valid ones (2–8 phases, 1–2 rings, 1–3 barrier
-  groups, pedestrian phases, overlaps, detectors with delay/extend/carry-over and diagnostics,
+  groups, pedestrian phases, overlaps, flashing yellow arrows (protected / permissive lefts),
+  detectors with delay/extend/carry-over and diagnostics,
   a free plan and, when the layout allows it, a coordinated plan; timings inside the bounds);
 - scenarios: segments of 2–150 s (default suite; up to 600 s in the long run), each with its
   traffic (arrival/departure rates, stuck and chattering detectors, detectors failed by the
@@ -27,8 +28,8 @@ The test is parametrised over every mode registered in ``edgectl.control.strateg
 they register). Budget: the default suite runs ``PROPERTY_EXAMPLES`` (default 12) examples per
 mode (about 200 000 ticks, 15–40 s here). ``pytest -m long -s tests/control/...`` runs at least
 ``LONG_TOTAL_TICKS`` (default 10⁷) ticks in total and prints ticks and wall time; ``LONG_SEED``
-explores other scenarios. ``PROPERTY_OVERLAPS=0`` stops generating overlap channels (to look
-past an open overlap bug).
+explores other scenarios. ``PROPERTY_OVERLAPS=0`` / ``PROPERTY_ARROWS=0`` stop generating
+overlap / flashing yellow arrow channels (to look past an open bug in one of them).
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ EXAMPLE_DOCS = [tomllib.loads(p.read_text()) for p in sorted(EXAMPLES_DIR.glob("
 DEFAULT_EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "12"))
 LONG_TOTAL_TICKS = int(os.environ.get("LONG_TOTAL_TICKS", str(10**7)))
 OVERLAPS = os.environ.get("PROPERTY_OVERLAPS", "1") != "0"
+ARROWS = os.environ.get("PROPERTY_ARROWS", "1") != "0"
 LONG_SEED = os.environ.get("LONG_SEED", "0")  # vary to explore new scenarios
 
 TICK_STATS: dict[str, list[float]] = {}
@@ -179,6 +181,20 @@ def generated_config(draw: st.DrawFn) -> DaemonConfig:
                         "overlap_parents": parents,
                     }
                 )
+    # flashing yellow arrows: a phase yielding to the other phase of its ring and group (not
+    # where an overlap carries the opposing phase's green from another phase: validation
+    # refuses that)
+    carried = {
+        p for c in channels if len(c.get("overlap_parents", ())) > 1 for p in c["overlap_parents"]
+    }
+    arrows: list[tuple[int, int]] = []
+    if ARROWS:
+        for pair in members.values():
+            if len(pair) == 2 and draw(st.integers(0, 9)) < 4:
+                left, opposing = pair if draw(st.booleans()) else pair[::-1]
+                if opposing not in carried:
+                    channels[left - 1]["permissive"] = opposing
+                    arrows.append((left, opposing))
     detectors: list[dict[str, Any]] = []
     for pid in phase_ids:
         detectors.append(
@@ -222,6 +238,10 @@ def generated_config(draw: st.DrawFn) -> DaemonConfig:
 
     def plan(plan_id: int, *, coordinated: bool) -> dict[str, Any]:
         timings = {str(pid): timing(pid) for pid in phase_ids}
+        for left, opposing in arrows:  # an arrow ends with its opposing phase's clearance
+            for key in ("yellow", "red_clear"):
+                own, opp = timings[str(left)], timings[str(opposing)]
+                opp[key] = max(opp[key], own[key])
         if not coordinated and draw(st.integers(0, 19)) == 0:
             timings[str(draw(st.sampled_from(phase_ids)))]["omit"] = True
         out: dict[str, Any] = {"id": plan_id, "timing": timings}

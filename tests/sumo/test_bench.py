@@ -128,6 +128,19 @@ def _shown(states: Path) -> tuple[float, list[tuple[float, str]]]:
     return rows[1][0] - rows[0][0], rows
 
 
+def _recording(tmp_path: Path, cfg: Path, scenario: str, tls_id: str) -> tuple[Path, list[str]]:
+    """SUMO arguments for a 400 s run that records every step's signal state of ``tls_id``
+    (``SaveTLSStates``) next to the scenario's loops; and where the record goes."""
+    record = tmp_path / "states.xml"
+    extra = tmp_path / "record.add.xml"
+    extra.write_text(
+        f'<additional><timedEvent type="SaveTLSStates" source="{tls_id}"'
+        f' dest="{record}"/></additional>\n'
+    )
+    loops = cfg.with_name(f"{scenario}.det.add.xml")
+    return record, ["--end", "400", "--additional-files", f"{loops},{extra}"]
+
+
 @pytest.mark.parametrize(
     ("scenario", "controller", "step"),
     [
@@ -147,14 +160,7 @@ def test_drivers_see_every_yellow_and_red_clearance_in_full(
 
     cfg = scenarios[scenario]
     (model,) = derive_network(str(cfg.with_name(f"{scenario}.net.xml"))).values()
-    record = tmp_path / "states.xml"
-    extra = tmp_path / "record.add.xml"
-    extra.write_text(
-        f'<additional><timedEvent type="SaveTLSStates" source="{model.tls_id}"'
-        f' dest="{record}"/></additional>\n'
-    )
-    loops = cfg.with_name(f"{scenario}.det.add.xml")
-    args = ["--end", "400", "--additional-files", f"{loops},{extra}"]
+    record, args = _recording(tmp_path, cfg, scenario, model.tls_id)
     if step is not None:
         args += ["--step-length", step]
     r = run_bench(cfg, controller, seed=2, sumo_args=args)
@@ -187,3 +193,38 @@ def test_drivers_see_every_yellow_and_red_clearance_in_full(
                     assert not [j for j in greens if (i, j) in model.conflicts], (i, t2, later)
             run = 0
     assert yellows > 10
+
+
+@pytest.mark.parametrize("controller", ["edgectl:adaptive", "sumo:actuated"])
+def test_protected_permissive_lefts_turn_in_gaps_and_are_protected_too(
+    scenarios: dict[str, Path], tmp_path: Path, controller: str
+) -> None:
+    """``permissive_lefts``: netconvert's program lets a protected left also turn on ``g``
+    in the through stage. Both SUMO's program and edgectl's dual ring (a flashing yellow
+    arrow) then show each left both ways, permissive only while the opposing through is
+    green. Checked on SUMO's own per-step record of the signal."""
+    from edgectl.sumo import run_bench
+    from edgectl.sumo.network import OPPOSING, derive_network
+
+    scenario = "isolated_light"
+    cfg = scenarios[scenario]
+    (model,) = derive_network(
+        str(cfg.with_name(f"{scenario}.net.xml")), permissive_lefts=True
+    ).values()
+    arrows = model.arrows()
+    assert model.dual_ring is not None and len(arrows) == 4  # every left, each to its through
+    record, args = _recording(tmp_path, cfg, scenario, model.tls_id)
+    r = run_bench(cfg, controller, seed=2, sumo_args=args, permissive_lefts=True)
+    assert r.valid, r.invalid_reason
+    _, rows = _shown(record)
+    for left, opposing in arrows.items():
+        (phase,) = [p for p, gs in model.dual_ring.phases.items() if left in gs]
+        assert OPPOSING[phase] == opposing
+        through = model.dual_ring.phases[opposing]
+        shown = [state[left] for _, state in rows]
+        assert "g" in shown and "G" in shown, (left, set(shown))
+        if controller.startswith("sumo"):
+            continue  # netconvert's program holds the g into the protected left stage
+        for _, state in rows:
+            if state[left] == "g":  # the arrow: only beside the opposing through's green
+                assert all(state[i] == "G" for i in through), (left, state)

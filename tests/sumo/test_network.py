@@ -173,3 +173,37 @@ def test_lefts_sharing_a_lane_stay_permissive(scenarios: dict[str, Path]) -> Non
         assert model.yielding([st.number], dual_ring=False) == st.permissive
     config = model.to_config(Mode.ADAPTIVE)
     assert [p for p in validate_config(config) if p.severity == "error"] == []
+
+
+def test_protected_permissive_lefts_become_flashing_yellow_arrows(
+    scenarios: dict[str, Path],
+) -> None:
+    """netconvert runs the four-arm junction's lefts protected / permissive (``g`` in the
+    through phase, ``G`` in their own). By default the bench keeps them protected only; with
+    ``permissive_lefts`` the stages keep the ``g`` and the dual ring shows each left as a
+    flashing yellow arrow yielding to the opposing through, in a configuration that
+    validates (the opposing phase clears for both)."""
+    from edgectl.sumo.network import OPPOSING, derive_network
+
+    cfg = scenarios["isolated_light"]
+    (plain,) = derive_network(str(_net(cfg))).values()
+    (model,) = derive_network(str(_net(cfg)), permissive_lefts=True).values()
+    assert plain.arrows() == {} and not any(st.permissive for st in plain.stages)
+    assert model.dual_ring is not None
+    lefts = {i for i, g in enumerate(model.groups) if g.direction in ("l", "L")}
+    assert set(model.arrows()) == lefts
+    # the protected left stages survive next to the through stages that now carry them
+    assert [st.groups for st in model.stages if st.left_only] == [
+        st.groups for st in plain.stages if st.left_only
+    ]
+    config = model.to_config(Mode.ADAPTIVE)
+    assert [p for p in validate_config(config) if p.severity == "error"] == []
+    arrows = {c.id: c for c in config.channels if c.permissive is not None}
+    assert len(arrows) == len(lefts)
+    timing = config.plans[0].timing
+    for ch in arrows.values():
+        assert ch.permissive == OPPOSING[ch.phase]
+        assert timing[ch.permissive].yellow >= timing[ch.phase].yellow
+        assert timing[ch.permissive].red_clear >= timing[ch.phase].red_clear
+    # single ring: SUMO's stages, permissive shown as g by the bench, no arrows
+    assert model.arrows(dual_ring=False) == {}
