@@ -1272,7 +1272,9 @@ class Engine:
         return self._output(self.tick)
 
     def _output(self, tick: int) -> Outputs:
-        if self._frame_dirty or self._overlaps or self._arrows:
+        # overlaps time their own clearances: rebuilt every tick; an arrow follows phase
+        # intervals only, and every interval change marks the frame dirty
+        if self._frame_dirty or self._overlaps:
             self._frame = self._build_frame(tick)
             self._frame_dirty = False
         in_flash = self._state in (OperatingState.FLASH, OperatingState.STARTUP_FLASH)
