@@ -98,6 +98,9 @@ PERMISSIVE_NOTE = (
     "them in the through stage, edgectl's dual ring shows them as a flashing yellow arrow",
     "(FY while the opposing through is green, ended by a steady yellow with it). The main",
     "matrix ([sumo-bench.md](sumo-bench.md)) runs those lefts protected only.",
+    "`edgectl:adaptive` leaves a short left queue (under 8 vehicles, waiting under 60 s) to",
+    "its arrow and omits the protected left phase meanwhile; the junctions run on stages in",
+    "one ring (`tee`, `skewed_tee`, `narrow`) have no arrow, and get nothing from this.",
     "",
 )
 

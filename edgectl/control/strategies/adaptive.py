@@ -39,6 +39,13 @@ Which phases are held up, and who decides, follows the ring-and-barrier structur
 On a single ring with a barrier after every phase (the SUMO bench's stages) this is one
 decision per green against every other phase.
 
+Protected / permissive lefts (a channel with a flashing yellow arrow, ``Channel.permissive``):
+a left turn that may go, yielding, while the opposing through is green does not need its
+protected phase for every car. The strategy omits that phase while the left's queue is short
+(under ``ARROW_QUEUE``) and has waited less than ``ARROW_WAIT_S``, as long as the opposing
+phase is green or called (so an arrow will flash); past either bound, or with its loops failed,
+the protected phase is called as any other.
+
 Neighbour coordination: :meth:`Adaptive.expect` takes projected arrivals on a phase (an
 upstream junction's discharge plus the link travel time). They join the phase's clusters
 (extension) and count as waiting when they arrive before a green started now could begin
@@ -69,6 +76,8 @@ HORIZON_S = 12.0  # how far ahead an extension is evaluated
 MAX_WAIT_S = 100.0  # starvation guard
 WAIT_WEIGHT_S = 60.0  # a vehicle that has waited this long counts double when choosing
 ARRIVAL_WEIGHT = 0.5  # share of the coming red that vehicles arriving meanwhile wait
+ARROW_QUEUE = 8.0  # a left with a flashing yellow arrow gets its protected phase from this queue
+ARROW_WAIT_S = 60.0  # ... or once its queue has waited this long
 
 
 class Adaptive:
@@ -89,6 +98,11 @@ class Adaptive:
         self.horizon_s = horizon_s
         self.max_wait_s = max_wait_s
         self._expected: dict[int, list[float]] = {}
+        # left phases with a flashing yellow arrow: phase → the opposing phase it yields to
+        self._arrow: dict[int, int] = {
+            c.phase: c.permissive for c in config.channels if c.permissive is not None
+        }
+        self._arrow_since: dict[int, float] = {}
 
     # --- neighbour coordination ---
     def expect(self, phase: int, arrivals: Iterable[float]) -> None:
@@ -197,7 +211,7 @@ class Adaptive:
         hold: set[int] = set()
         force: set[int] = set()
         nxt: dict[int, int] = {}
-        omit = view.operator.omit
+        omit = view.operator.omit | self._permissive_enough(view)
         last: list[int] = []  # green phases of rings with nothing more on this side
         busy = False  # some ring still has phases to serve on this side
         for ring in self.config.rings:
@@ -256,11 +270,35 @@ class Adaptive:
                 hold.update(last)  # another ring still serves this side: keep serving too
             else:
                 (hold if self._keep(view, last, beyond) else force).update(last)
-        if not (calls or hold or force or nxt):
+        skip = omit - view.operator.omit
+        if not (calls or hold or force or nxt or skip):
             return NO_REQUESTS
         return Requests(
-            calls=calls, hold=frozenset(hold), force_off=frozenset(force), next_phase=nxt
+            calls=calls,
+            hold=frozenset(hold),
+            force_off=frozenset(force),
+            omit=skip,
+            next_phase=nxt,
         )
+
+    def _permissive_enough(self, view: View) -> frozenset[int]:
+        """Left phases with a flashing yellow arrow left to their permissive turn: omitted
+        while their queue is short and has not waited long, provided the opposing phase they
+        yield to is green or has demand (else no arrow would ever flash for them). The wait
+        restarts whenever the queue empties (served by the arrow, or nobody there)."""
+        q = self.queues
+        t = view.t
+        green = view.green_phases
+        out: set[int] = set()
+        for p, n in self._arrow.items():
+            if p in green or q.queue(p) < 1.0 or q.failed(view, p):
+                self._arrow_since.pop(p, None)  # failed loops: actuated service, no omission
+                continue
+            since = self._arrow_since.setdefault(p, t)
+            opposing = n in green or n in view.calls or q.queue(n) >= 1.0
+            if opposing and q.queue(p) < ARROW_QUEUE and t - since < ARROW_WAIT_S:
+                out.add(p)
+        return frozenset(out)
 
     def _keep(self, view: View, greens: list[int], others: list[int]) -> bool:
         """Hold ``greens`` (one per ring) against ``others``? While a standing queue still
