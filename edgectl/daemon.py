@@ -448,9 +448,29 @@ class Daemon:
             if stopping_since is not None and (
                 out.state is OperatingState.FLASH or t - stopping_since > self.handover_limit_s()
             ):
-                # the flash frame has been handed over; give the devices a tick to write it
-                await asyncio.sleep(tick)
+                # the flash frame has been handed over: wait (bounded) until every output
+                # device online has written it; a slow link (a serial line under load) may
+                # still be busy with the previous tick's frame
+                await self._await_written(tick)
                 return
+
+    async def _await_written(self, tick: float) -> None:
+        """Wait until every online output device confirmed the frame last submitted (at most
+        twice the slowest device's timeout); a device still unconfirmed is logged."""
+        final = {d: d.frames_submitted for d in self.writers if d.health is not Health.OFFLINE}
+        limit = max((2.0 * d.spec.timeout for d in final), default=0.0) + tick
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while any(
+            d.frames_written < seq and d.health is not Health.OFFLINE for d, seq in final.items()
+        ):
+            if loop.time() >= deadline:
+                log.warning(
+                    "shutdown_frame_unconfirmed",
+                    devices=sorted(d.name for d, seq in final.items() if d.frames_written < seq),
+                )
+                return
+            await asyncio.sleep(tick / 10)
 
     def _record_latency(self) -> None:
         """Sample each output device's latest read → write latency once per write."""

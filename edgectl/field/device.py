@@ -227,6 +227,8 @@ class CabinetDevice:
         self._snapshot_ready = asyncio.Event()
         self._frame_ready = asyncio.Event()
         self._pending: list[int] | None = None
+        self.frames_submitted = 0  # sequence number of the latest submitted frame
+        self.frames_written = 0  # ... of the latest frame the device confirmed written
         self._pending_reset = False
         self._heartbeat = 0
         # tick bookkeeping: which control tick the latest read served, which one the pending
@@ -258,6 +260,7 @@ class CabinetDevice:
         if self.cmap.frame_contiguous:
             regs.append(self._heartbeat)
         self._pending = regs
+        self.frames_submitted += 1
         self._frame_tick = self._ticks
         self._frame_ready.set()
 
@@ -316,9 +319,11 @@ class CabinetDevice:
                 return
             self._frame_ready.clear()
             regs_out = self._pending
+            seq = self.frames_submitted
             if regs_out is None:
                 return
             await self._with_retries(lambda: self._write_frame(regs_out))
+            self.frames_written = seq
             if self._frame_tick > self._read_tick:
                 # this frame belongs to a tick that went by without our read (the control
                 # loop ran out of read budget and used an older snapshot); that tick's "read
