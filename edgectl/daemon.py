@@ -68,7 +68,7 @@ from edgectl.control.types import (
     SetMode,
     SetPlan,
 )
-from edgectl.field.device import CabinetDevice, CabinetSnapshot, Health
+from edgectl.field.device import CabinetDevice, CabinetSnapshot, Health, await_written
 
 log = structlog.get_logger("edgectl.daemon")
 
@@ -451,26 +451,10 @@ class Daemon:
                 # the flash frame has been handed over: wait (bounded) until every output
                 # device online has written it; a slow link (a serial line under load) may
                 # still be busy with the previous tick's frame
-                await self._await_written(tick)
+                unconfirmed = await await_written(self.writers, tick)
+                if unconfirmed:
+                    log.warning("shutdown_frame_unconfirmed", devices=unconfirmed)
                 return
-
-    async def _await_written(self, tick: float) -> None:
-        """Wait until every online output device confirmed the frame last submitted (at most
-        twice the slowest device's timeout); a device still unconfirmed is logged."""
-        final = {d: d.frames_submitted for d in self.writers if d.health is not Health.OFFLINE}
-        limit = max((2.0 * d.spec.timeout for d in final), default=0.0) + tick
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit
-        while any(
-            d.frames_written < seq and d.health is not Health.OFFLINE for d, seq in final.items()
-        ):
-            if loop.time() >= deadline:
-                log.warning(
-                    "shutdown_frame_unconfirmed",
-                    devices=sorted(d.name for d, seq in final.items() if d.frames_written < seq),
-                )
-                return
-            await asyncio.sleep(tick / 10)
 
     def _record_latency(self) -> None:
         """Sample each output device's latest read → write latency once per write."""

@@ -18,7 +18,7 @@ import asyncio
 import enum
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -392,3 +392,24 @@ class CabinetDevice:
         log.info("device_health", device=self.name, old=old.value, new=health.value)
         if self.on_health_change is not None:
             self.on_health_change(self, old, health)
+
+
+async def await_written(devices: Sequence[CabinetDevice], tick_s: float) -> list[str]:
+    """Wait until every online device has written the frame last submitted to it, for at
+    most twice the slowest one's timeout (plus a tick); returns the names of those that did
+    not. A device still writing an older frame when the last one came skips that tick's read
+    and waits for the next tick: the ones not done are ticked again every ``tick_s``."""
+    final = {d: d.frames_submitted for d in devices if d.health is not Health.OFFLINE}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max((2.0 * d.spec.timeout for d in final), default=0.0) + tick_s
+    while True:
+        left = [
+            d
+            for d, seq in final.items()
+            if d.frames_written < seq and d.health is not Health.OFFLINE
+        ]
+        if not left or loop.time() >= deadline:
+            return sorted(d.name for d in left)
+        await asyncio.sleep(tick_s)
+        for d in left:
+            d.tick()

@@ -7,13 +7,21 @@ The real links (Modbus TCP and RTU against firmware_sim) are exercised in
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 
 from edgectl.config.settings import Device, DeviceRole
 from edgectl.control.types import ChannelState
 from edgectl.errors import DeviceTimeout, FatalFieldError
-from edgectl.field.device import CabinetDevice, CabinetMap, Health, decode_inputs, encode_frame
+from edgectl.field.device import (
+    CabinetDevice,
+    CabinetMap,
+    Health,
+    await_written,
+    decode_inputs,
+    encode_frame,
+)
 from edgectl.field.transport import MemoryIO
 from edgectl.field.url import RtuEndpoint, TcpEndpoint, parse_url
 
@@ -139,4 +147,31 @@ async def test_internal_error_does_not_end_the_task() -> None:
             while dev.health is not Health.ONLINE:
                 await _tick(dev, {1: ChannelState.R})
         assert not task.done()
+        task.cancel()
+
+
+class SlowWrites(MemoryIO):
+    """Writes take a while (a serial line under load)."""
+
+    async def write(self, address: int, values: Sequence[int]) -> None:
+        await asyncio.sleep(0.2)
+        await super().write(address, values)
+
+
+async def test_the_last_frame_is_written_even_behind_a_slow_write() -> None:
+    """The shutdown's flash frame, submitted while the previous frame is still being written,
+    reaches the device: without another tick the device would wait for one for ever."""
+    io = SlowWrites()
+    dev = _device(io)
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(dev.run(), name="edgectl[poll:test]")
+        await _tick(dev, {1: ChannelState.G})  # its write now takes 0.2 s
+        # the last tick: its read budget runs out behind that write, its frame is handed over
+        dev.tick()
+        dev.submit({1: ChannelState.FY})
+        await asyncio.sleep(0.5)
+        assert dev.frames_written < dev.frames_submitted  # stuck: that tick's read was skipped
+        assert await await_written([dev], 0.05) == []
+        assert dev.frames_written == dev.frames_submitted
+        assert io.holding_registers[0] == int(ChannelState.FY)
         task.cancel()

@@ -211,7 +211,8 @@ class Adaptive:
         hold: set[int] = set()
         force: set[int] = set()
         nxt: dict[int, int] = {}
-        omit = view.operator.omit | self._permissive_enough(view)
+        skip = self._permissive_enough(view)  # lefts left to their arrow: omitted here
+        omit = view.operator.omit | skip
         last: list[int] = []  # green phases of rings with nothing more on this side
         busy = False  # some ring still has phases to serve on this side
         for ring in self.config.rings:
@@ -270,7 +271,6 @@ class Adaptive:
                 hold.update(last)  # another ring still serves this side: keep serving too
             else:
                 (hold if self._keep(view, last, beyond) else force).update(last)
-        skip = omit - view.operator.omit
         if not (calls or hold or force or nxt or skip):
             return NO_REQUESTS
         return Requests(
