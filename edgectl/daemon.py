@@ -858,6 +858,8 @@ class Daemon:
         if new.control.mode is not self.controller.mode:
             self.directives.append(SetMode(new.control.mode))
         self.config = new
+        if self.sync is not None:  # the centre sees which configuration runs (…/status)
+            self.sync.set_config_digest(config_digest(new))
         log.info("reload_accepted", plan=plan.id, mode=new.control.mode.value)
         self._emit(EventCode.CONFIG_RELOADED, plan.id)
         if self.metrics is not None:

@@ -14,6 +14,7 @@ The daemon owns one :class:`SyncService` and talks to it only through this inter
         def add_events(self, events: Sequence[tuple[datetime, int, int]]) -> None  # non-blocking
         def add_telemetry(self, payload: Mapping[str, object]) -> None     # non-blocking
         def add_departures(self, departures: Sequence[tuple[datetime, int]]) -> None  # idem
+        def set_config_digest(self, digest: str) -> None  # non-blocking; a reload was accepted
         async def close(self, timeout: float = 3.0) -> None   # online:false, flush outbox
         connected: bool;  metrics: SyncMetrics;  inbox: NeighbourInbox
 
@@ -26,6 +27,8 @@ What is published, under ``{prefix}/{intersection_id}/``:
   every connect with a ``bdseq`` bumped (durably) per connection; after CONNACK the birth
   ``{"online": true, "bdseq", "version", "config_digest", "started_at", "ts", "seq"}``; a clean
   :meth:`SyncService.close` publishes ``{"online": false, "bdseq", "ts", "seq"}`` itself.
+  :meth:`SyncService.set_config_digest` (an accepted reload) publishes the birth again with
+  the new digest (same ``bdseq``, new ``ts``/``seq``), or leaves it to the next connection's.
 - ``state`` (QoS 1, retained): the latest ``publish_state`` mapping plus ``ts``/``seq``, at
   connect, on every change and at least every ``state_interval_s``. Keys in
   :data:`STATE_VOLATILE_KEYS` (at any depth: ``elapsed``, ``time_in_interval`` …) do not count
@@ -268,6 +271,7 @@ class SyncService:
         self._state_changed = False
         # wake-ups and lifecycle
         self._state_wake = asyncio.Event()
+        self._status_wake = asyncio.Event()  # the birth is out of date (a new config digest)
         self._outbox_wake = asyncio.Event()
         self._outbox_idle = asyncio.Event()
         self._stop = asyncio.Event()
@@ -327,6 +331,14 @@ class SyncService:
         message; ignored when ``[outflow]`` is off."""
         if self._outflow is not None:
             self._departures.add(departures)
+
+    def set_config_digest(self, digest: str) -> None:
+        """The configuration now running (an accepted reload): the retained birth is published
+        again with it while connected, and every later birth carries it."""
+        if digest == self.config_digest:
+            return
+        self.config_digest = digest
+        self._status_wake.set()
 
     @property
     def inbox(self) -> NeighbourInbox:
@@ -486,10 +498,12 @@ class SyncService:
                 await link.subscribe(self.topics.cmd, qos=1)
                 await self._subscribe_neighbours(link)
                 self._link = link
+                self._status_wake.clear()  # this birth carries the digest of now
                 await self._publish(
                     link, "status", self.topics.status, self._birth(bdseq), retain=True
                 )
                 async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self._status_loop(link, bdseq), name="edgectl[sync:status]")
                     tg.create_task(self._pump(link), name="edgectl[sync:outbox]")
                     tg.create_task(self._state_loop(link), name="edgectl[sync:state]")
                     tg.create_task(self._message_loop(link), name="edgectl[sync:messages]")
@@ -550,6 +564,13 @@ class SyncService:
         self._log.error(
             "publish_refused", topic=exc.topic, reason_code=exc.reason_code, error=str(exc)
         )
+
+    async def _status_loop(self, link: Link, bdseq: int) -> None:
+        """The birth again, same ``bdseq``, whenever :meth:`set_config_digest` changed it."""
+        while True:
+            await self._status_wake.wait()
+            self._status_wake.clear()
+            await self._publish(link, "status", self.topics.status, self._birth(bdseq), retain=True)
 
     # --- outbox pump ---
 

@@ -54,7 +54,13 @@ def test_service_signature_is_the_daemon_contract() -> None:
     assert all(params[n].kind is inspect.Parameter.KEYWORD_ONLY for n in list(params)[2:])
     for method in ("run", "close"):
         assert inspect.iscoroutinefunction(getattr(SyncService, method))
-    for method in ("publish_state", "add_events", "add_telemetry", "add_departures"):
+    for method in (
+        "publish_state",
+        "add_events",
+        "add_telemetry",
+        "add_departures",
+        "set_config_digest",
+    ):
         assert not inspect.iscoroutinefunction(getattr(SyncService, method))
     assert isinstance(inspect.getattr_static(SyncService, "connected"), property)
     assert isinstance(inspect.getattr_static(SyncService, "metrics"), property)
