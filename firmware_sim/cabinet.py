@@ -8,11 +8,21 @@ Behaviour, as a real MMU:
   show the frames as they arrive.
 - While the controller is in control, the MMU latches a fault and puts the cabinet in flash on
   conflicting non-red channels for longer than ``conflict_s`` (0.3 s), a vehicle yellow
-  shorter than ``min_yellow_s`` (2.7 s), a vehicle green followed by red without yellow, a
-  heartbeat that has not changed for ``watchdog_s`` (1 s), or a state the channel's kind cannot
-  show (a green on a pedestrian channel, a walk on a vehicle channel).
+  shorter than ``min_yellow_s`` (2.7 s), a vehicle green (or flashing yellow arrow) followed
+  by red without yellow, a heartbeat that has not changed for ``watchdog_s`` (1 s), or a state
+  the channel's kind cannot show (a green on a pedestrian channel, a walk on a vehicle
+  channel).
+- Flashing yellow arrow (FYA) mode, per arrow channel of the card (``[cabinet.mmu] fya``:
+  arrow channel → the channels it yields to): in a frame that is not the controller's flash,
+  FY on the arrow is a permissive movement. It, and the steady Y that ends it, may be shown
+  beside the channels it yields to; towards every other conflicting channel it is a right of
+  way like a green; and it must end in Y (FY → R/DW/OFF is ``no_yellow``). FY → G (to the
+  protected green) is allowed, as are FY on a channel without an arrow (non-red, checked
+  against the card as it stands) and the arrow's own G and protected Y (they conflict with
+  the opposing through unless a permissive pair says otherwise).
 - Frames made only of flash states (FR, FY, OFF, DW) are the controller's own flash: they are
-  not checked, and moving into them from any state is allowed (G → FR is a flash transfer).
+  not checked (not even for conflicts while they are shown), and moving into them from any
+  state is allowed (G → FR is a flash transfer).
 - A heartbeat that stops while the controller's own flash is shown is a controller-initiated
   flash hand-over (a clean stop): the flash transfer relays keep the cabinet flashing, no
   fault is latched, and the controller takes over again as at power-up.
@@ -75,6 +85,8 @@ class Cabinet:
         self._kind = {c.id: c.kind for c in wiring.channels}
         self._conflicts = wiring.conflicts()
         self._flash = {c: ChannelState[wiring.mmu.flash_state(c)] for c in self.channel_ids}
+        # flashing yellow arrows: arrow channel → the channels it yields to
+        self._yields = {a: frozenset(to) for a, to in wiring.mmu.fya.items()}
         self.faults: list[MmuFault] = []  # every latch, for the summary
         self.changes: list[tuple[float, int, ChannelState]] = []  # drained by the recorder
         self.frames_received = 0
@@ -93,6 +105,8 @@ class Cabinet:
         self._conflict_since: float | None = None
         self._conflict_channels: frozenset[int] = frozenset()
         self._controller_flash = False  # the last frame was the controller's own flash
+        self._arrows: set[int] = set()  # arrow channels showing a permissive FY (not flash)
+        self._arrow_ends: set[int] = set()  # arrow channels in the steady Y ending one
         self.shown: dict[int, ChannelState] = {}
         self._since: dict[int, float] = {}
         self._show(now, self._flash)
@@ -148,11 +162,13 @@ class Cabinet:
         if all(s in _FLASH_STATES for s in frame.values()):
             self._conflict_since = None
             self._controller_flash = True
+            self._forget_arrows()
             self._show(now, frame)
             return
         self._controller_flash = False
         if self._check_transitions(now, frame):
             return
+        self._track_arrows(frame)
         self._show(now, frame)
         self._check_conflicts(now)
 
@@ -163,6 +179,7 @@ class Cabinet:
         self.latched = None
         self.in_control = False
         self._conflict_since = None
+        self._forget_arrows()
         self._show(now, self._flash)
         return True
 
@@ -178,7 +195,8 @@ class Cabinet:
                 return
             self._trip(now, MmuFaultKind.WATCHDOG, frozenset())
             return
-        self._check_conflicts(now)
+        if not self._controller_flash:  # the controller's own flash is not checked
+            self._check_conflicts(now)
 
     # ---- internals ------------------------------------------------------------------------
 
@@ -199,6 +217,8 @@ class Cabinet:
                 continue
             if old == ChannelState.G and new in _ALL_RED:
                 no_yellow.add(c)
+            elif old == ChannelState.FY and c in self._arrows and new in _ALL_RED:
+                no_yellow.add(c)  # a flashing yellow arrow ends in yellow, like a green
             elif (
                 old == ChannelState.Y
                 and new != ChannelState.G
@@ -216,12 +236,38 @@ class Cabinet:
     def _allowed(self, channel: int) -> frozenset[ChannelState]:
         return _PED_STATES if self._kind[channel] == ChannelKind.PEDESTRIAN else _VEHICLE_STATES
 
+    def _track_arrows(self, frame: Mapping[int, ChannelState]) -> None:
+        """Which arrow channels show a permissive FY, or the steady Y that ends one, once
+        ``frame`` (not the controller's flash) is shown."""
+        for c in self._yields:
+            new = frame[c]
+            ending = new == ChannelState.Y and (c in self._arrows or c in self._arrow_ends)
+            if new == ChannelState.FY:
+                self._arrows.add(c)
+            else:
+                self._arrows.discard(c)
+            if ending:
+                self._arrow_ends.add(c)
+            else:
+                self._arrow_ends.discard(c)
+
+    def _forget_arrows(self) -> None:
+        self._arrows.clear()
+        self._arrow_ends.clear()
+
+    def _yielding(self, a: int, b: int) -> bool:
+        """Does ``a`` show a flashing yellow arrow (or the Y ending one) yielding to ``b``?"""
+        return (a in self._arrows or a in self._arrow_ends) and b in self._yields[a]
+
     def _check_conflicts(self, now: float) -> None:
         active = frozenset(
             itertools.chain.from_iterable(
                 (a, b)
                 for a, b in self._conflicts
-                if not self.shown[a].is_red and not self.shown[b].is_red
+                if not self.shown[a].is_red
+                and not self.shown[b].is_red
+                and not self._yielding(a, b)
+                and not self._yielding(b, a)
             )
         )
         if not active:
@@ -241,6 +287,7 @@ class Cabinet:
         self.faults.append(fault)
         self.in_control = False
         self._conflict_since = None
+        self._forget_arrows()
         self._show(now, self._flash)
 
     def _show(self, now: float, frame: Mapping[int, ChannelState]) -> None:

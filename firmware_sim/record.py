@@ -68,6 +68,7 @@ def summary(model: CabinetModel) -> dict[str, Any]:
         "duration_s": round(model.now, 3),
         "channels": {str(c.id): {"kind": c.kind.value, "phase": c.phase} for c in wiring.channels},
         "conflicts": [list(p) for p in wiring.conflicts()],
+        "fya": {str(a): sorted(to) for a, to in sorted(wiring.mmu.fya.items())},
         "mmu": {
             "tripped": bool(cab.faults),
             "latched": cab.tripped,

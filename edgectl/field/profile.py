@@ -65,7 +65,7 @@ class MmuFaultKind(enum.IntEnum):
     NONE = 0
     CONFLICT = 1
     SHORT_YELLOW = 2
-    NO_YELLOW = 3  # green → red without yellow
+    NO_YELLOW = 3  # green (or a flashing yellow arrow) → red without yellow
     WATCHDOG = 4
     POWER_CYCLE = 5
     INVALID_FRAME = 6
@@ -149,6 +149,14 @@ class MmuCard(Frozen):
         description="Channel pairs that MAY be non-red together; every other pair conflicts "
         "(a channel never conflicts with itself)",
     )
+    fya: dict[ChannelNo, tuple[ChannelNo, ...]] = Field(
+        default_factory=dict,
+        description="Flashing yellow arrow (FYA) mode: left-turn arrow channel → the channels "
+        "it yields to (the opposing through, and its pedestrians). The arrow's FY, and the "
+        "steady Y that ends it, may be shown beside those channels (its G and protected Y may "
+        "not, unless a permissive pair says so); every other conflict stands; an FY must end "
+        "in Y",
+    )
     flash: dict[ChannelNo, FlashState] = Field(
         default_factory=dict, description="Flash colour per channel in cabinet flash; default FR"
     )
@@ -223,6 +231,19 @@ class CabinetWiring(Frozen):
         for a, b in self.mmu.permissive:
             if a not in ids or b not in ids:
                 raise ValueError(f"permissive pair ({a}, {b}) names an unknown channel")
+        kinds = {c.id: c.kind for c in self.channels}
+        for arrow, yields_to in self.mmu.fya.items():
+            if arrow not in kinds:
+                raise ValueError(f"fya names an unknown arrow channel {arrow}")
+            if kinds[arrow] != ChannelKind.VEHICLE:
+                raise ValueError(f"fya arrow channel {arrow} is not a vehicle channel")
+            if not yields_to:
+                raise ValueError(f"fya arrow channel {arrow} yields to no channel")
+            for other in yields_to:
+                if other not in ids:
+                    raise ValueError(f"fya arrow channel {arrow} yields to unknown channel {other}")
+                if other == arrow:
+                    raise ValueError(f"fya arrow channel {arrow} yields to itself")
         moves = {m.id for m in self.movements}
         if len(moves) != len(self.movements):
             raise ValueError("duplicate movement ids")

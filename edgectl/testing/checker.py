@@ -458,15 +458,23 @@ def check_record(
     min_ped_clear: Mapping[int, float] | None = None,
     *,
     tolerance: float = 1e-3,
+    permissive: Mapping[int, Iterable[int]] | None = None,
 ) -> list[Finding]:
     """Check a change record (``time_s,channel,state``, e.g. ``firmware-sim --record``).
 
     Rows with the same time form one frame (they happened together); rows must be in time
-    order (a row going back in time is a finding ``record_out_of_order``).
+    order (a row going back in time is a finding ``record_out_of_order``). ``permissive``:
+    flashing yellow arrow channel → the channels it yields to (:func:`permissive_channels`,
+    or the ``fya`` of a ``firmware-sim --summary``); without it an FY is never a right of way.
     """
     rows = read_record(path_or_rows)
     checker = ChannelChecker(
-        conflicts, min_yellow, min_red_clear, min_ped_clear, tolerance=tolerance
+        conflicts,
+        min_yellow,
+        min_red_clear,
+        min_ped_clear,
+        tolerance=tolerance,
+        permissive=permissive,
     )
     findings: list[Finding] = []
     frame: dict[int, ChannelState] = {}

@@ -32,7 +32,13 @@ from typing import TYPE_CHECKING, Any
 
 from edgectl.config.model import Config, DaemonConfig, DetectorType, Mode, Plan
 from edgectl.control.types import Interval, OperatingState, Outputs, Requests
-from edgectl.testing.checker import Finding, PhaseChecker, channel_minimums, check_record
+from edgectl.testing.checker import (
+    Finding,
+    PhaseChecker,
+    channel_minimums,
+    check_record,
+    permissive_channels,
+)
 from edgectl.testing.hil import Emulator, read_record
 
 if TYPE_CHECKING:
@@ -496,6 +502,7 @@ def _read_record(run: ModeRun, config: Config, record: Path) -> None:
         mins.red_clear,
         mins.ped_clear,
         tolerance=RECORD_JITTER_S,
+        permissive=permissive_channels(config),
     )
     vehicles = [int(ch) for ch, c in summary["channels"].items() if c["kind"] == "vehicle"]
     run.channels = record_service(read_record(record), vehicles, end=run.duration_s)
