@@ -345,16 +345,16 @@ class _Metrics:
         self.approach_n: dict[str, int] = {}
         self.teleports = 0
         self.collisions = 0
-        self.loaded = 0
+        self.departed = 0
         self.arrived = 0
 
     def after_step(self) -> None:
         ls = self.ls
         c = ls.constants
-        self.loaded += ls.simulation.getLoadedNumber()
         self.teleports += ls.simulation.getStartingTeleportNumber()
         self.collisions += ls.simulation.getCollidingVehiclesNumber()
         for vid in ls.simulation.getDepartedIDList():
+            self.departed += 1
             ls.vehicle.subscribe(vid, self.vars)
         for vid in ls.simulation.getArrivedIDList():
             self.arrived += 1
@@ -502,9 +502,9 @@ def run_bench(
         invalid_reason="; ".join(reasons) or None,
         sim_end_s=sim_end,
         wall_s=round(wall, 3),
-        loaded=metrics.loaded,
+        loaded=metrics.departed + pending,  # vehicles of explicit routes load before step 1
         arrived=max(arrivals, metrics.arrived),
-        all_arrived=pending == 0 and still == 0 and metrics.arrived == metrics.loaded,
+        all_arrived=pending == 0 and still == 0 and metrics.arrived == metrics.departed,
         teleports=metrics.teleports,
         collisions=metrics.collisions,
         time_loss_s=round(result_vals["time_loss_s"], 2),
