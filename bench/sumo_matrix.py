@@ -117,6 +117,15 @@ def _builder() -> Any:
     return module
 
 
+def scenario_configs(builder: Any, names: list[str], *, build: bool) -> dict[str, Path]:
+    """Each scenario's ``.sumocfg``, netconverted first when ``build`` (or not there yet)."""
+    cfgs = {}
+    for name in names:
+        cfg = builder.HERE / name / "generated" / f"{name}.sumocfg"
+        cfgs[name] = builder.build(name) if build or not cfg.exists() else cfg
+    return cfgs
+
+
 def _one(job: tuple[str, str, str, int, bool]) -> dict[str, Any]:
     name, cfg, controller, seed, permissive_lefts = job
     from edgectl.sumo import run_bench
@@ -315,12 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         doc = DOC.with_name(f"sumo-bench{tag}.md")
         raw = RAW.with_name(f"sumo-bench{tag}.json")
         png = PNG.with_name(f"sumo-matrix{tag}.png")
-    cfgs = {}
-    for name in args.scenarios:
-        cfg = builder.HERE / name / "generated" / f"{name}.sumocfg"
-        if not args.no_build or not cfg.exists():
-            cfg = builder.build(name)
-        cfgs[name] = cfg
+    cfgs = scenario_configs(builder, args.scenarios, build=not args.no_build)
     jobs = [
         (name, str(cfg), c, seed, args.permissive_lefts)
         for name, cfg in cfgs.items()

@@ -24,7 +24,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from sumo_matrix import _builder  # this directory: the scenario builder, loaded alike
+# this directory: the scenario builder, loaded as the matrix loads it
+from sumo_matrix import _builder, scenario_configs
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "sumo-oracle.md"
@@ -146,12 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-build", action="store_true")
     parser.add_argument("--no-docs", action="store_true", help="print only; write no docs")
     args = parser.parse_args(argv)
-    cfgs = {}
-    for name in args.scenarios:
-        cfg = builder.HERE / name / "generated" / f"{name}.sumocfg"
-        if not args.no_build or not cfg.exists():
-            cfg = builder.build(name)
-        cfgs[name] = cfg
+    cfgs = scenario_configs(builder, args.scenarios, build=not args.no_build)
     jobs = [
         (name, str(cfg), seed, args.permissive_lefts)
         for name, cfg in cfgs.items()

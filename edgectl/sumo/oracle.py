@@ -37,7 +37,7 @@ import subprocess
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -318,12 +318,6 @@ def run_oracle(
 
 def oracle_summary(result: OracleResult) -> dict[str, Any]:
     """The JSON-friendly fields of ``result`` (without the recorded states)."""
-    return {
-        "scenario": result.scenario,
-        "seed": result.seed,
-        "time_loss_s": result.time_loss_s,
-        "vehicles": result.vehicles,
-        "decisions": result.decisions,
-        "switches": result.switches,
-        "wall_s": result.wall_s,
-    }
+    out = asdict(result)
+    del out["signal_states"]
+    return out

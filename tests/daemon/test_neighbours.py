@@ -8,11 +8,9 @@ strategy receives through ``Controller.expect`` on the control loop.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,8 +29,9 @@ from edgectl.daemon import Daemon, outflow_detectors, stop_bar_departures
 from edgectl.field.transport import MemoryIO, memory_bank
 from edgectl.sync.clock import iso_ms
 from edgectl.testing.consumer import consuming, eventually
-from edgectl.testing.mosquitto import SKIP_REASON, MosquittoBroker, mosquitto_available
+from edgectl.testing.mosquitto import MosquittoBroker
 from tests.control.test_controller_expect import ArrivalProbe
+from tests.daemon.conftest import running
 
 ROOT = Path(__file__).resolve().parents[2]
 EIGHT_PHASE = ROOT / "examples" / "eight_phase.toml"
@@ -82,14 +81,6 @@ def test_a_departure_is_a_falling_edge_of_a_working_detector(eight: DaemonConfig
 
 
 @pytest.fixture
-def broker() -> Iterator[MosquittoBroker]:
-    if not mosquitto_available():
-        pytest.skip(SKIP_REASON)
-    with MosquittoBroker() as b:
-        yield b
-
-
-@pytest.fixture
 def probe_adaptive(monkeypatch: pytest.MonkeyPatch) -> None:
     """``adaptive`` runs :class:`ArrivalProbe` in this test (the registry is restored)."""
     monkeypatch.setattr(strategies, "_REGISTRY", dict(strategies._REGISTRY))
@@ -113,18 +104,6 @@ def mirror_readback(io: MemoryIO) -> Callable[[Daemon, Outputs], None]:
             io.input_registers[READBACK + ch - 1] = int(state)
 
     return hook
-
-
-@contextlib.asynccontextmanager
-async def running(*daemons: Daemon) -> AsyncIterator[None]:
-    async with asyncio.TaskGroup() as tg:
-        for d in daemons:
-            tg.create_task(d.run(), name=f"test[daemon:{d.config.intersection.id}]")
-        try:
-            yield
-        finally:
-            for d in daemons:
-                d.request_stop()
 
 
 async def test_departures_upstream_become_arrivals_downstream(

@@ -8,10 +8,7 @@ requested exactly as the SIGHUP handler requests it (:meth:`Daemon.request_reloa
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +19,8 @@ from edgectl.config.loader import load_config, validate_document
 from edgectl.config.model import DaemonConfig
 from edgectl.daemon import Daemon, config_digest
 from edgectl.testing.consumer import Consumer, consuming, eventually
-from edgectl.testing.mosquitto import SKIP_REASON, MosquittoBroker, mosquitto_available
+from edgectl.testing.mosquitto import MosquittoBroker
+from tests.daemon.conftest import running
 
 ROOT = Path(__file__).resolve().parents[2]
 EIGHT_PHASE = ROOT / "examples" / "eight_phase.toml"
@@ -49,24 +47,6 @@ def config(tmp_path: Path) -> DaemonConfig:
         daemon={"state_dir": str(tmp_path / "state"), "metrics_listen": ""},
         field={"devices": [{"name": "cabinet", "url": f"memory://{bank}"}]},
     )
-
-
-@pytest.fixture
-def broker() -> Iterator[MosquittoBroker]:
-    if not mosquitto_available():
-        pytest.skip(SKIP_REASON)
-    with MosquittoBroker() as b:
-        yield b
-
-
-@contextlib.asynccontextmanager
-async def running(daemon: Daemon) -> AsyncIterator[None]:
-    async with asyncio.TaskGroup() as tg:
-        tg.create_task(daemon.run(), name="test[daemon]")
-        try:
-            yield
-        finally:
-            daemon.request_stop()
 
 
 async def reload(daemon: Daemon, new: DaemonConfig) -> None:
