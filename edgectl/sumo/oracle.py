@@ -17,6 +17,19 @@ most such vehicles), one simulation per ``near`` in :data:`NEAR_M`, and the best
 rollout does at least as well as its base policies; it is not the optimum, so its time loss is
 an estimate of what is reachable, not a bound.
 
+With ``sensing="loops"`` it plans with what the junction's loops could know instead, to split
+what a real controller loses by not seeing from what it loses by not planning:
+
+- before each rollout the vehicles no loop could have seen are taken out of the saved state:
+  every vehicle that has not yet departed, every vehicle upstream of an approach, and every
+  moving vehicle on an approach lane farther from the stop line than its farthest loop (the
+  standing queue behind the zone stays: a covered advance loop tells a controller of it);
+- in their place come vehicles drawn at random at the demand of the last ``RATE_WINDOW_S``
+  (per origin and destination: generous, as loops count an approach, not where its vehicles
+  go), entering over the horizon and spread over the unseen part of each approach;
+- every option is tried on the same ``samples`` draws (common random numbers), and the one
+  with the least summed loss is kept.
+
 It keeps every rule the real controllers keep: the derived stages only, minimum and maximum
 green, yellow and red clearance on whole steps, movements common to two stages green through
 the change.
@@ -32,7 +45,9 @@ to 0.01 s on a run without look-ahead.
 
 from __future__ import annotations
 
+import math
 import os
+import random
 import subprocess
 import tempfile
 import time
@@ -45,7 +60,7 @@ from typing import Any
 from edgectl.sumo._env import binary, load_libsumo
 from edgectl.sumo.network import JunctionModel, derive_network, on_steps
 
-__all__ = ["NEAR_M", "OracleResult", "explicit_routes", "run_oracle"]
+__all__ = ["NEAR_M", "SENSING", "OracleResult", "explicit_routes", "run_oracle"]
 
 HORIZON_S = 60.0  # how far each option's future is simulated
 DECIDE_EVERY_S = 1.0  # a decision (extend, or end for another stage) at most this often
@@ -53,6 +68,13 @@ NEAR_M = (25.0, 40.0, 60.0)  # the base policies: a stage is held for vehicles t
 QUEUED_MPS = 2.0  # slower than this counts as queued, wherever on the lane
 LEFT_OVER_S = 10.0  # each vehicle still halted at the horizon's end costs this much more
 MAX_SIM_S = 86400.0
+SENSING = ("all", "loops")  # every vehicle and the real future; or what the loops could know
+SAMPLES = 3  # loop sensing: random futures each option is tried on
+RATE_WINDOW_S = 180.0  # loop sensing: the demand drawn is that of this trailing window
+UNSEEN_SPEED_MPS = 13.9  # loop sensing: vehicles drawn on the unseen approach move this fast
+UNSEEN_GAP_M = 10.0  # ... and start at least this far behind the zone the loops cover
+RATE_MIN_S = 60.0  # ... the demand is counted over at least this much time at the start
+QUEUE_GAP_M = 12.0  # a standing vehicle this close behind the queue belongs to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +86,23 @@ class OracleResult:
     decisions: int
     switches: int
     wall_s: float
+    sensing: str = "all"
     signal_states: tuple[tuple[float, str], ...] = ()  # (time, tls state) when recorded
+
+
+@dataclass(frozen=True, slots=True)
+class _Trip:
+    """One vehicle of the demand: when it departs, its id, type and route."""
+
+    depart: float
+    id: str
+    type: str
+    edges: tuple[str, ...]
+
+
+# a vehicle drawn for a loop-sensing rollout: route id, type, departure time, and where on its
+# first edge it starts (None: at the edge's start, at ``depart``)
+_Drawn = tuple[str, str, float, float | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +145,20 @@ def explicit_routes(cfg: Path, seed: int, out: Path) -> Path:
     return path
 
 
-class _Clairvoyant:
+class _Rollout:
+    """The rollout controller: clairvoyant, or with loop sensing when ``samples`` > 0."""
+
     def __init__(
-        self, ls: ModuleType, model: JunctionModel, *, horizon_s: float, near_m: tuple[float, ...]
+        self,
+        ls: ModuleType,
+        model: JunctionModel,
+        *,
+        horizon_s: float,
+        near_m: tuple[float, ...],
+        demand: tuple[_Trip, ...] = (),
+        zone_m: dict[str, float] | None = None,
+        samples: int = 0,
+        seed: int = 0,
     ) -> None:
         self.ls = ls
         self.m = model
@@ -141,6 +190,22 @@ class _Clairvoyant:
                     )
         self.vtypes = list(ls.vehicletype.getIDList())
         self.sigma = {v: float(ls.vehicletype.getImperfection(v)) for v in self.vtypes}
+        # loop sensing (``samples`` > 0): the demand, a route per path, what the loops cover
+        self.samples = samples
+        self.demand = demand
+        self.zone_m = zone_m or {}
+        self.rng = random.Random(seed)
+        self.approaches = {ls.lane.getEdgeID(ln) for ln in self.lanes}
+        self.edge_zone: dict[str, float] = {}
+        for ln, reach in self.zone_m.items():
+            edge = ls.lane.getEdgeID(ln)
+            self.edge_zone[edge] = max(self.edge_zone.get(edge, 0.0), reach)
+        self.route_of: dict[tuple[str, ...], str] = {}
+        if samples:
+            for trip in demand:
+                if trip.edges not in self.route_of:
+                    self.route_of[trip.edges] = f"oracle-route-{len(self.route_of)}"
+                    ls.route.add(self.route_of[trip.edges], list(trip.edges))
 
     # --- signal timing, the same rules as the bench's controllers ---
     def state(self, s: _Signal) -> str:
@@ -198,6 +263,86 @@ class _Clairvoyant:
             return s
         return _Signal(stage=s.stage, interval="Y", since=t, to=k)
 
+    # --- loop sensing: what no loop saw is taken out, random vehicles put in ---
+    def _draw(self, t: float) -> list[_Drawn]:
+        """One random future: the demand of the trailing window, path by path, entering over
+        the horizon and spread over the part of each approach no loop covers."""
+        since = max(0.0, t - RATE_WINDOW_S)
+        span = max(RATE_MIN_S, t - since)
+        counts: dict[tuple[str, ...], tuple[int, str]] = {}
+        for trip in self.demand:
+            if trip.depart > t:
+                break
+            if trip.depart > since:
+                n, _ = counts.get(trip.edges, (0, trip.type))
+                counts[trip.edges] = (n + 1, trip.type)
+        out: list[_Drawn] = []
+        for edges, (n, vtype) in counts.items():
+            rate = n / span
+            route = self.route_of[edges]
+            first = edges[0]
+            length = float(self.ls.lane.getLength(f"{first}_0"))
+            unseen = length - (self.edge_zone.get(first, 0.0) + UNSEEN_GAP_M)
+            if unseen > 0:
+                for _ in range(self._poisson(rate * unseen / UNSEEN_SPEED_MPS)):
+                    out.append((route, vtype, t, self.rng.uniform(0.0, unseen)))
+            at = t + self.rng.expovariate(rate)
+            while at <= t + self.horizon_s:
+                out.append((route, vtype, at, None))
+                at += self.rng.expovariate(rate)
+        return out
+
+    def _poisson(self, mean: float) -> int:
+        n, p, floor = 0, self.rng.random(), math.exp(-mean)
+        while p > floor:
+            n += 1
+            p *= self.rng.random()
+        return n
+
+    def _hide(self, t: float) -> None:
+        """Take out of the simulation what the loops could not have seen at ``t``."""
+        ls = self.ls
+        for trip in self.demand:  # not departed yet (those after the horizon never matter)
+            if trip.depart > t + self.horizon_s:
+                break
+            if trip.depart > t:
+                ls.vehicle.remove(trip.id)
+        for v in ls.vehicle.getIDList():
+            route = ls.vehicle.getRoute(v)
+            here = int(ls.vehicle.getRouteIndex(v))
+            if any(e in self.approaches for e in route[here + 1 :]):
+                ls.vehicle.remove(v)  # upstream of an approach
+        for ln in self.lanes:
+            length = self.length[ln]
+            zone = self.zone_m.get(ln, 0.0)
+            back = length - zone  # the back of what the loops account for
+            vehicles = sorted(
+                ls.lane.getLastStepVehicleIDs(ln), key=lambda v: -ls.vehicle.getLanePosition(v)
+            )
+            for v in vehicles:
+                pos = float(ls.vehicle.getLanePosition(v))
+                standing = float(ls.vehicle.getSpeed(v)) < QUEUED_MPS
+                if pos >= length - zone:
+                    if standing:
+                        back = min(back, pos - float(ls.vehicle.getLength(v)))
+                elif standing and back - pos <= QUEUE_GAP_M:
+                    back = pos - float(ls.vehicle.getLength(v))  # the standing queue behind
+                else:
+                    ls.vehicle.remove(v)
+
+    def _insert(self, drawn: list[_Drawn]) -> None:
+        for i, (route, vtype, depart, pos) in enumerate(drawn):
+            where = {} if pos is None else {"departPos": f"{pos:.1f}"}
+            self.ls.vehicle.add(
+                f"oracle-drawn-{i}",
+                route,
+                typeID=vtype,
+                depart="now" if pos is not None else f"{depart:.2f}",
+                departLane="best",
+                departSpeed="max",
+                **where,
+            )
+
     # --- look-ahead ---
     def _lost_now(self) -> float:
         ls = self.ls
@@ -208,12 +353,18 @@ class _Clairvoyant:
                 lost += n * max(0.0, 1.0 - ls.lane.getLastStepMeanSpeed(ln) / self.vmax[ln])
         return lost
 
-    def rollout(self, state_file: str, s: _Signal, t: float, near_m: float) -> float:
-        """Time lost on the junction's approaches over the horizon after choosing ``s``."""
+    def rollout(
+        self, state_file: str, s: _Signal, t: float, near_m: float, drawn: list[_Drawn] | None
+    ) -> float:
+        """Time lost on the junction's approaches over the horizon after choosing ``s``
+        (``drawn``: loop sensing, in this random future)."""
         ls = self.ls
         ls.simulation.loadState(state_file)
         for v in self.vtypes:
             ls.vehicletype.setImperfection(v, 0.0)
+        if drawn is not None:
+            self._hide(t)
+            self._insert(drawn)
         lost = 0.0
         now = t
         while now < t + self.horizon_s - 1e-6:
@@ -234,9 +385,12 @@ class _Clairvoyant:
         ]
         ls = self.ls
         ls.simulation.saveState(state_file)
+        futures = [self._draw(t) for _ in range(self.samples)] if self.samples else [None]
         best: tuple[float, _Signal] | None = None
         for option in options:
-            cost = min(self.rollout(state_file, option, t, n) for n in self.near_m)
+            cost = sum(
+                min(self.rollout(state_file, option, t, n, f) for n in self.near_m) for f in futures
+            )
             if best is None or cost < best[0] - 1e-9:
                 best = (cost, option)
         ls.simulation.loadState(state_file)
@@ -255,10 +409,18 @@ def run_oracle(
     near_m: tuple[float, ...] = NEAR_M,
     until_s: float = MAX_SIM_S,
     permissive_lefts: bool = False,
+    sensing: str = "all",
+    samples: int = SAMPLES,
     record: bool = False,
 ) -> OracleResult:
     """Run the clairvoyant controller on a one-junction scenario under ``seed``'s demand
-    (``routes``: that demand from :func:`explicit_routes`, written here when not given)."""
+    (``routes``: that demand from :func:`explicit_routes`, written here when not given).
+    ``sensing``: ``"all"`` (every vehicle, the real future) or ``"loops"`` (what the loops
+    could know, each option tried on ``samples`` random futures)."""
+    if sensing not in SENSING:
+        raise ValueError(f"sensing {sensing!r}: one of {', '.join(SENSING)}")
+    if sensing == "loops" and samples < 1:
+        raise ValueError("loop sensing needs at least one random future per decision")
     models = derive_network(
         str(next(cfg.parent.glob("*.net.xml"))), permissive_lefts=permissive_lefts
     )
@@ -281,7 +443,17 @@ def run_oracle(
         try:
             step_s = float(ls.simulation.getDeltaT())
             (model,) = (on_steps(m, step_s) for m in models.values())
-            oracle = _Clairvoyant(ls, model, horizon_s=horizon_s, near_m=near_m)
+            loops = sensing == "loops"
+            oracle = _Rollout(
+                ls,
+                model,
+                horizon_s=horizon_s,
+                near_m=near_m,
+                demand=_demand(routes) if loops else (),
+                zone_m=_zones(ls) if loops else None,
+                samples=samples if loops else 0,
+                seed=seed,
+            )
             lost: dict[str, float] = {}
             s = _Signal(stage=0, interval="G", since=float(ls.simulation.getTime()))
             t = float(ls.simulation.getTime())
@@ -312,8 +484,33 @@ def run_oracle(
         decisions=decisions,
         switches=switches,
         wall_s=round(time.perf_counter() - wall0, 1),
+        sensing=sensing,
         signal_states=tuple(states),
     )
+
+
+def _demand(routes: Path) -> tuple[_Trip, ...]:
+    """The vehicles of an :func:`explicit_routes` file, by departure."""
+    trips = []
+    for v in ET.parse(routes).getroot().iter("vehicle"):  # noqa: S314 - our own file
+        route = v.find("route")
+        edges = tuple((route.get("edges", "") if route is not None else "").split())
+        if edges:
+            trips.append(
+                _Trip(float(v.get("depart", "0")), v.get("id", ""), v.get("type", ""), edges)
+            )
+    trips.sort(key=lambda trip: trip.depart)
+    return tuple(trips)
+
+
+def _zones(ls: ModuleType) -> dict[str, float]:
+    """Lane → how far from its stop line the farthest loop on it lies (what loops cover)."""
+    out: dict[str, float] = {}
+    for d in ls.inductionloop.getIDList():
+        lane = ls.inductionloop.getLaneID(d)
+        reach = float(ls.lane.getLength(lane)) - float(ls.inductionloop.getPosition(d))
+        out[lane] = max(out.get(lane, 0.0), reach)
+    return out
 
 
 def oracle_summary(result: OracleResult) -> dict[str, Any]:
