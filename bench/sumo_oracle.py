@@ -45,10 +45,10 @@ TARGET_ACTUATED = 0.75  # issue 6: adaptive ≤ 0.75 × sumo:actuated
 TARGET_BEST = 0.80  # ... and ≤ 0.80 × the best of SUMO's own controllers
 
 
-def _one(job: tuple[str, str, int, bool, str]) -> dict[str, Any]:
+def _one(job: tuple[str, str, int, bool, str, float | None]) -> dict[str, Any]:
     """One part of a row: the baselines and the clairvoyant controller, or the rollout
     controller with loop sensing (the slowest, so a job of its own)."""
-    name, cfg_s, seed, permissive_lefts, part = job
+    name, cfg_s, seed, permissive_lefts, part, reach = job
     from edgectl.sumo import run_bench
     from edgectl.sumo.oracle import explicit_routes, oracle_summary, run_oracle
 
@@ -58,7 +58,12 @@ def _one(job: tuple[str, str, int, bool, str]) -> dict[str, Any]:
         routes = explicit_routes(cfg, seed, Path(tmp))
         if part == "loops":
             looped = run_oracle(
-                cfg, seed, routes=routes, permissive_lefts=permissive_lefts, sensing="loops"
+                cfg,
+                seed,
+                routes=routes,
+                permissive_lefts=permissive_lefts,
+                sensing="loops",
+                loop_reach_m=reach,
             )
             out["time_loss_s"]["loop rollout"] = looped.time_loss_s
             out["loop rollout"] = oracle_summary(looped)
@@ -102,7 +107,9 @@ def _meets(tl: dict[str, float], key: str) -> bool:
     return v <= TARGET_ACTUATED * float(tl["sumo:actuated"]) and v <= TARGET_BEST * best
 
 
-def write_markdown(runs: list[dict[str, Any]], wall: float, cmd: str) -> str:
+def write_markdown(
+    runs: list[dict[str, Any]], wall: float, cmd: str, reach: float | None = None
+) -> str:
     lines = [
         "# How far could any controller go? Rollout estimates with and without loops",
         "",
@@ -178,6 +185,21 @@ def write_markdown(runs: list[dict[str, Any]], wall: float, cmd: str) -> str:
         "the issue gives (stop bar and ~40 m upstream).",
         "",
     ]
+    if reach is None:
+        lines += [
+            "What loops farther upstream would be worth: `--loop-reach M` lets the loop",
+            "rollout plan as if every approach's farthest loop lay M m upstream; the last run",
+            "with 120 m is in [sumo-oracle-reach-120.md](sumo-oracle-reach-120.md).",
+            "",
+        ]
+    else:
+        lines += [
+            f"**This run:** the loop rollout plans as if every approach's farthest loop lay"
+            f" {reach:g} m upstream of its stop line (the scenarios' advance loops lie ~40 m"
+            " upstream, and every other controller of the table uses those): its column is",
+            "what loops that far upstream would be worth to this planner.",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -188,12 +210,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--scenarios", nargs="+", default=list(STAGE_JUNCTIONS))
     parser.add_argument("--permissive-lefts", action="store_true")
+    parser.add_argument(
+        "--loop-reach",
+        type=float,
+        metavar="M",
+        help="the loop rollout plans as if every approach's farthest loop lay M m upstream",
+    )
     parser.add_argument("--no-build", action="store_true")
     parser.add_argument("--no-docs", action="store_true", help="print only; write no docs")
     args = parser.parse_args(argv)
     cfgs = scenario_configs(builder, args.scenarios, build=not args.no_build)
     jobs = [
-        (name, str(cfg), seed, args.permissive_lefts, part)
+        (name, str(cfg), seed, args.permissive_lefts, part, args.loop_reach)
         for name, cfg in cfgs.items()
         for seed in args.seeds
         for part in ("loops", "rest")  # the slow part first: the pool ends evenly
@@ -207,11 +235,14 @@ def main(argv: list[str] | None = None) -> int:
         print(r["scenario"], r["seed"], " ".join(f"{c}={v:.2f}" for c, v in tl.items()))
     if not args.no_docs:
         tag = "-permissive-lefts" if args.permissive_lefts else ""
-        doc = DOC.with_name(f"sumo-oracle{tag}.md")
         cmd = "python bench/sumo_oracle.py --seeds " + " ".join(map(str, args.seeds))
         if args.permissive_lefts:
             cmd += " --permissive-lefts"
-        doc.write_text(write_markdown(runs, wall, cmd))
+        if args.loop_reach is not None:
+            tag += f"-reach-{args.loop_reach:g}"
+            cmd += f" --loop-reach {args.loop_reach:g}"
+        doc = DOC.with_name(f"sumo-oracle{tag}.md")
+        doc.write_text(write_markdown(runs, wall, cmd, args.loop_reach))
         doc.with_suffix(".json").write_text(json.dumps(runs, indent=1, sort_keys=True) + "\n")
         print(f"wrote {doc}")
     return 0

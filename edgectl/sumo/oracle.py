@@ -411,12 +411,15 @@ def run_oracle(
     permissive_lefts: bool = False,
     sensing: str = "all",
     samples: int = SAMPLES,
+    loop_reach_m: float | None = None,
     record: bool = False,
 ) -> OracleResult:
     """Run the clairvoyant controller on a one-junction scenario under ``seed``'s demand
     (``routes``: that demand from :func:`explicit_routes`, written here when not given).
     ``sensing``: ``"all"`` (every vehicle, the real future) or ``"loops"`` (what the loops
-    could know, each option tried on ``samples`` random futures)."""
+    could know, each option tried on ``samples`` random futures; ``loop_reach_m``: as if the
+    farthest loop of every approach lane lay this far from its stop line, instead of where
+    the scenario's loops are)."""
     if sensing not in SENSING:
         raise ValueError(f"sensing {sensing!r}: one of {', '.join(SENSING)}")
     if sensing == "loops" and samples < 1:
@@ -450,7 +453,7 @@ def run_oracle(
                 horizon_s=horizon_s,
                 near_m=near_m,
                 demand=_demand(routes) if loops else (),
-                zone_m=_zones(ls) if loops else None,
+                zone_m=_zones(ls, loop_reach_m) if loops else None,
                 samples=samples if loops else 0,
                 seed=seed,
             )
@@ -503,12 +506,16 @@ def _demand(routes: Path) -> tuple[_Trip, ...]:
     return tuple(trips)
 
 
-def _zones(ls: ModuleType) -> dict[str, float]:
-    """Lane → how far from its stop line the farthest loop on it lies (what loops cover)."""
+def _zones(ls: ModuleType, reach_m: float | None = None) -> dict[str, float]:
+    """Lane → how far from its stop line the farthest loop on it lies (what loops cover);
+    with ``reach_m``, that far on every lane with a loop (at most the lane's length)."""
     out: dict[str, float] = {}
     for d in ls.inductionloop.getIDList():
         lane = ls.inductionloop.getLaneID(d)
-        reach = float(ls.lane.getLength(lane)) - float(ls.inductionloop.getPosition(d))
+        length = float(ls.lane.getLength(lane))
+        reach = length - float(ls.inductionloop.getPosition(d))
+        if reach_m is not None:
+            reach = min(length, reach_m)
         out[lane] = max(out.get(lane, 0.0), reach)
     return out
 

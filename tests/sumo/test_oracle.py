@@ -118,6 +118,7 @@ def test_loop_sensing_hides_what_no_loop_saw(scenarios: dict[str, Path], tmp_pat
         zones = _zones(ls)
         assert set(zones) == {g.in_lane for g in model.groups}
         assert all(35.0 < z < 45.0 for z in zones.values())  # the ~40 m advance loops
+        assert set(_zones(ls, 120.0).values()) == {120.0}  # as if the loops lay farther up
         o = _Rollout(
             ls, model, horizon_s=30.0, near_m=(40.0,), demand=demand, zone_m=zones, samples=1
         )
