@@ -21,7 +21,7 @@ With ``sensing="loops"`` it plans with what the junction's loops could know inst
 what a real controller loses by not seeing from what it loses by not planning:
 
 - before each rollout the vehicles no loop could have seen are taken out of the saved state:
-  every vehicle that has not yet departed, every vehicle upstream of an approach, and every
+  every vehicle due to depart within the horizon, every vehicle upstream of an approach, and every
   moving vehicle on an approach lane farther from the stop line than its farthest loop (the
   standing queue behind the zone stays: a covered advance loop tells a controller of it);
 - in their place come vehicles drawn at random at the demand of the last ``RATE_WINDOW_S``
@@ -45,6 +45,7 @@ to 0.01 s on a run without look-ahead.
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import random
@@ -193,6 +194,7 @@ class _Rollout:
         # loop sensing (``samples`` > 0): the demand, a route per path, what the loops cover
         self.samples = samples
         self.demand = demand
+        self.departs = [trip.depart for trip in demand]  # sorted, as the demand is
         self.zone_m = zone_m or {}
         self.rng = random.Random(seed)
         self.approaches = {ls.lane.getEdgeID(ln) for ln in self.lanes}
@@ -201,11 +203,16 @@ class _Rollout:
             edge = ls.lane.getEdgeID(ln)
             self.edge_zone[edge] = max(self.edge_zone.get(edge, 0.0), reach)
         self.route_of: dict[tuple[str, ...], str] = {}
+        self.unseen_m: dict[str, float] = {}  # first edge of a path → its part no loop covers
         if samples:
             for trip in demand:
                 if trip.edges not in self.route_of:
                     self.route_of[trip.edges] = f"oracle-route-{len(self.route_of)}"
                     ls.route.add(self.route_of[trip.edges], list(trip.edges))
+                    first = trip.edges[0]
+                    self.unseen_m[first] = float(ls.lane.getLength(f"{first}_0")) - (
+                        self.edge_zone.get(first, 0.0) + UNSEEN_GAP_M
+                    )
 
     # --- signal timing, the same rules as the bench's controllers ---
     def state(self, s: _Signal) -> str:
@@ -264,25 +271,24 @@ class _Rollout:
         return _Signal(stage=s.stage, interval="Y", since=t, to=k)
 
     # --- loop sensing: what no loop saw is taken out, random vehicles put in ---
-    def _draw(self, t: float) -> list[_Drawn]:
-        """One random future: the demand of the trailing window, path by path, entering over
-        the horizon and spread over the part of each approach no loop covers."""
+    def _rates(self, t: float) -> dict[tuple[str, ...], tuple[float, str]]:
+        """Path → (vehicles per second over the trailing window, vehicle type)."""
         since = max(0.0, t - RATE_WINDOW_S)
         span = max(RATE_MIN_S, t - since)
         counts: dict[tuple[str, ...], tuple[int, str]] = {}
-        for trip in self.demand:
-            if trip.depart > t:
-                break
-            if trip.depart > since:
-                n, _ = counts.get(trip.edges, (0, trip.type))
-                counts[trip.edges] = (n + 1, trip.type)
+        lo, hi = bisect.bisect_right(self.departs, since), bisect.bisect_right(self.departs, t)
+        for trip in self.demand[lo:hi]:
+            n, _ = counts.get(trip.edges, (0, trip.type))
+            counts[trip.edges] = (n + 1, trip.type)
+        return {edges: (n / span, vtype) for edges, (n, vtype) in counts.items()}
+
+    def _draw(self, rates: dict[tuple[str, ...], tuple[float, str]], t: float) -> list[_Drawn]:
+        """One random future at ``rates``: vehicles entering over the horizon, and spread
+        over the part of each approach no loop covers."""
         out: list[_Drawn] = []
-        for edges, (n, vtype) in counts.items():
-            rate = n / span
+        for edges, (rate, vtype) in rates.items():
             route = self.route_of[edges]
-            first = edges[0]
-            length = float(self.ls.lane.getLength(f"{first}_0"))
-            unseen = length - (self.edge_zone.get(first, 0.0) + UNSEEN_GAP_M)
+            unseen = self.unseen_m[edges[0]]
             if unseen > 0:
                 for _ in range(self._poisson(rate * unseen / UNSEEN_SPEED_MPS)):
                     out.append((route, vtype, t, self.rng.uniform(0.0, unseen)))
@@ -302,11 +308,11 @@ class _Rollout:
     def _hide(self, t: float) -> None:
         """Take out of the simulation what the loops could not have seen at ``t``."""
         ls = self.ls
-        for trip in self.demand:  # not departed yet (those after the horizon never matter)
-            if trip.depart > t + self.horizon_s:
-                break
-            if trip.depart > t:
-                ls.vehicle.remove(trip.id)
+        # due to depart within the horizon (those after it never matter)
+        lo = bisect.bisect_right(self.departs, t)
+        hi = bisect.bisect_right(self.departs, t + self.horizon_s)
+        for trip in self.demand[lo:hi]:
+            ls.vehicle.remove(trip.id)
         for v in ls.vehicle.getIDList():
             route = ls.vehicle.getRoute(v)
             here = int(ls.vehicle.getRouteIndex(v))
@@ -385,7 +391,8 @@ class _Rollout:
         ]
         ls = self.ls
         ls.simulation.saveState(state_file)
-        futures = [self._draw(t) for _ in range(self.samples)] if self.samples else [None]
+        rates = self._rates(t) if self.samples else {}
+        futures = [self._draw(rates, t) for _ in range(self.samples)] if self.samples else [None]
         best: tuple[float, _Signal] | None = None
         for option in options:
             cost = sum(

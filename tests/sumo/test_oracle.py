@@ -149,7 +149,8 @@ def test_loop_sensing_hides_what_no_loop_saw(scenarios: dict[str, Path], tmp_pat
         due = {trip.id for trip in demand if t < trip.depart <= t + 29.0}
         assert due and not (entered & due)
         # a drawn future is the recent demand: about as many vehicles as really came
-        drawn = [len([d for d in o._draw(t) if d[3] is None]) for _ in range(200)]
+        rates = o._rates(t)
+        drawn = [len([d for d in o._draw(rates, t) if d[3] is None]) for _ in range(200)]
         recent = sum(1 for trip in demand if t - 150.0 < trip.depart <= t)
         expected = recent / 150.0 * 30.0
         assert abs(sum(drawn) / len(drawn) - expected) < 0.15 * expected + 0.5
