@@ -10,7 +10,7 @@ Public API (pinned by ``tests/sim/test_api.py``)::
     DemandSchedule
     MmuFault
 
-The device profile format lives in :mod:`edgectl.field.profile` (the daemon reads it too).
+The device profile format lives in :mod:`edgectl.cabinet.profile` (the daemon reads it too).
 """
 
 from firmware_sim.api import Emulator

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from edgectl.field.profile import DeviceProfile, load_profile
+from edgectl.cabinet.profile import DeviceProfile, load_profile
 from firmware_sim.faults import FaultSpec, parse_fault
 from firmware_sim.model import CabinetModel, DemandSchedule
 from firmware_sim.record import Recorder, summary, write_summary

@@ -36,8 +36,8 @@ import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from edgectl.control.types import ChannelState
-from edgectl.field.profile import CabinetWiring, ChannelKind, MmuFaultKind
+from edgectl.cabinet.channels import ChannelState
+from edgectl.cabinet.profile import CabinetWiring, ChannelKind, MmuFaultKind
 
 __all__ = ["Cabinet", "MmuFault"]
 

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgectl.control.types import ChannelState
-from edgectl.field.profile import (
+from edgectl.cabinet.channels import ChannelState
+from edgectl.cabinet.profile import (
     MMU_RESET_MAGIC,
     CabinetWiring,
     ChannelKind,

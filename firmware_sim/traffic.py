@@ -27,13 +27,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from edgectl.control.types import ChannelState
-from edgectl.field.profile import (
-    CabinetDetector,
-    DetectorPosition,
-    Movement,
-    PedestrianButton,
-)
+from edgectl.cabinet.channels import ChannelState
+from edgectl.cabinet.profile import CabinetDetector, DetectorPosition, Movement, PedestrianButton
 
 __all__ = ["MovementStats", "TrafficModel"]
 

@@ -22,8 +22,9 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from edgectl.cabinet.channels import ChannelState
 from edgectl.config.model import DaemonConfig
-from edgectl.control.types import ChannelState, EventCode, Interval, Outputs, PedInterval
+from edgectl.control.types import EventCode, Interval, Outputs, PedInterval
 
 EVENT_NAMES = {int(c): c.name.lower() for c in EventCode}
 INTERVAL_STYLE = {
@@ -99,11 +100,11 @@ async def _start_amqtt(port: int) -> Any:
 
 
 async def _demo(args: argparse.Namespace, workdir: Path) -> int:
-    from edgectl.assemble import build_daemon
     from edgectl.config.loader import load_config
     from edgectl.config.model import Mode
     from edgectl.config.settings import MqttProtocol
-    from edgectl.daemon import with_field_url
+    from edgectl.daemon.assemble import build_daemon
+    from edgectl.daemon.loop import with_field_url
     from edgectl.logs import configure_logging
     from edgectl.testing.hil import Emulator
 

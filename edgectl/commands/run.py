@@ -34,7 +34,7 @@ def apply_overrides(config: DaemonConfig, args: argparse.Namespace) -> DaemonCon
 
     Applied at start and again to the file re-read on SIGHUP, so that a reload compares like
     with like."""
-    from edgectl.daemon import with_field_url
+    from edgectl.daemon.loop import with_field_url
 
     updates: dict[str, object] = {}
     if args.state_dir is not None:
@@ -88,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _main(config: DaemonConfig, args: argparse.Namespace) -> int:
-    from edgectl.assemble import build_daemon
     from edgectl.config.loader import load_config
+    from edgectl.daemon.assemble import build_daemon
 
     path: Path = args.config
     daemon, closers = build_daemon(config, config_path=path)

@@ -12,7 +12,7 @@ Order of work:
    explicit merge rather than pydantic-settings because the models are plain frozen
    ``BaseModel`` s shared with remote plans, and the file must stay the base layer.
 3. The document is validated by the frozen pydantic models (types, ranges, unknown keys).
-4. The semantic checks of :func:`edgectl.control.safety.validate_config` run (rings against
+4. The semantic checks of :func:`edgectl.config.validation.validate_config` run (rings against
    barriers, references, MUTCD/ITE plan bounds, cycle arithmetic).
 
 Every problem of steps 3 and 4 is reported together: when the structure is invalid, the
@@ -35,7 +35,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from edgectl.config.model import DaemonConfig
-from edgectl.control.safety import validate_config
+from edgectl.config.validation import validate_config
 from edgectl.errors import ConfigError, Problem
 
 __all__ = [

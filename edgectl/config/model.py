@@ -6,7 +6,7 @@ otherwise. Names follow NTCIP 1202 where one exists.
 
 Structural checks (types, ranges, unknown keys) live on the models; cross-field checks that
 need the whole intersection (rings against barriers, channels against phases, plan bounds)
-live in :mod:`edgectl.control.safety` so that a remote plan goes through exactly the same
+live in :mod:`edgectl.config.validation` so that a remote plan goes through exactly the same
 validation as one loaded from a file.
 """
 
@@ -17,8 +17,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from edgectl.config.base import Frozen
 from edgectl.config.settings import DaemonSettings, FieldSettings, MqttSettings
+from edgectl.frozen import Frozen
 
 PhaseId = Annotated[int, Field(ge=1, le=16, description="NEMA phase number 1..16")]
 ChannelId = Annotated[int, Field(ge=1, le=32, description="load-switch channel 1..32")]

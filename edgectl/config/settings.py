@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from edgectl.config.base import Frozen
+from edgectl.frozen import Frozen
 
 DeviceUrl = Annotated[
     str,

@@ -31,13 +31,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
+from edgectl.cabinet.channels import ChannelState
 from edgectl.config.model import Config, Mode, Plan
 from edgectl.control import strategies
 from edgectl.control.engine import Engine
 from edgectl.control.strategies.base import Strategy, View
 from edgectl.control.types import (
     NO_REQUESTS,
-    ChannelState,
     Event,
     EventCode,
     FlashReason,
@@ -80,7 +80,7 @@ class ExpectsArrivals(Protocol):
 
 
 def _default_monitor(config: Config) -> FrameMonitor:
-    from edgectl.control.safety import ConflictMonitor
+    from edgectl.control.monitor import ConflictMonitor
 
     return ConflictMonitor(config)  # type: ignore[return-value]
 

@@ -45,11 +45,11 @@ import math
 from collections.abc import Iterable
 from dataclasses import replace
 
+from edgectl.cabinet.channels import ChannelState
 from edgectl.config.model import ChannelSource, Config, FlashMode, Mode, Plan, Recall
 from edgectl.control.detectors import TICKS_PER_S, DetectorBank, to_ticks
 from edgectl.control.types import (
     NO_REQUESTS,
-    ChannelState,
     DetectorStatus,
     EnterFlash,
     Event,

@@ -25,10 +25,10 @@ from typing import TypeVar
 import structlog
 
 from edgectl.backoff import Backoff
+from edgectl.cabinet.channels import ChannelState
+from edgectl.cabinet.profile import DeviceProfile, load_profile
 from edgectl.config.settings import Device, DeviceRole
-from edgectl.control.types import ChannelState
 from edgectl.errors import FatalFieldError, FieldError, RetryableFieldError
-from edgectl.field.profile import DeviceProfile, load_profile
 from edgectl.field.transport import RegisterIO, open_io
 from edgectl.field.url import parse_url
 
@@ -71,7 +71,7 @@ class CabinetMap:
 
     @classmethod
     def from_profile(cls, profile: DeviceProfile) -> CabinetMap:
-        """The addresses named in a device profile (``edgectl.field.profile``)."""
+        """The addresses named in a device profile (``edgectl.cabinet.profile``)."""
         regs = profile.registers
 
         def inp(name: str) -> Block:

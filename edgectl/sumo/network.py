@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgectl.config.limits import ite_red_clear, ite_yellow
 from edgectl.config.model import (
     Barrier,
     Channel,
@@ -48,7 +49,6 @@ from edgectl.config.model import (
     Recall,
     Ring,
 )
-from edgectl.control.safety import ite_red_clear, ite_yellow
 
 # NEMA protected lefts and the opposing through each turns across
 OPPOSING = {1: 2, 5: 6, 3: 4, 7: 8}

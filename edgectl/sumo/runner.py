@@ -167,7 +167,8 @@ class EdgectlJunction:
         ls.trafficlight.setRedYellowGreenState(self.model.tls_id, self.state)
 
     def _tick(self, ls: ModuleType, now: float, presence: frozenset[int]) -> None:
-        from edgectl.control.types import ChannelState, Inputs
+        from edgectl.cabinet.channels import ChannelState
+        from edgectl.control.types import Inputs
 
         out = self.controller.step(now, Inputs(presence=presence))
         chars = ["r"] * self.model.n_links

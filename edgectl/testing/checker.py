@@ -1,8 +1,9 @@
 """An independent safety checker for signal timelines (a product: ``edgectl.testing``).
 
-It shares no logic with :mod:`edgectl.control.safety`: conflicts are derived here from the
-rings and barriers (or given as an explicit list of channel pairs, e.g. the ``conflicts`` of a
-``firmware-sim --summary``), and every rule is re-implemented from SPEC §4. It checks
+It shares no logic with :mod:`edgectl.control.monitor` or :mod:`edgectl.config.junction`:
+conflicts are derived here from the rings and barriers (or given as an explicit list of
+channel pairs, e.g. the ``conflicts`` of a ``firmware-sim --summary``), and every rule is
+re-implemented from SPEC §4. It checks
 
 channel timelines (:class:`ChannelChecker`, :func:`check_record`, :func:`check_timeline`)
     ``conflict``            two conflicting channels non-red at once (FR/FY/OFF/R/DW are red)
@@ -53,8 +54,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgectl.cabinet.channels import ChannelState
 from edgectl.config.model import ChannelSource, Config, Mode, Plan
-from edgectl.control.types import ChannelState, Interval, OperatingState, Outputs, Requests
+from edgectl.control.types import Interval, OperatingState, Outputs, Requests
 
 __all__ = [
     "ChannelChecker",

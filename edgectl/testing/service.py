@@ -15,7 +15,7 @@ Two sources, kept apart on purpose:
 
 :func:`run_mode` runs one session — ``firmware-sim`` as a subprocess over Modbus TCP (or an
 RTU pty), the daemon in this process exactly as ``edgectl run`` builds it
-(:func:`edgectl.assemble.build_daemon`) in a chosen control mode — and returns both views,
+(:func:`edgectl.daemon.assemble.build_daemon`) in a chosen control mode — and returns both views,
 the emulator's summary and the safety checker's findings. The emulator is stopped first, at
 ``duration_s`` on its own clock, so every mode is measured over the same window of the same
 seeded arrivals. ``bench/hil_adaptive.py`` and ``tests/hil/test_adaptive_hil.py`` use it.
@@ -42,7 +42,7 @@ from edgectl.testing.checker import (
 from edgectl.testing.hil import Emulator, read_record
 
 if TYPE_CHECKING:
-    from edgectl.daemon import Daemon
+    from edgectl.daemon.loop import Daemon
 
 __all__ = [
     "ChannelService",
@@ -424,8 +424,8 @@ async def run_mode(
 ) -> ModeRun:
     """The emulator (subprocess) and the daemon (here) in ``mode`` for ``duration_s`` seconds
     of emulator time; see the module docstring."""
-    from edgectl.assemble import build_daemon
-    from edgectl.daemon import with_field_url
+    from edgectl.daemon.assemble import build_daemon
+    from edgectl.daemon.loop import with_field_url
 
     state_dir = workdir / f"state-{mode.value}-{seed}"
     await asyncio.to_thread(state_dir.mkdir, parents=True, exist_ok=True)

@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from edgectl.cabinet.channels import ChannelState
 from edgectl.config.model import Config, DaemonConfig, Mode
 from edgectl.control.controller import Controller
 from edgectl.control.types import (
     NO_REQUESTS,
-    ChannelState,
     Directive,
     Event,
     Inputs,

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import pytest
 
+from edgectl.cabinet.channels import ChannelState
 from edgectl.config.model import (
     Barrier,
     Channel,
@@ -25,9 +26,10 @@ from edgectl.config.model import (
     Plan,
     Ring,
 )
+from edgectl.config.validation import validate_config
 from edgectl.control.engine import Engine
-from edgectl.control.safety import ConflictMonitor, validate_config
-from edgectl.control.types import ChannelState, Inputs, Requests
+from edgectl.control.monitor import ConflictMonitor
+from edgectl.control.types import Inputs, Requests
 from edgectl.testing.checker import ChannelChecker, derive_channel_conflicts, permissive_channels
 
 S = ChannelState

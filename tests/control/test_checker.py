@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from edgectl.cabinet.channels import ChannelState
+from edgectl.config.junction import ConflictMatrix
 from edgectl.config.loader import load_config
 from edgectl.config.model import DaemonConfig, Mode
-from edgectl.control.safety import ConflictMatrix
 from edgectl.control.types import (
-    ChannelState,
     Inputs,
     Interval,
     OperatingState,

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
+from edgectl.cabinet.channels import ChannelState
 from edgectl.config.model import Config, Detector
 from edgectl.control.detectors import DetectorBank, to_ticks
-from edgectl.control.types import ChannelState, EventCode, Requests
+from edgectl.control.types import EventCode, Requests
 
 from .engine_driver import Driver, make_config
 

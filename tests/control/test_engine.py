@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from edgectl.cabinet.channels import ChannelState
 from edgectl.config.model import Mode
 from edgectl.control.engine import Engine
 from edgectl.control.types import (
-    ChannelState,
     EnterFlash,
     EventCode,
     ExitFlash,

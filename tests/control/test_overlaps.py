@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from edgectl.cabinet.channels import ChannelState
 from edgectl.config.model import (
     Barrier,
     Channel,
@@ -15,7 +16,7 @@ from edgectl.config.model import (
     Ring,
 )
 from edgectl.control.engine import Engine
-from edgectl.control.types import ChannelState, Inputs, Requests
+from edgectl.control.types import Inputs, Requests
 
 OVERLAP = 9
 

@@ -9,16 +9,13 @@ from typing import Any
 
 import pytest
 
+from edgectl.cabinet.channels import ChannelState
+from edgectl.config.junction import ConflictMatrix
+from edgectl.config.limits import ite_red_clear, ite_yellow
 from edgectl.config.model import Config, DaemonConfig, Plan
-from edgectl.control.safety import (
-    ConflictMatrix,
-    ConflictMonitor,
-    ite_red_clear,
-    ite_yellow,
-    validate_config,
-    validate_plan,
-)
-from edgectl.control.types import ChannelState
+from edgectl.config.plans import validate_plan
+from edgectl.config.validation import validate_config
+from edgectl.control.monitor import ConflictMonitor
 from edgectl.errors import Problem
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -53,10 +53,10 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
+from edgectl.cabinet.channels import ChannelState
 from edgectl.config.loader import validate_document
 from edgectl.config.model import Config, DaemonConfig, Mode
 from edgectl.control.types import (
-    ChannelState,
     Directive,
     EnterFlash,
     EventCode,

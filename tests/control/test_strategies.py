@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from edgectl.cabinet.channels import ChannelState
 from edgectl.config.model import Config, Mode, Plan
 from edgectl.control import strategies
 from edgectl.control.controller import Controller
@@ -19,14 +20,7 @@ from edgectl.control.strategies import (
     register,
     split_windows,
 )
-from edgectl.control.types import (
-    NO_REQUESTS,
-    ChannelState,
-    EventCode,
-    OperatingState,
-    Requests,
-    SetMode,
-)
+from edgectl.control.types import NO_REQUESTS, EventCode, OperatingState, Requests, SetMode
 
 from .engine_driver import Driver, make_config
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from edgectl.daemon import Daemon
+from edgectl.daemon.loop import Daemon
 from edgectl.testing.mosquitto import SKIP_REASON, MosquittoBroker, mosquitto_available
 
 

@@ -18,14 +18,14 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from edgectl.assemble import build_daemon
 from edgectl.config.loader import load_config, validate_document
 from edgectl.config.model import DaemonConfig, Mode
 from edgectl.control import strategies
 from edgectl.control.controller import Controller
 from edgectl.control.strategies import register
 from edgectl.control.types import Inputs, Outputs, SetMode
-from edgectl.daemon import Daemon, outflow_detectors, stop_bar_departures
+from edgectl.daemon.assemble import build_daemon
+from edgectl.daemon.loop import Daemon, outflow_detectors, stop_bar_departures
 from edgectl.field.transport import MemoryIO, memory_bank
 from edgectl.sync.clock import iso_ms
 from edgectl.testing.consumer import consuming, eventually

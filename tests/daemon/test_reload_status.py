@@ -1,9 +1,10 @@
 """A reload the daemon accepts reaches the centre: the retained ``…/status`` birth is published
 again with the new ``config_digest`` (same ``bdseq``); a refused one changes nothing.
 
-The daemon is built as ``edgectl run`` builds it (:func:`edgectl.assemble.build_daemon`), reads
-an in-process register bank (``memory://``) and talks to a real mosquitto; the reload is
-requested exactly as the SIGHUP handler requests it (:meth:`Daemon.request_reload`).
+The daemon is built as ``edgectl run`` builds it
+(:func:`edgectl.daemon.assemble.build_daemon`), reads an in-process register bank
+(``memory://``) and talks to a real mosquitto; the reload is requested exactly as the SIGHUP
+handler requests it (:meth:`Daemon.request_reload`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from edgectl.assemble import build_daemon
 from edgectl.config.loader import load_config, validate_document
 from edgectl.config.model import DaemonConfig
-from edgectl.daemon import Daemon, config_digest
+from edgectl.daemon.assemble import build_daemon
+from edgectl.daemon.loop import Daemon, config_digest
 from edgectl.testing.consumer import Consumer, consuming, eventually
 from edgectl.testing.mosquitto import MosquittoBroker
 from tests.daemon.conftest import running

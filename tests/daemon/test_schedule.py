@@ -11,7 +11,7 @@ def test_the_daemon_follows_the_time_of_day_schedule() -> None:
     from edgectl.config.loader import load_config
     from edgectl.config.model import Mode, ScheduleEntry
     from edgectl.control.types import SetMode, SetPlan
-    from edgectl.daemon import Daemon
+    from edgectl.daemon.loop import Daemon
 
     base = load_config(Path(__file__).resolve().parents[2] / "examples" / "eight_phase.toml")
     schedule = (

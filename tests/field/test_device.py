@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import pytest
 
+from edgectl.cabinet.channels import ChannelState
 from edgectl.config.settings import Device, DeviceRole
-from edgectl.control.types import ChannelState
 from edgectl.errors import DeviceTimeout, FatalFieldError
 from edgectl.field.device import (
     CabinetDevice,

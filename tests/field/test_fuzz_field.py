@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgectl.control.types import ChannelState
+from edgectl.cabinet.channels import ChannelState
 from edgectl.errors import DeviceException, FieldError, FrameError
 from edgectl.field.device import CabinetMap, decode_inputs
 from edgectl.field.transport import _registers

@@ -5,15 +5,15 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from edgectl.cabinet.channels import ChannelState
+from edgectl.cabinet.profile import load_profile
 from edgectl.config.model import DaemonConfig
-from edgectl.control.types import ChannelState
-from edgectl.field.profile import load_profile
 from edgectl.testing.checker import Finding, channel_minimums, check_record
 
 ROOT = Path(__file__).resolve().parents[2]
 EIGHT_PHASE = ROOT / "examples" / "eight_phase.toml"
 # The daemon holds its clock when a frame reaches the cabinet later than the link's usual
-# latency + 20 ms (edgectl.daemon.DeliveryClock), so an interval shown can be shorter than the
+# latency + 20 ms (edgectl.daemon.loop.DeliveryClock), so an interval shown can be shorter than the
 # engine's count of ticks by at most that threshold plus scheduling noise: 30 ms in all.
 RECORD_JITTER_S = 0.03
 # Protected / permissive lefts of examples/eight_phase.toml: left channel → the phase whose

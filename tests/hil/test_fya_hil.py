@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from edgectl.cabinet.channels import ChannelState
 from edgectl.config.loader import load_config
 from edgectl.config.model import DaemonConfig, Mode
-from edgectl.control.safety import validate_config
-from edgectl.control.types import ChannelState
+from edgectl.config.validation import validate_config
 from edgectl.testing.hil import read_record
 from edgectl.testing.service import ModeRun, run_mode
 

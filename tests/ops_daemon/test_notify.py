@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from edgectl.daemon import TEST_WEDGE_AFTER_ENV, TEST_WEDGE_FOR_ENV
+from edgectl.daemon.loop import TEST_WEDGE_AFTER_ENV, TEST_WEDGE_FOR_ENV
 from edgectl.ops.sdnotify import Notification, NotifyListener
 from edgectl.testing.hil import DaemonProcess, Emulator, read_record
 from edgectl.testing.mosquitto import free_port

@@ -15,7 +15,7 @@ import pytest
 from edgectl.config.loader import load_config, parse_config
 from edgectl.config.model import DaemonConfig, Mode, Neighbour
 from edgectl.control.types import SetMode, SetPlan
-from edgectl.daemon import Daemon, with_field_url
+from edgectl.daemon.loop import Daemon, with_field_url
 from edgectl.errors import ConfigError
 from edgectl.logs import LIBRARY_LEVELS, configure_logging
 from edgectl.ops.metrics import Metrics

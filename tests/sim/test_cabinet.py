@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from edgectl.control.types import ChannelState as S
-from edgectl.field.profile import MmuFaultKind, load_profile
+from edgectl.cabinet.channels import ChannelState as S
+from edgectl.cabinet.profile import MmuFaultKind, load_profile
 from firmware_sim.cabinet import Cabinet
 
 _WIRING = load_profile("builtin:two-phase").cabinet

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 import pytest
 from pydantic import ValidationError
 
-from edgectl.control.types import ChannelState as S
-from edgectl.field.profile import CabinetWiring, MmuFaultKind, load_profile
+from edgectl.cabinet.channels import ChannelState as S
+from edgectl.cabinet.profile import CabinetWiring, MmuFaultKind, load_profile
 from firmware_sim.cabinet import Cabinet
 from firmware_sim.model import CabinetModel
 from firmware_sim.record import summary

@@ -3,8 +3,8 @@ no latch on a valid sequence, reset."""
 
 from __future__ import annotations
 
-from edgectl.control.types import ChannelState as S
-from edgectl.field.profile import MMU_RESET_MAGIC
+from edgectl.cabinet.channels import ChannelState as S
+from edgectl.cabinet.profile import MMU_RESET_MAGIC
 
 from .conftest import Cabinet
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from edgectl.cabinet.profile import BUILTIN_PROFILES, DeviceProfile, load_profile
 from edgectl.config.model import Config
 from edgectl.errors import ConfigError, FatalFieldError
-from edgectl.field.profile import BUILTIN_PROFILES, DeviceProfile, load_profile
 
 CABINET_V1_INPUT = {
     "status": (0, 1),

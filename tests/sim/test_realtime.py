@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from edgectl.control.types import ChannelState as S
-from edgectl.field.profile import load_profile
+from edgectl.cabinet.channels import ChannelState as S
+from edgectl.cabinet.profile import load_profile
 from firmware_sim import CabinetModel, DemandSchedule, Emulator
 
 from .conftest import client_for

@@ -7,8 +7,8 @@ import statistics
 
 import pytest
 
-from edgectl.control.types import ChannelState as S
-from edgectl.field.profile import CabinetDetector, DetectorPosition, Movement
+from edgectl.cabinet.channels import ChannelState as S
+from edgectl.cabinet.profile import CabinetDetector, DetectorPosition, Movement
 from firmware_sim.traffic import TrafficModel
 
 DT = 0.1
@@ -140,7 +140,7 @@ def test_seeded_and_reproducible() -> None:
 
 
 def test_pedestrian_buttons_at_their_rate() -> None:
-    from edgectl.field.profile import PedestrianButton
+    from edgectl.cabinet.profile import PedestrianButton
 
     model = TrafficModel([], pedestrians=[PedestrianButton(phase=4, rate_per_h=360)], seed=1)
     presses = 0

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from edgectl.cabinet.channels import ChannelState
 from edgectl.config.settings import Device, DeviceRole
-from edgectl.control.types import ChannelState
-from edgectl.daemon import LatencyHistogram
+from edgectl.daemon.loop import LatencyHistogram
 from edgectl.field.device import CabinetDevice, CabinetMap
 from edgectl.field.transport import MemoryIO
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from edgectl.config.model import DetectorType, Mode
-from edgectl.control.safety import validate_config
+from edgectl.config.validation import validate_config
 from tests.sumo.conftest import needs_sumo
 
 pytestmark = [pytest.mark.sumo, needs_sumo]
@@ -112,7 +112,7 @@ def test_clearances_round_up_to_whole_simulation_steps(
 
 
 def test_four_arm_junctions_get_the_nema_dual_ring(scenarios: dict[str, Path]) -> None:
-    from edgectl.control.safety import ConflictMatrix
+    from edgectl.config.junction import ConflictMatrix
     from edgectl.sumo.network import attach_loops, derive_network
 
     cfg = scenarios["isolated_light"]

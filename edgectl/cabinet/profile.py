@@ -31,8 +31,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from edgectl.config.base import Frozen
 from edgectl.errors import ConfigError, FatalFieldError, Problem
+from edgectl.frozen import Frozen
 
 __all__ = [
     "BUILTIN_PROFILES",
@@ -285,7 +285,8 @@ class DeviceProfile(Frozen):
 def _builtin_text(name: str) -> str:
     if name not in BUILTIN_PROFILES:
         raise FatalFieldError(f"unknown builtin profile {name!r}; known: {list(BUILTIN_PROFILES)}")
-    return resources.files("edgectl.field").joinpath("profiles", f"{name}.toml").read_text("utf-8")
+    builtin = resources.files("edgectl.cabinet").joinpath("profiles", f"{name}.toml")
+    return builtin.read_text("utf-8")
 
 
 def load_profile(ref: str | Path) -> DeviceProfile:

@@ -15,7 +15,7 @@ import structlog
 from edgectl import __version__
 from edgectl.config.model import DaemonConfig
 from edgectl.control.types import Outputs
-from edgectl.daemon import Daemon, config_digest
+from edgectl.daemon.loop import Daemon, config_digest
 
 log = structlog.get_logger("edgectl.daemon")
 
@@ -123,7 +123,7 @@ def build_daemon(
 
 
 def _build_sync(daemon: Daemon, config: DaemonConfig, metrics: Any) -> Any:
-    from edgectl.operator import DaemonCommandHandler
+    from edgectl.daemon.operator import DaemonCommandHandler
     from edgectl.sync.service import SyncService
 
     handler = DaemonCommandHandler(daemon, metrics=metrics)

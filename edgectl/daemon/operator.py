@@ -33,7 +33,7 @@ from edgectl.sync.commands import (
 )
 
 if TYPE_CHECKING:
-    from edgectl.daemon import Daemon
+    from edgectl.daemon.loop import Daemon
 
 log = structlog.get_logger("edgectl.sync")
 
@@ -44,7 +44,7 @@ COORDINATED_MODES = (Mode.FIXED, Mode.COORDINATED)
 
 
 class DaemonCommandHandler:
-    """:class:`edgectl.sync.commands.CommandHandler` for a :class:`~edgectl.daemon.Daemon`."""
+    """:class:`edgectl.sync.commands.CommandHandler` for a :class:`~edgectl.daemon.loop.Daemon`."""
 
     def __init__(self, daemon: Daemon, *, metrics: Any = None) -> None:
         self.daemon = daemon
@@ -184,7 +184,7 @@ class DaemonCommandHandler:
         return self._applied(command, f"mode {mode.value} requested")
 
     def _set_plan(self, command: SetPlanCommand) -> CommandResult:
-        from edgectl.control.safety import validate_plan
+        from edgectl.config.plans import validate_plan
 
         daemon = self.daemon
         raw = command.params.plan

@@ -50,12 +50,12 @@ from typing import Any
 import structlog
 
 from edgectl import __version__
+from edgectl.cabinet.channels import ChannelState
 from edgectl.config.model import DaemonConfig, DetectorType, Mode, ScheduleEntry
 from edgectl.config.settings import Device, DeviceRole
 from edgectl.control.controller import Controller
 from edgectl.control.telemetry import TelemetryAggregator
 from edgectl.control.types import (
-    ChannelState,
     Directive,
     EnterFlash,
     EventCode,
