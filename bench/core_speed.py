@@ -1,9 +1,10 @@
 """Speed of the pure core: a 24-hour simulated run of the 8-phase junction at 0.1 s ticks.
 
-Random (Poisson) demand from ``edgectl simulate``'s queue model, the full Controller (strategy
-→ engine → software conflict monitor) on every tick. Prints simulated seconds per wall second.
+Random (Poisson) demand from the queue model ``edgectl simulate`` uses
+(:mod:`edgectl.control.demand`), the full Controller (strategy → engine → software conflict
+monitor) on every tick. Prints simulated seconds per wall second.
 
-    .venv/bin/python bench/core_speed.py [--hours 24] [--mode actuated] [--engine-only]
+    .venv/bin/python -m bench.core_speed [--hours 24] [--mode actuated] [--engine-only]
 
 Target (issue 2): a 24 h run well under 30 s of wall time.
 """
@@ -14,10 +15,10 @@ import argparse
 import time
 from pathlib import Path
 
-from edgectl.commands.simulate import PoissonDemand
 from edgectl.config.loader import load_config
 from edgectl.config.model import Mode
 from edgectl.control.controller import Controller
+from edgectl.control.demand import PoissonDemand
 from edgectl.control.engine import Engine
 from edgectl.control.types import Outputs
 

@@ -1,9 +1,9 @@
 """The daemon's cost at 10 Hz against the emulator over TCP, next to a bare pymodbus loop.
 
-    .venv/bin/python bench/daemon_bench.py [--duration 60] [--warmup 10] [--json OUT]
+    .venv/bin/python -m bench.daemon_bench [--duration 60] [--warmup 10] [--json OUT]
 
 One run starts two emulators (``firmware-sim`` over TCP, real processes). ``edgectl run``
-drives the first; a bare pymodbus loop (this file with ``--bare-loop URL``, its own process)
+drives the first; a bare pymodbus loop (this module with ``--bare-loop URL``, its own process)
 does the same field I/O against the second — one FC4 read of the 110 input registers and one
 FC16 write of 33 registers (32 channels + heartbeat) per 0.1 s on a fixed grid. Over the same
 measurement window (after ``--warmup``) it samples ``/proc/PID/stat`` (utime + stime) and
@@ -30,11 +30,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as a script: make `edgectl` importable from the checkout
-    sys.path.insert(0, str(REPO))
+from edgectl.testing.hil import DaemonProcess, Emulator, ManagedProcess
 
-from edgectl.testing.hil import DaemonProcess, Emulator, ManagedProcess  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 EIGHT_PHASE = REPO / "examples" / "eight_phase.toml"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -184,7 +182,15 @@ def run_bench(duration: float, warmup: float, workdir: Path) -> Result:
     daemon = DaemonProcess(workdir, EIGHT_PHASE, sim_d.url)
     bare_out = workdir / "bare.json"
     bare = ManagedProcess(
-        [sys.executable, __file__, "--bare-loop", sim_b.url, "--bare-out", str(bare_out)],
+        [
+            sys.executable,
+            "-m",
+            "bench.daemon_bench",
+            "--bare-loop",
+            sim_b.url,
+            "--bare-out",
+            str(bare_out),
+        ],
         workdir / "bare.log",
     )
     try:
@@ -272,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         data: dict[str, Any] = asdict(result)
         data["targets"] = TARGETS
-        data["command"] = "python bench/daemon_bench.py " + " ".join(sys.argv[1:])
+        data["command"] = "python -m bench.daemon_bench " + " ".join(sys.argv[1:])
         args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return 0 if all(result.targets_met.values()) else 1
 

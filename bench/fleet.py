@@ -1,6 +1,6 @@
 """Fleet load: N daemons, each against its own emulator, on one mosquitto on this machine.
 
-    .venv/bin/python bench/fleet.py [--steps 1 2 4 8 16] [--window 45] [--json OUT]
+    .venv/bin/python -m bench.fleet [--steps 1 2 4 8 16] [--window 45] [--json OUT]
 
 For each N: N ``firmware-sim`` (Modbus TCP) + N ``edgectl run`` (intersections
 ``fleet-001`` …, default MQTT settings) + one mosquitto + a consumer (the centre, aiomqtt)
@@ -30,15 +30,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-for p in (str(HERE.parent), str(HERE)):
-    if p not in sys.path:
-        sys.path.insert(0, p)
-
-from soak import Consumer, SoakDaemon, cpu_rss, outbox_state  # noqa: E402
-
-from edgectl.testing.hil import Emulator  # noqa: E402
-from edgectl.testing.mosquitto import MosquittoBroker  # noqa: E402
+from bench.soak import Consumer, SoakDaemon, cpu_rss, outbox_state
+from edgectl.testing.hil import Emulator
+from edgectl.testing.mosquitto import MosquittoBroker
 
 CORES = os.cpu_count() or 1
 
@@ -258,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         data = {
             "cores": CORES,
             "steps": [asdict(s) for s in steps],
-            "command": "python bench/fleet.py " + " ".join(sys.argv[1:]),
+            "command": "python -m bench.fleet " + " ".join(sys.argv[1:]),
         }
         args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return 0 if all(s.events_lost == 0 for s in steps) else 1

@@ -1,6 +1,6 @@
 """The daemon in each control mode against firmware_sim over Modbus TCP: delay and service.
 
-    .venv/bin/python bench/hil_adaptive.py [--duration 300]
+    .venv/bin/python -m bench.hil_adaptive [--duration 300]
         [--modes actuated adaptive maxpressure] [--seeds 1]
         [--demand bench/demand/eight_phase_peak.csv] [--config examples/eight_phase.toml]
         [--workdir DIR] [--json OUT] [--markdown OUT]
@@ -35,14 +35,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as a script: make `edgectl` importable from the checkout
-    sys.path.insert(0, str(REPO))
+from edgectl.config.loader import load_config
+from edgectl.config.model import Mode
+from edgectl.logs import configure_logging
+from edgectl.testing.service import ModeRun, run_mode
 
-from edgectl.config.loader import load_config  # noqa: E402
-from edgectl.config.model import Mode  # noqa: E402
-from edgectl.logs import configure_logging  # noqa: E402
-from edgectl.testing.service import ModeRun, run_mode  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 EIGHT_PHASE = REPO / "examples" / "eight_phase.toml"
 PEAK = REPO / "bench" / "demand" / "eight_phase_peak.csv"

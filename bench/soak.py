@@ -1,6 +1,6 @@
 """Soak: the daemon against firmware_sim (TCP and RTU pty) with a broker, under random faults.
 
-    .venv/bin/python bench/soak.py --duration 3600 --seed 1 --report docs/soak.md
+    .venv/bin/python -m bench.soak --duration 3600 --seed 1 --report docs/soak.md
 
 Two ``edgectl run`` processes (one per emulator: Modbus TCP and Modbus RTU over the emulator's
 pty) publish to one mosquitto — through a TCP proxy this script controls, so the network to
@@ -48,16 +48,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
+
+from edgectl.config.loader import load_config
+from edgectl.testing.checker import channel_minimums, check_record
+from edgectl.testing.hil import Emulator, ManagedProcess, read_record
+from edgectl.testing.mosquitto import MosquittoBroker
+
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as a script: make `edgectl` importable from the checkout
-    sys.path.insert(0, str(REPO))
-
-import aiomqtt  # noqa: E402
-
-from edgectl.config.loader import load_config  # noqa: E402
-from edgectl.testing.checker import channel_minimums, check_record  # noqa: E402
-from edgectl.testing.hil import Emulator, ManagedProcess, read_record  # noqa: E402
-from edgectl.testing.mosquitto import MosquittoBroker  # noqa: E402
 
 EIGHT_PHASE = REPO / "examples" / "eight_phase.toml"
 RECORD_JITTER_S = 0.03  # as tests/hil/support.py: the daemon's delivery-clock threshold + noise
@@ -794,7 +792,7 @@ def report(result: SoakResult) -> str:
         "",
         *(
             [
-                "(A short run: the issue's reported soak is ≥ 1 h, `python bench/soak.py "
+                "(A short run: the issue's reported soak is ≥ 1 h, `python -m bench.soak "
                 "--duration 3600 --report docs/soak.md`.)",
                 "",
             ]
@@ -890,7 +888,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-timeout", type=float, default=20.0)
     parser.add_argument("--print-schedule", action="store_true", help="print faults and exit")
     args = parser.parse_args(argv)
-    args.command = "python bench/soak.py " + " ".join(
+    args.command = "python -m bench.soak " + " ".join(
         a for a in (argv if argv is not None else sys.argv[1:])
     )
     if args.print_schedule:

@@ -1,9 +1,9 @@
 """Run the SUMO bench matrix: scenarios × controllers × seeds, in parallel processes.
 
-    .venv/bin/python bench/sumo_matrix.py [--seeds 1 2 3] [--jobs 2] [--scenarios NAME ...]
+    .venv/bin/python -m bench.sumo_matrix [--seeds 1 2 3] [--jobs 2] [--scenarios NAME ...]
                                           [--controllers NAME ...] [--no-build]
 
-Builds the scenarios (``bench/scenarios/build.py``) unless ``--no-build``, runs every
+Builds the scenarios (:mod:`bench.scenarios.build`) unless ``--no-build``, runs every
 combination with ``edgectl.sumo.run_bench`` (one process per run, ``--jobs`` at a time), and
 writes ``docs/sumo-bench.md`` (a Markdown table per scenario: mean ± standard deviation over
 seeds, plus the acceptance check of the adaptive strategy), ``docs/sumo-bench.json`` (every
@@ -14,7 +14,6 @@ spread). Exit status 0 when every run was valid.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
 import sys
@@ -22,6 +21,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from bench.scenarios import build as builder
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "sumo-bench.md"
@@ -105,18 +106,6 @@ PERMISSIVE_NOTE = (
 )
 
 
-def _builder() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "bench_scenarios_build", REPO / "bench" / "scenarios" / "build.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def scenario_configs(builder: Any, names: list[str], *, build: bool) -> dict[str, Path]:
     """Each scenario's ``.sumocfg``, netconverted first when ``build`` (or not there yet)."""
     cfgs = {}
@@ -168,7 +157,7 @@ def write_markdown(
         "parallel processes:",
         "",
         "```",
-        "python bench/scenarios/build.py          # netconvert the scenarios (also done below)",
+        "python -m bench.scenarios.build         # netconvert the scenarios (also done below)",
         cmd,
         "```",
         "",
@@ -303,7 +292,6 @@ def write_plot(runs: list[dict[str, Any]], png: Path = PNG) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    builder = _builder()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--jobs", type=int, default=2)
@@ -343,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             f" tp={r['teleports']} wall={r['wall_s']:.1f}"
         )
     if not args.no_docs:
-        cmd = "python bench/sumo_matrix.py --seeds " + " ".join(map(str, args.seeds))
+        cmd = "python -m bench.sumo_matrix --seeds " + " ".join(map(str, args.seeds))
         if args.permissive_lefts:
             cmd += " --permissive-lefts"
         doc.parent.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,13 @@
 """How far is the adaptive target from what any controller could reach? Rollout estimates.
 
-    .venv/bin/python bench/sumo_oracle.py [--seeds 1 2 3] [--jobs 2] [--scenarios NAME ...]
+    .venv/bin/python -m bench.sumo_oracle [--seeds 1 2 3] [--jobs 2] [--scenarios NAME ...]
                                           [--permissive-lefts] [--no-build] [--no-docs]
 
 For every one-junction scenario run on stages (``narrow``, ``tee``, ``skewed_tee``) and seed:
 the seed's demand is written as explicit vehicles
-(:func:`edgectl.sumo.oracle.explicit_routes`); SUMO's own controllers and ``edgectl:actuated``
+(:func:`bench.oracle.explicit_routes`); SUMO's own controllers and ``edgectl:actuated``
 / ``edgectl:adaptive`` run on it through ``edgectl.sumo.run_bench``; and the clairvoyant
-rollout controller of :mod:`edgectl.sumo.oracle` runs on the same vehicles twice: clairvoyant
+rollout controller of :mod:`bench.oracle` runs on the same vehicles twice: clairvoyant
 (every vehicle seen, every option simulated into the real future) and with loop sensing (what
 the loops could know, random futures in place of the rest). Writes ``docs/sumo-oracle.md`` and
 ``docs/sumo-oracle.json`` (``-permissive-lefts`` in the names with that flag).
@@ -25,8 +25,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-# this directory: the scenario builder, loaded as the matrix loads it
-from sumo_matrix import _builder, scenario_configs
+from bench.scenarios import build as builder
+from bench.sumo_matrix import scenario_configs
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "sumo-oracle.md"
@@ -49,8 +49,8 @@ def _one(job: tuple[str, str, int, bool, str, float | None]) -> dict[str, Any]:
     """One part of a row: the baselines and the clairvoyant controller, or the rollout
     controller with loop sensing (the slowest, so a job of its own)."""
     name, cfg_s, seed, permissive_lefts, part, reach = job
+    from bench.oracle import explicit_routes, oracle_summary, run_oracle
     from edgectl.sumo import run_bench
-    from edgectl.sumo.oracle import explicit_routes, oracle_summary, run_oracle
 
     cfg = Path(cfg_s)
     out: dict[str, Any] = {"scenario": name, "seed": seed, "time_loss_s": {}}
@@ -119,7 +119,7 @@ def write_markdown(
         "sees, or how it plans. On every one-junction scenario that all controllers run on",
         "stages in one ring (the four-arm junctions of the matrix run a NEMA dual ring in",
         "edgectl, which serves combinations stages cannot) it runs a rollout controller",
-        "(`edgectl/sumo/oracle.py`) twice:",
+        "(`bench/oracle.py`) twice:",
         "",
         "- **clairvoyant**: it sees every vehicle, and before each decision (once a second",
         "  after the minimum green: extend, or end the green for each other stage) it saves",
@@ -205,7 +205,6 @@ def write_markdown(
 
 
 def main(argv: list[str] | None = None) -> int:
-    builder = _builder()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--jobs", type=int, default=2)
@@ -236,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         print(r["scenario"], r["seed"], " ".join(f"{c}={v:.2f}" for c, v in tl.items()))
     if not args.no_docs:
         tag = "-permissive-lefts" if args.permissive_lefts else ""
-        cmd = "python bench/sumo_oracle.py --seeds " + " ".join(map(str, args.seeds))
+        cmd = "python -m bench.sumo_oracle --seeds " + " ".join(map(str, args.seeds))
         if args.permissive_lefts:
             cmd += " --permissive-lefts"
         if args.loop_reach is not None:

@@ -26,7 +26,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("edgectl.commands.watch", "live view of the fleet's state and alarms"),
     "bench": ("edgectl.commands.bench", "benchmarks: `edgectl bench sumo SCENARIO.sumocfg`"),
     "report": ("edgectl.commands.report", "split monitor and Purdue diagram from an event log"),
-    "export-events": ("edgectl.commands.export_events", "write hi-res events as ATSPM CSV"),
+    "export-events": (
+        "edgectl.commands.export_events",
+        "the daemon's event log as ATSPM CSV for a time range",
+    ),
 }
 
 

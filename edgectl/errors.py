@@ -65,8 +65,9 @@ class RetryableFieldError(FieldError):
     """Transient: another attempt may succeed."""
 
 
-class DeviceTimeout(RetryableFieldError):
-    """No (complete) response within the timeout."""
+class DeviceTimeout(RetryableFieldError, TimeoutError):
+    """No (complete) response within the timeout; also a :class:`TimeoutError` (which is
+    :class:`asyncio.TimeoutError`), so ``except TimeoutError`` catches it too."""
 
 
 class DeviceUnavailable(RetryableFieldError):

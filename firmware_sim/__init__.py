@@ -10,6 +10,9 @@ Public API (pinned by ``tests/sim/test_api.py``)::
     DemandSchedule
     MmuFault
 
+The emulator as a child process (``python -m firmware_sim``, its URL read from its first
+line, stopped by PID) is :class:`firmware_sim.process.EmulatorProcess`.
+
 The device profile format lives in :mod:`edgectl.cabinet.profile` (the daemon reads it too).
 """
 

@@ -15,13 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgectl.cabinet.channels import ChannelState
-from edgectl.cabinet.profile import (
-    MMU_RESET_MAGIC,
-    CabinetWiring,
-    ChannelKind,
-    DeviceProfile,
-    RegisterSpec,
-)
+from edgectl.cabinet.profile import CabinetWiring, ChannelKind, DeviceProfile, RegisterSpec
+from edgectl.cabinet.registers import MMU_RESET_MAGIC, Status, bitmap, encode_frame, split32
 from firmware_sim.cabinet import Cabinet
 from firmware_sim.faults import FaultKind, FaultSpec, WireFaults
 from firmware_sim.traffic import TrafficModel
@@ -266,21 +261,22 @@ class CabinetModel:
             for i, v in enumerate(values[: spec.count]):
                 image[spec.address - self._input_base + i] = v & 0xFFFF
 
-        status = (cab.tripped << 0) | (cab.cabinet_flash << 1) | (cab.in_control << 2)
-        put("status", [status])
+        status = Status(0)
+        if cab.tripped:
+            status |= Status.MMU_TRIPPED
+        if cab.cabinet_flash:
+            status |= Status.CABINET_FLASH
+        if cab.in_control:
+            status |= Status.IN_CONTROL
+        put("status", [int(status)])
         put("mmu_fault", [int(cab.fault_kind)])
-        bitmap = sum(1 << (c - 1) for c in cab.fault_channels)
-        put("mmu_fault_channels", [bitmap & 0xFFFF, bitmap >> 16])
+        put("mmu_fault_channels", bitmap(cab.fault_channels, 2))
         put("heartbeat_echo", [cab.heartbeat_value])
-        words = [0, 0, 0, 0]
-        for d in self._presence:
-            words[(d - 1) // 16] |= 1 << ((d - 1) % 16)
-        put("detector_presence", words)
-        put("ped_buttons", [sum(1 << (p - 1) for p in self._ped_latched)])
-        put("channel_readback", [int(cab.shown.get(c, ChannelState.OFF)) for c in range(1, 33)])
+        put("detector_presence", bitmap(self._presence, 4))
+        put("ped_buttons", bitmap(self._ped_latched, 1))
+        put("channel_readback", encode_frame(cab.shown, 32))
         put("detector_counts", [self._counts.get(d, 0) for d in range(1, 65)])
-        uptime = max(0, int(now - self._power_on_at))
-        put("uptime_s", [uptime & 0xFFFF, uptime >> 16])
+        put("uptime_s", split32(max(0, int(now - self._power_on_at))))
         put("power_cycles", [self.power_cycles])
         put("profile_version", [self._regs.version])
         return image

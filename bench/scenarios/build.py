@@ -1,6 +1,6 @@
 """Build the SUMO bench scenarios from plain node/edge/connection files with netconvert.
 
-    python bench/scenarios/build.py [NAME ...]
+    python -m bench.scenarios.build [NAME ...]
 
 For every scenario this writes ``bench/scenarios/<name>/generated/``: the plain
 ``.nod.xml/.edg.xml/.con.xml`` files, the network (``netconvert``), the demand (flows with

@@ -17,7 +17,8 @@ Register map ``cabinet-v1`` (addresses are 0-based Modbus register addresses):
 - holding registers (FC3/FC6/FC16): ``channel_outputs`` ``heartbeat`` ``mmu_reset`` and the
   ``sim_control`` block of the emulator.
 
-Every register is documented in the profile file itself (``description``).
+Every register is documented in the profile file itself (``description``); how their words
+encode states, bitmaps and counters is :mod:`edgectl.cabinet.registers`.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from edgectl.frozen import Frozen
 
 __all__ = [
     "BUILTIN_PROFILES",
-    "MMU_RESET_MAGIC",
     "CabinetChannel",
     "CabinetDetector",
     "CabinetWiring",
@@ -52,7 +52,6 @@ __all__ = [
 ]
 
 BUILTIN_PROFILES = ("nema-cabinet", "two-phase")
-MMU_RESET_MAGIC = 0xA5A5
 
 ChannelNo = Annotated[int, Field(ge=1, le=32, description="load-switch channel 1..32")]
 DetectorNo = Annotated[int, Field(ge=1, le=64, description="detector input 1..64")]

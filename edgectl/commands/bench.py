@@ -13,16 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-# controllers listed here so that --help works without SUMO installed
-CONTROLLERS = (
-    "edgectl:fixed",
-    "edgectl:actuated",
-    "edgectl:maxpressure",
-    "edgectl:adaptive",
-    "sumo:static",
-    "sumo:actuated",
-    "sumo:delay_based",
-)
+# importing the bench is cheap: libsumo is loaded only when a run starts
+from edgectl.sumo.controls import CONTROLLERS
 
 
 class _PassThroughParser(argparse.ArgumentParser):

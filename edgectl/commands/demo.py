@@ -106,14 +106,16 @@ async def _demo(args: argparse.Namespace, workdir: Path) -> int:
     from edgectl.daemon.assemble import build_daemon
     from edgectl.daemon.loop import with_field_url
     from edgectl.logs import configure_logging
-    from edgectl.testing.hil import Emulator
+    from firmware_sim.process import EmulatorProcess
 
     log_file = (workdir / "daemon.log").open("w", encoding="utf-8")
     configure_logging("info", json=True, stream=log_file)
     config_path = args.config or example_config()
     config: DaemonConfig = load_config(config_path)
     profile = "builtin:two-phase" if len(config.channels) <= 4 else "builtin:nema-cabinet"
-    emulator = Emulator(workdir, listen=args.listen, profile=profile, seed=args.seed, name="sim")
+    emulator = EmulatorProcess(
+        workdir, listen=args.listen, profile=profile, seed=args.seed, name="sim"
+    )
     broker = None
     interactive = sys.stdout.isatty()
     try:
@@ -140,10 +142,13 @@ async def _demo(args: argparse.Namespace, workdir: Path) -> int:
 
         config = overrides(config)
         (workdir / "state").mkdir(exist_ok=True)
-        daemon, closers = build_daemon(config, config_path=config_path)
-        daemon.config_loader = lambda: overrides(load_config(config_path))
-        view = LiveView(daemon, emulator.url, mqtt_url)
-        daemon.hooks.append(view.on_tick)
+        view = LiveView(emulator.url, mqtt_url)
+        daemon, closers = build_daemon(
+            config,
+            config_path=config_path,
+            config_loader=lambda: overrides(load_config(config_path)),
+            hooks=[view.on_tick],
+        )
         print(
             f"edgectl demo: cabinet {emulator.url}  broker {mqtt_url}  logs {workdir}", flush=True
         )
@@ -191,14 +196,15 @@ def _print_summary(summary: dict[str, Any]) -> int:
 class LiveView:
     """The terminal view (rich), fed after every control tick."""
 
-    def __init__(self, daemon: Any, field_url: str, broker_url: str) -> None:
-        self.daemon = daemon
+    def __init__(self, field_url: str, broker_url: str) -> None:
+        self.daemon: Any = None  # the daemon that ticked last
         self.field_url = field_url
         self.broker_url = broker_url
         self.events: deque[str] = deque(maxlen=10)
         self.last: Outputs | None = None
 
     def on_tick(self, daemon: Any, out: Outputs) -> None:
+        self.daemon = daemon
         self.last = out
         for ev in out.events:
             if ev.code in (81, 82, 43, 45):
@@ -252,10 +258,10 @@ class LiveView:
             }.get(st, "red")
             chans.append(f"{ch}:{st.name} ", style=style)
         links = Text("links ")
-        for d in self.daemon.devices:
+        for name, report in self.daemon.reports.items():
             links.append(
-                f"{d.name}={d.health.value} ",
-                style="green" if d.health.value == "online" else "red",
+                f"{name}={report.health.value} ",
+                style="green" if report.health.value == "online" else "red",
             )
         sync = self.daemon.sync
         links.append(f"mqtt={'up' if sync is not None and sync.connected else 'down'}")

@@ -92,8 +92,9 @@ async def _main(config: DaemonConfig, args: argparse.Namespace) -> int:
     from edgectl.daemon.assemble import build_daemon
 
     path: Path = args.config
-    daemon, closers = build_daemon(config, config_path=path)
-    daemon.config_loader = lambda: apply_overrides(load_config(path), args)
+    daemon, closers = build_daemon(
+        config, config_path=path, config_loader=lambda: apply_overrides(load_config(path), args)
+    )
     try:
         return await daemon.run()
     finally:

@@ -50,7 +50,6 @@ class Device(Frozen):
 class FieldSettings(Frozen):
     devices: tuple[Device, ...] = Field(default=(), max_length=16)
     tick: float = Field(default=0.1, ge=0.05, le=1.0, description="Control tick (0.1 s = 10 Hz)")
-    refresh: float = Field(default=1.0, gt=0.0, le=10.0, description="Re-send unchanged frame")
     detector_loss_s: float = Field(
         default=1.0, gt=0.0, le=10.0, description="Detector device silent this long → failed"
     )
@@ -84,12 +83,27 @@ class MqttSettings(Frozen):
     telemetry_period_s: float = Field(default=60.0, ge=1.0, le=3600.0)
     outbox_max_rows: int = Field(default=100_000, ge=10, le=10_000_000)
     outbox_max_age_s: float = Field(default=7 * 86400.0, ge=60.0)
+    event_log_max_age_s: float = Field(
+        default=7 * 86400.0,
+        ge=0.0,
+        le=366 * 86400.0,
+        description="Keep every event this long in state_dir/events.sqlite3 for "
+        "`edgectl export-events`; 0 = keep no event log",
+    )
+    event_log_max_rows: int = Field(
+        default=5_000_000,
+        ge=1000,
+        le=100_000_000,
+        description="At most this many events in the event log (the oldest go first)",
+    )
     backoff_initial: float = Field(default=0.5, gt=0.0, le=60.0)
     backoff_max: float = Field(default=30.0, gt=0.0, le=600.0)
 
 
 class DaemonSettings(Frozen):
-    state_dir: Path = Field(default=Path("/var/lib/edgectl"), description="Outbox, bdseq, seq")
+    state_dir: Path = Field(
+        default=Path("/var/lib/edgectl"), description="Outbox, bdseq, seq, event log"
+    )
     metrics_listen: str = Field(
         default="127.0.0.1:9108", description="Prometheus endpoint host:port; empty = off"
     )

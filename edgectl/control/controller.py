@@ -32,6 +32,7 @@ from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
 from edgectl.cabinet.channels import ChannelState
+from edgectl.config.junction import ConflictMatrix
 from edgectl.config.model import Config, Mode, Plan
 from edgectl.control import strategies
 from edgectl.control.engine import Engine
@@ -79,10 +80,12 @@ class ExpectsArrivals(Protocol):
     def expect(self, phase: int, arrivals: Iterable[float]) -> None: ...
 
 
-def _default_monitor(config: Config) -> FrameMonitor:
+def _default_monitor(config: Config) -> tuple[FrameMonitor, ConflictMatrix]:
+    """The kernel's conflict monitor, and its conflict matrix (the engine shares it)."""
     from edgectl.control.monitor import ConflictMonitor
 
-    return ConflictMonitor(config)  # type: ignore[return-value]
+    monitor = ConflictMonitor(config)
+    return monitor, monitor.matrix  # type: ignore[return-value]
 
 
 class Controller:
@@ -97,8 +100,11 @@ class Controller:
         monitor: FrameMonitor | None = None,
     ) -> None:
         self.config = config
-        self.engine = Engine(config, plan_id=plan_id)
-        self._monitor = monitor if monitor is not None else _default_monitor(config)
+        matrix: ConflictMatrix | None = None
+        if monitor is None:
+            monitor, matrix = _default_monitor(config)
+        self._monitor = monitor
+        self.engine = Engine(config, plan_id=plan_id, matrix=matrix)
         start_mode = config.control.mode if mode is None else mode
         self._mode = start_mode
         self.view = View(self.engine, start_mode)

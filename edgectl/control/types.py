@@ -135,7 +135,6 @@ class EventCode(enum.IntEnum):
     CONFIG_RELOADED = 204
     CONFIG_REJECTED = 205
     OUTBOX_DROPPED = 206
-    DEVICE_HEALTH = 207
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,17 +5,22 @@ Used by ``edgectl run`` and ``edgectl demo`` so that both run exactly the same d
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from edgectl import __version__
 from edgectl.config.model import DaemonConfig
 from edgectl.control.types import Outputs
-from edgectl.daemon.loop import Daemon, config_digest
+from edgectl.daemon.loop import Daemon
+from edgectl.daemon.reload import config_digest
+
+if TYPE_CHECKING:
+    from edgectl.daemon.port import OperatorPort
+    from edgectl.sync.service import SyncService
 
 log = structlog.get_logger("edgectl.daemon")
 
@@ -43,19 +48,19 @@ class MetricsFeed:
 
     def __call__(self, daemon: Daemon, out: Outputs) -> None:
         m = self.metrics
-        for d in daemon.devices:
-            m.set_device_health(d.name, d.health.value)
-            for exc_name, count in d.stats.errors.items():
+        for name, report in daemon.reports.items():
+            m.set_device_health(name, report.health.value)
+            for exc_name, count in report.stats.errors.items():
                 kind = _ERROR_KINDS.get(exc_name, "exception")
-                key = (d.name, exc_name)
+                key = (name, exc_name)
                 delta = count - self._errors_seen.get(key, 0)
                 if delta > 0:
                     for _ in range(delta):
-                        m.poll_error(d.name, kind)
+                        m.poll_error(name, kind)
                     self._errors_seen[key] = count
         for det in out.detectors:
             m.set_detector_fault(det.id, det.fault if det.failed else None)
-        snap = daemon._output_snapshot()
+        snap = daemon.supervisor.output
         m.set_mmu_tripped(bool(snap and snap.mmu_tripped))
         m.set_mode(out.mode, out.plan)
         m.set_operating_state(out.state.value)
@@ -93,23 +98,29 @@ class MetricsFeed:
 
 
 def build_daemon(
-    config: DaemonConfig, *, config_path: Path | None = None
+    config: DaemonConfig,
+    *,
+    config_path: Path | None = None,
+    config_loader: Callable[[], DaemonConfig] | None = None,
+    hooks: Iterable[Callable[[Daemon, Outputs], None]] = (),
 ) -> tuple[Daemon, list[Callable[[], None]]]:
-    """A ready-to-run daemon and the closers of what it started outside its task group."""
+    """A ready-to-run daemon and the closers of what it started outside its task group.
+
+    ``config_loader`` reads the file again on SIGHUP; ``hooks`` run after every tick, after
+    the metrics feed."""
+    from edgectl.control.controller import Controller
+    from edgectl.daemon.port import OperatorPort
     from edgectl.ops.metrics import Metrics
     from edgectl.ops.sdnotify import Notifier
 
-    daemon = Daemon(config, config_path=config_path)
     closers: list[Callable[[], None]] = []
-    daemon.notifier = Notifier.from_env()
-    closers.append(daemon.notifier.close)
+    notifier = Notifier.from_env()
+    closers.append(notifier.close)
     metrics = Metrics(
-        devices=[d.name for d in daemon.devices],
+        devices=[d.name for d in config.field.devices],
         detectors=[d.id for d in config.detectors],
         neighbours=sorted({n.intersection for n in config.neighbours}),
     )
-    daemon.metrics = metrics
-    daemon.hooks.append(MetricsFeed(metrics))
     if config.daemon.metrics_listen:
         try:
             server = metrics.start_http(config.daemon.metrics_listen)
@@ -117,16 +128,26 @@ def build_daemon(
             log.error("metrics_unavailable", listen=config.daemon.metrics_listen, error=str(exc))
         else:
             closers.append(server.close)
-    if config.mqtt.url:
-        daemon.sync = _build_sync(daemon, config, metrics)
+    port = OperatorPort(config, Controller(config))
+    sync = _build_sync(port, config, metrics) if config.mqtt.url else None
+    daemon = Daemon(
+        config,
+        config_path=config_path,
+        config_loader=config_loader,
+        port=port,
+        sync=sync,
+        notifier=notifier,
+        metrics=metrics,
+        hooks=[MetricsFeed(metrics), *hooks],
+    )
     return daemon, closers
 
 
-def _build_sync(daemon: Daemon, config: DaemonConfig, metrics: Any) -> Any:
+def _build_sync(port: OperatorPort, config: DaemonConfig, metrics: Any) -> SyncService:
     from edgectl.daemon.operator import DaemonCommandHandler
     from edgectl.sync.service import SyncService
 
-    handler = DaemonCommandHandler(daemon, metrics=metrics)
+    handler = DaemonCommandHandler(port, metrics=metrics)
     return SyncService(
         config.mqtt,
         intersection_id=config.intersection.id,

@@ -1,20 +1,25 @@
-"""Remote commands applied to a running daemon.
+"""Remote commands applied to a running daemon, through its operator port.
 
 The sync layer has already checked schema, signature, expiry and duplicates; this handler
 checks a command against the junction (phases exist, the plan passes the safety kernel, the
 mode is possible) and turns it into *requests* and *directives* for the next control tick.
 Nothing here changes an output: the engine decides when, if ever, a request is safe.
+
+The handler sees the daemon only through its :class:`~edgectl.daemon.port.OperatorPort`,
+built before the handler, the sync service and the daemon, and handed to the daemon.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
 from edgectl.config.model import Mode, Plan
 from edgectl.control.types import EventCode, ExitFlash, OperatingState, Preempt, SetMode, SetPlan
+from edgectl.daemon.port import OperatorPort
+from edgectl.daemon.publish import state_payload
 from edgectl.errors import CommandError
 from edgectl.sync.commands import (
     COMMAND_TYPES,
@@ -32,9 +37,6 @@ from edgectl.sync.commands import (
     SetPlanCommand,
 )
 
-if TYPE_CHECKING:
-    from edgectl.daemon.loop import Daemon
-
 log = structlog.get_logger("edgectl.sync")
 
 DEFAULT_HOLD_S = 60.0
@@ -44,21 +46,21 @@ COORDINATED_MODES = (Mode.FIXED, Mode.COORDINATED)
 
 
 class DaemonCommandHandler:
-    """:class:`edgectl.sync.commands.CommandHandler` for a :class:`~edgectl.daemon.loop.Daemon`."""
+    """:class:`edgectl.sync.commands.CommandHandler` on a daemon's :class:`OperatorPort`."""
 
-    def __init__(self, daemon: Daemon, *, metrics: Any = None) -> None:
-        self.daemon = daemon
+    def __init__(self, port: OperatorPort, *, metrics: Any = None) -> None:
+        self.port = port
         self.metrics = metrics
 
     # --- helpers -----------------------------------------------------------------------
 
     @property
     def _t(self) -> float:
-        last = self.daemon.last
+        last = self.port.last
         return last.t if last is not None else 0.0
 
     def _phases(self, phases: Iterable[int]) -> tuple[int, ...]:
-        known = {p.id for p in self.daemon.config.phases}
+        known = {p.id for p in self.port.config.phases}
         wanted = tuple(sorted(set(phases)))
         unknown = [p for p in wanted if p not in known]
         if unknown:
@@ -68,7 +70,7 @@ class DaemonCommandHandler:
         return wanted
 
     def _greens(self) -> set[int]:
-        last = self.daemon.last
+        last = self.port.last
         if last is None:
             return set()
         return {r.phase for r in last.rings if r.phase is not None and r.interval.value == "green"}
@@ -76,7 +78,7 @@ class DaemonCommandHandler:
     def _applied(
         self, command: Command, message: str, data: dict[str, object] | None = None
     ) -> CommandResult:
-        self.daemon._emit(EventCode.COMMAND_APPLIED, COMMAND_TYPES.index(command.type) + 1)
+        self.port.emit(EventCode.COMMAND_APPLIED, COMMAND_TYPES.index(command.type) + 1)
         log.info("command_applied", id=command.id, type=command.type, detail=message)
         return CommandResult(message=message, data=data)
 
@@ -91,18 +93,18 @@ class DaemonCommandHandler:
             case PlaceCallCommand():
                 phases = self._phases(command.params.phases)
                 if command.params.ped:
-                    no_ped = [p for p in phases if not self.daemon.config.phase(p).pedestrian]
+                    no_ped = [p for p in phases if not self.port.config.phase(p).pedestrian]
                     if no_ped:
                         raise CommandError(
                             "not_allowed", f"phase(s) {no_ped} have no pedestrian movement"
                         )
-                    self.daemon.operator.ped_calls.update(phases)
+                    self.port.requests.ped_calls.update(phases)
                 else:
-                    self.daemon.operator.calls.update(phases)
+                    self.port.requests.calls.update(phases)
                 return self._applied(command, f"call placed on {list(phases)}")
             case HoldCommand():
                 phases = self._phases(command.params.phases)
-                holds = self.daemon.operator.hold
+                holds = self.port.requests.hold
                 if not phases:
                     holds.clear()
                     return self._applied(command, "holds released")
@@ -116,16 +118,16 @@ class DaemonCommandHandler:
                 if not_green:
                     raise CommandError("not_allowed", f"phase(s) {not_green} not green")
                 for p in phases:
-                    self.daemon.operator.force_off[p] = self._t + FORCE_OFF_TTL_S
-                    self.daemon.operator.hold.pop(p, None)
+                    self.port.requests.force_off[p] = self._t + FORCE_OFF_TTL_S
+                    self.port.requests.hold.pop(p, None)
                 return self._applied(command, f"force-off requested on {list(phases)}")
             case OmitCommand():
                 phases = self._phases(command.params.phases)
-                omits = self.daemon.operator.omit
+                omits = self.port.requests.omit
                 if not phases:
                     omits.clear()
                     return self._applied(command, "omits cleared")
-                if set(phases) >= {p.id for p in self.daemon.config.phases}:
+                if set(phases) >= {p.id for p in self.port.config.phases}:
                     raise CommandError("unsafe", "cannot omit every phase")
                 until = self._t + (command.params.duration_s or DEFAULT_OMIT_S)
                 for p in phases:
@@ -133,9 +135,9 @@ class DaemonCommandHandler:
                 return self._applied(command, f"omit {list(phases)} until t={until:.1f}")
             case PreemptCommand():
                 phases = self._phases(command.params.phases) or tuple(
-                    p.id for p in self.daemon.config.phases if p.main_street or p.startup
+                    p.id for p in self.port.config.phases if p.main_street or p.startup
                 )
-                self.daemon.directives.append(
+                self.port.directives.append(
                     Preempt(command.params.input, command.params.active, phases)
                 )
                 on_off = "on" if command.params.active else "off"
@@ -143,26 +145,24 @@ class DaemonCommandHandler:
                     command, f"preempt {command.params.input} {on_off} {list(phases)}"
                 )
             case RequestStateCommand():
-                last = self.daemon.last
+                last = self.port.last
                 if last is None:
                     raise CommandError("not_allowed", "no state yet: the control loop is starting")
-                state = self.daemon.state_payload(last)
-                if self.daemon.sync is not None:
-                    self.daemon.sync.publish_state(state)
+                state = state_payload(last, self.port.reports)
+                self.port.state = state  # published after the tick
                 return self._applied(command, "state published", state)
             case ExitFlashCommand():
-                last = self.daemon.last
+                last = self.port.last
                 if last is None or last.state is not OperatingState.FLASH:
                     raise CommandError("not_allowed", "the junction is not in flash")
-                if self.daemon.link.output_fault:
+                if self.port.field_fault:
                     raise CommandError(
-                        "not_allowed", f"field fault still present: {self.daemon.link.output_fault}"
+                        "not_allowed", f"field fault still present: {self.port.field_fault}"
                     )
-                self.daemon.directives.append(ExitFlash())
+                self.port.directives.append(ExitFlash())
                 return self._applied(command, "leaving flash through all-red")
             case MmuResetCommand():
-                for d in self.daemon.writers:
-                    d.request_mmu_reset()
+                self.port.mmu_reset = True  # sent to the output devices at the next tick
                 return self._applied(command, "MMU reset requested")
         raise CommandError("unknown_type", f"unsupported command {command.type!r}")
 
@@ -170,9 +170,9 @@ class DaemonCommandHandler:
         from edgectl.control.strategies import registered
 
         mode = command.params.mode
-        daemon = self.daemon
+        port = self.port
         if mode in COORDINATED_MODES:
-            plan = daemon.controller.plan
+            plan = port.controller.plan
             if plan.coordination is None or plan.coordination.cycle <= 0:
                 raise CommandError(
                     "not_allowed",
@@ -180,25 +180,25 @@ class DaemonCommandHandler:
                 )
         if mode not in (Mode.FLASH, *registered()):
             raise CommandError("not_allowed", f"mode {mode.value} is not available in this build")
-        daemon.directives.append(SetMode(mode))
+        port.directives.append(SetMode(mode))
         return self._applied(command, f"mode {mode.value} requested")
 
     def _set_plan(self, command: SetPlanCommand) -> CommandResult:
         from edgectl.config.plans import validate_plan
 
-        daemon = self.daemon
+        port = self.port
         raw = command.params.plan
         if isinstance(raw, int):
             try:
-                plan: Plan = daemon.config.plan(raw)
+                plan: Plan = port.config.plan(raw)
             except KeyError:
                 raise CommandError(
-                    "not_allowed", f"no plan {raw}; plans are {[p.id for p in daemon.config.plans]}"
+                    "not_allowed", f"no plan {raw}; plans are {[p.id for p in port.config.plans]}"
                 ) from None
         else:
             plan = raw
-        problems = [p for p in validate_plan(plan, daemon.config) if p.severity == "error"]
+        problems = [p for p in validate_plan(plan, port.config) if p.severity == "error"]
         if problems:
             raise CommandError("unsafe", "; ".join(str(p) for p in problems))
-        daemon.directives.append(SetPlan(plan))
+        port.directives.append(SetPlan(plan))
         return self._applied(command, f"plan {plan.id} accepted; applied at the next barrier")

@@ -2,11 +2,16 @@
 
 Per control tick the control loop calls :meth:`CabinetDevice.tick`; the device's task reads
 the whole input block in one request (detectors, push-buttons, MMU status, channel readback,
-counters), publishes a :class:`CabinetSnapshot`, then waits briefly for the tick's output
+counters) and publishes a :class:`DeviceReport`, then waits briefly for the tick's output
 frame and writes it with the heartbeat as one request. Failures never end the task: retryable
 errors are retried within the tick, repeated failures take the device offline, and an offline
 device reconnects with capped, jittered backoff. The loop never waits on a dead device for
 longer than its read budget.
+
+After every read (good or failed), every write and every fall offline the device replaces
+``device.report``: a frozen :class:`DeviceReport` of plain values — when, what the read
+decoded or why it failed, the latest good read, health, the last write, the MMU, the
+counters. The control loop reads it; nothing in it changes afterwards.
 
 Health: ``online`` — no failure among the last requests; ``degraded`` — recent failures but
 still answering; ``offline`` — disconnected or ``offline_after`` failures in a row.
@@ -15,172 +20,41 @@ still answering; ``offline`` — disconnected or ``offline_after`` failures in a
 from __future__ import annotations
 
 import asyncio
-import enum
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TypeVar
 
 import structlog
 
 from edgectl.backoff import Backoff
 from edgectl.cabinet.channels import ChannelState
-from edgectl.cabinet.profile import DeviceProfile, load_profile
+from edgectl.cabinet.profile import load_profile
+from edgectl.cabinet.registers import (
+    HEARTBEAT_MODULO,
+    MMU_RESET_MAGIC,
+    CabinetMap,
+    CabinetSnapshot,
+    decode_inputs,
+    encode_frame,
+)
 from edgectl.config.settings import Device, DeviceRole
 from edgectl.errors import FatalFieldError, FieldError, RetryableFieldError
-from edgectl.field.transport import RegisterIO, open_io
+from edgectl.field.buses import FieldBuses, open_io
+from edgectl.field.report import DeviceReport, DeviceStatsReport, Health
+from edgectl.field.transport import RegisterIO
 from edgectl.field.url import parse_url
+
+__all__ = [
+    "CabinetDevice",
+    "DeviceStats",
+    "await_written",
+]
 
 log = structlog.get_logger("edgectl.field")
 _T = TypeVar("_T")
-
-HEARTBEAT_MODULO = 0x10000
-MMU_RESET_MAGIC = 0xA5A5
-
-
-class Health(enum.StrEnum):
-    ONLINE = "online"
-    DEGRADED = "degraded"
-    OFFLINE = "offline"
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    address: int
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class CabinetMap:
-    """Addresses of the registers the daemon uses (from the device profile)."""
-
-    status: Block = Block(0, 1)
-    mmu_fault: Block = Block(1, 1)
-    mmu_fault_channels: Block = Block(2, 2)
-    heartbeat_echo: Block = Block(4, 1)
-    detector_presence: Block = Block(5, 4)
-    ped_buttons: Block = Block(9, 1)
-    channel_readback: Block = Block(10, 32)
-    detector_counts: Block = Block(42, 64)
-    uptime_s: Block = Block(106, 2)
-    power_cycles: Block = Block(108, 1)
-    channel_outputs: Block = Block(0, 32)  # holding
-    heartbeat: Block = Block(32, 1)  # holding
-    mmu_reset: Block = Block(33, 1)  # holding
-
-    @classmethod
-    def from_profile(cls, profile: DeviceProfile) -> CabinetMap:
-        """The addresses named in a device profile (``edgectl.cabinet.profile``)."""
-        regs = profile.registers
-
-        def inp(name: str) -> Block:
-            spec = regs.input_register(name)
-            return Block(spec.address, spec.count)
-
-        def hold(name: str) -> Block:
-            spec = regs.holding_register(name)
-            return Block(spec.address, spec.count)
-
-        return cls(
-            status=inp("status"),
-            mmu_fault=inp("mmu_fault"),
-            mmu_fault_channels=inp("mmu_fault_channels"),
-            heartbeat_echo=inp("heartbeat_echo"),
-            detector_presence=inp("detector_presence"),
-            ped_buttons=inp("ped_buttons"),
-            channel_readback=inp("channel_readback"),
-            detector_counts=inp("detector_counts"),
-            uptime_s=inp("uptime_s"),
-            power_cycles=inp("power_cycles"),
-            channel_outputs=hold("channel_outputs"),
-            heartbeat=hold("heartbeat"),
-            mmu_reset=hold("mmu_reset"),
-        )
-
-    @property
-    def input_span(self) -> Block:
-        blocks = (
-            self.status,
-            self.mmu_fault,
-            self.mmu_fault_channels,
-            self.heartbeat_echo,
-            self.detector_presence,
-            self.ped_buttons,
-            self.channel_readback,
-            self.detector_counts,
-            self.uptime_s,
-            self.power_cycles,
-        )
-        lo = min(b.address for b in blocks)
-        hi = max(b.address + b.count for b in blocks)
-        return Block(lo, hi - lo)
-
-    @property
-    def frame_contiguous(self) -> bool:
-        end = self.channel_outputs.address + self.channel_outputs.count
-        return self.heartbeat.address == end
-
-
-@dataclass(frozen=True, slots=True)
-class CabinetSnapshot:
-    """One decoded read of the cabinet's input block."""
-
-    t: float
-    presence: frozenset[int]
-    ped_buttons: frozenset[int]
-    readback: Mapping[int, ChannelState]
-    mmu_tripped: bool
-    cabinet_flash: bool
-    in_control: bool
-    mmu_fault: int
-    mmu_fault_channels: frozenset[int]
-    heartbeat_echo: int
-    counts: tuple[int, ...]
-    uptime_s: int
-    power_cycles: int
-
-
-def _bits(words: list[int]) -> frozenset[int]:
-    return frozenset(
-        w * 16 + b + 1 for w, word in enumerate(words) for b in range(16) if word >> b & 1
-    )
-
-
-def decode_inputs(regs: list[int], cmap: CabinetMap, t: float) -> CabinetSnapshot:
-    """Decode the input block; raise :class:`FrameError`-free values only (clamped)."""
-    base = cmap.input_span.address
-
-    def take(b: Block) -> list[int]:
-        return regs[b.address - base : b.address - base + b.count]
-
-    status = take(cmap.status)[0]
-    readback: dict[int, ChannelState] = {}
-    for i, code in enumerate(take(cmap.channel_readback)):
-        try:
-            readback[i + 1] = ChannelState(code)
-        except ValueError:
-            readback[i + 1] = ChannelState.OFF  # unknown code: treat as dark, caught by compare
-    up = take(cmap.uptime_s)
-    return CabinetSnapshot(
-        t=t,
-        presence=_bits(take(cmap.detector_presence)),
-        ped_buttons=_bits(take(cmap.ped_buttons)),
-        readback=readback,
-        mmu_tripped=bool(status & 1),
-        cabinet_flash=bool(status & 2),
-        in_control=bool(status & 4),
-        mmu_fault=take(cmap.mmu_fault)[0],
-        mmu_fault_channels=_bits(take(cmap.mmu_fault_channels)),
-        heartbeat_echo=take(cmap.heartbeat_echo)[0],
-        counts=tuple(take(cmap.detector_counts)),
-        uptime_s=up[0] | (up[1] << 16) if len(up) == 2 else up[0],
-        power_cycles=take(cmap.power_cycles)[0],
-    )
-
-
-def encode_frame(frame: Mapping[int, ChannelState], channels: int) -> list[int]:
-    return [int(frame.get(ch, ChannelState.OFF)) for ch in range(1, channels + 1)]
 
 
 @dataclass(slots=True)
@@ -202,6 +76,7 @@ class CabinetDevice:
         cmap: CabinetMap | None = None,
         *,
         io: RegisterIO | None = None,
+        buses: FieldBuses | None = None,
         offline_after: int = 5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -211,7 +86,11 @@ class CabinetDevice:
         self.reads_inputs = spec.role in (DeviceRole.CABINET, DeviceRole.DETECTORS)
         self.writes_outputs = spec.role in (DeviceRole.CABINET, DeviceRole.OUTPUTS)
         self._io = io or open_io(
-            parse_url(spec.url), timeout=spec.timeout, gap=spec.inter_request_gap, name=spec.name
+            parse_url(spec.url),
+            buses=buses if buses is not None else FieldBuses(),
+            timeout=spec.timeout,
+            gap=spec.inter_request_gap,
+            name=spec.name,
         )
         self._clock = clock
         self._offline_after = offline_after
@@ -236,15 +115,23 @@ class CabinetDevice:
         self._ticks = 0
         self._read_tick = 0
         self._frame_tick = 0
-        self.on_health_change: Callable[[CabinetDevice, Health, Health], None] | None = None
+        # what the next report says about the latest read and write
+        self._writing = False
+        self._inputs: CabinetSnapshot | None = None
+        self._read_error = ""
+        self._write_error = ""
+        self._written: tuple[int, ...] = ()
+        self._waiters: list[tuple[int, asyncio.Future[DeviceReport]]] = []
+        self.report = DeviceReport(device=self.name)
 
     # --- the control loop's side -------------------------------------------------------
 
-    def tick(self) -> None:
-        """A new control tick: read now (if online)."""
+    def tick(self) -> int:
+        """A new control tick: read now (if online). Returns the tick's number."""
         self._ticks += 1
         self._snapshot_ready.clear()
         self._tick.set()
+        return self._ticks
 
     async def wait_snapshot(self) -> bool:
         """Wait (the caller bounds it) until this tick's snapshot is in."""
@@ -252,6 +139,20 @@ class CabinetDevice:
             return False
         await self._snapshot_ready.wait()
         return True
+
+    async def wait_report(self, tick: int) -> DeviceReport:
+        """The first report whose read served ``tick`` or a later one, good or failed (the
+        caller bounds the wait). An offline or outputs-only device answers at once with its
+        latest report."""
+        if self._answers(tick):
+            return self.report
+        waiter: asyncio.Future[DeviceReport] = asyncio.get_running_loop().create_future()
+        entry = (tick, waiter)
+        self._waiters.append(entry)
+        try:
+            return await waiter
+        finally:
+            self._waiters.remove(entry)
 
     def submit(self, frame: Mapping[int, ChannelState]) -> None:
         """The tick's output frame; written with the heartbeat as one request."""
@@ -275,6 +176,7 @@ class CabinetDevice:
             while True:
                 try:
                     if not self._io.connected:
+                        self._writing = False  # a failed connect fails the next read
                         await self._connect()
                     await self._serve_tick()
                 except FieldError as exc:
@@ -297,14 +199,18 @@ class CabinetDevice:
         await self._tick.wait()
         self._tick.clear()
         self._read_tick = self._ticks
+        self._writing = False
         if self.reads_inputs:
             regs = await self._with_retries(self._read_block)
             snap = decode_inputs(regs, self.cmap, self._clock())
-            self.snapshot = snap
+            self.snapshot = self._inputs = snap
+            self._read_error = ""
             self.last_ok = snap.t
             self.stats.reads += 1
             self._ok()
+            self._publish()
             self._snapshot_ready.set()
+        self._writing = True
         if self._pending_reset:
             await self._with_retries(
                 lambda: self._io.write(self.cmap.mmu_reset.address, [MMU_RESET_MAGIC])
@@ -332,10 +238,13 @@ class CabinetDevice:
                 self._tick.clear()
             now = self._clock()
             self.last_write_ok = now
+            self._written = tuple(regs_out)
+            self._write_error = ""
             self.stats.writes += 1
             if self.snapshot is not None:
                 self.stats.last_latency_s = now - self.snapshot.t
             self._ok()
+            self._publish()
 
     async def _read_block(self) -> list[int]:
         span = self.cmap.input_span
@@ -371,11 +280,17 @@ class CabinetDevice:
     async def _failed(self, exc: FieldError) -> None:
         if not isinstance(exc, RetryableFieldError):
             self._count(exc)
+        if self._writing:
+            self._write_error = f"{type(exc).__name__}: {exc}"
+        else:
+            self._inputs = None
+            self._read_error = f"{type(exc).__name__}: {exc}"
         self._consecutive_failures += 1
         self._recent.append(False)
         if self._consecutive_failures >= self._offline_after or not self._io.connected:
             self._set_health(Health.OFFLINE)
             await self._io.close()
+            self._publish()
             delay = self._backoff.next()
             log.warning(
                 "device_offline", device=self.name, error=str(exc), retry_in_s=round(delay, 3)
@@ -383,6 +298,7 @@ class CabinetDevice:
             await asyncio.sleep(delay)
         else:
             self._set_health(Health.DEGRADED)
+            self._publish()
             log.info("poll_failed", device=self.name, error=str(exc))
 
     def _set_health(self, health: Health) -> None:
@@ -390,8 +306,46 @@ class CabinetDevice:
             return
         old, self.health = self.health, health
         log.info("device_health", device=self.name, old=old.value, new=health.value)
-        if self.on_health_change is not None:
-            self.on_health_change(self, old, health)
+
+    # --- the report ------------------------------------------------------------------------
+
+    def _publish(self) -> None:
+        """Replace :attr:`report` with what the device knows now; wake who waits for it."""
+        stats = self.stats
+        self.report = report = DeviceReport(
+            device=self.name,
+            seq=self.report.seq + 1,
+            t=self._clock(),
+            tick=self._read_tick,
+            health=self.health,
+            connected=self._io.connected,
+            inputs=self._inputs,
+            error=self._read_error,
+            snapshot=self.snapshot,
+            last_ok=self.last_ok,
+            last_write_ok=self.last_write_ok,
+            write_error=self._write_error,
+            frames_submitted=self.frames_submitted,
+            frames_written=self.frames_written,
+            written=self._written,
+            mmu_reset_pending=self._pending_reset,
+            stats=DeviceStatsReport(
+                reads=stats.reads,
+                writes=stats.writes,
+                reconnects=stats.reconnects,
+                errors=MappingProxyType(dict(stats.errors)),
+                last_error=stats.last_error,
+                last_latency_s=stats.last_latency_s,
+            ),
+        )
+        for tick, waiter in self._waiters:
+            if not waiter.done() and self._answers(tick):
+                waiter.set_result(report)
+
+    def _answers(self, tick: int) -> bool:
+        """Whether the latest report is the one a wait for ``tick`` gets (reports are made
+        only once a read has ended, so one of tick ``n`` is the end of that tick's read)."""
+        return not self.reads_inputs or self.health is Health.OFFLINE or self.report.tick >= tick
 
 
 async def await_written(devices: Sequence[CabinetDevice], tick_s: float) -> list[str]:

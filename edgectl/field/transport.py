@@ -1,36 +1,74 @@
 """Register I/O: the one narrow async seam under every field device.
 
 :class:`RegisterIO` is all a device needs — read input registers, read holding registers,
-write holding registers — so Modbus TCP, Modbus RTU on a serial line, an in-memory bank and
-the emulator are interchangeable beneath it. Library errors are translated here into the
-:mod:`edgectl.errors` tree; callers decide on retry by exception type.
+write holding registers — so Modbus TCP, Modbus RTU on a serial line
+(:class:`~edgectl.field.modbus.ModbusIO`), a handler function
+(:class:`~edgectl.field.memory.MockTransport`), an in-memory bank
+(:class:`~edgectl.field.memory.MemoryIO`) and the emulator are interchangeable beneath it.
+``edgectl.testing.conformance`` checks that each of them keeps the same promises.
 
-Devices on one serial line share a :class:`_SerialBus`: one pymodbus client, one lock, and
-an inter-request gap, so two units never talk over each other.
+Errors: every request runs inside :func:`mapped_errors`, the one place where foreign
+exceptions (pymodbus, pyserial, the OS, a timeout) become the :mod:`edgectl.errors` tree,
+raised ``from`` the original. Which one is decided by type, never by message text::
+
+    TimeoutError (our deadline)          → DeviceTimeout      (also a TimeoutError)
+    pymodbus ConnectionException         → DeviceUnavailable
+    OSError (port missing, refused, ...) → DeviceUnavailable
+    pymodbus ParameterException,
+      NotImplementedException            → FatalFieldError
+    any other pymodbus ModbusException   → FrameError
+    a Modbus exception response          → DeviceException    (with its exception_code)
+
+Arguments outside what one Modbus request can carry (address 0..65535, 1..125 registers to
+read, 1..123 to write, values 0..0xFFFF) raise :class:`~edgectl.errors.FatalFieldError` before
+anything is sent.
+
+Links are owned, not global: whoever opens the devices holds one
+:class:`~edgectl.field.buses.FieldBuses` (serial lines shared by port, ``memory://NAME``
+banks) and opens every link through it with :func:`~edgectl.field.buses.open_io`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Iterator, Sequence
+from typing import Protocol
 
-from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
-from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.exceptions import (
+    ConnectionException,
+    ModbusException,
+    NotImplementedException,
+    ParameterException,
+)
 
 from edgectl.errors import (
-    DeviceException,
     DeviceTimeout,
     DeviceUnavailable,
     FatalFieldError,
+    FieldError,
     FrameError,
 )
-from edgectl.field.url import Endpoint, MemoryEndpoint, RtuEndpoint, TcpEndpoint
+
+__all__ = [
+    "MAX_READ",
+    "MAX_WRITE",
+    "RegisterIO",
+    "check_read",
+    "check_write",
+    "mapped_errors",
+    "registers_of",
+]
+
+MAX_READ = 125  # registers in one FC3/FC4 request
+MAX_WRITE = 123  # registers in one FC16 request
 
 
 class RegisterIO(Protocol):
-    """What a field device needs from its link."""
+    """What a field device needs from its link.
+
+    ``connect`` and ``close`` may be called any number of times; a closed link reconnects.
+    Requests on one link (and on links sharing a serial line) are served one at a time.
+    """
 
     @property
     def connected(self) -> bool: ...
@@ -46,202 +84,51 @@ class RegisterIO(Protocol):
     async def close(self) -> None: ...
 
 
-class _SerialBus:
-    """One serial line: a shared client, a lock and the inter-request gap."""
-
-    def __init__(self, endpoint: RtuEndpoint, timeout: float, gap: float) -> None:
-        self.endpoint = endpoint
-        self.lock = asyncio.Lock()
-        self.gap = gap
-        self.users = 0
-        self.client = AsyncModbusSerialClient(
-            endpoint.port,
-            baudrate=endpoint.baudrate,
-            parity=endpoint.parity,
-            bytesize=endpoint.bytesize,
-            stopbits=endpoint.stopbits,
-            timeout=timeout,
-            retries=0,
-            reconnect_delay=0,
-        )
-
-
-_BUSES: dict[str, _SerialBus] = {}
+@contextlib.contextmanager
+def mapped_errors(what: str, *, device: str, timeout: float) -> Iterator[None]:
+    """Turn whatever a request raises into the :mod:`edgectl.errors` tree (see the module
+    docstring); our own errors and cancellation pass through untouched."""
+    try:
+        yield
+    except FieldError:
+        raise
+    except TimeoutError as exc:
+        raise DeviceTimeout(f"{what}: no response in {timeout:.3f} s", device=device) from exc
+    except ConnectionException as exc:
+        raise DeviceUnavailable(f"{what}: {exc}", device=device) from exc
+    except (ParameterException, NotImplementedException) as exc:
+        raise FatalFieldError(f"{what}: {exc}", device=device) from exc
+    except ModbusException as exc:
+        raise FrameError(f"{what}: {exc}", device=device) from exc
+    except OSError as exc:  # serial port gone, connection refused or reset
+        raise DeviceUnavailable(f"{what}: {exc}", device=device) from exc
 
 
-class ModbusIO:
-    """Modbus TCP or RTU through pymodbus, with a timeout on every request."""
-
-    def __init__(
-        self,
-        endpoint: TcpEndpoint | RtuEndpoint,
-        *,
-        timeout: float,
-        gap: float = 0.0,
-        name: str = "",
-    ) -> None:
-        self.endpoint = endpoint
-        self.timeout = timeout
-        self.name = name or str(endpoint)
-        self._bus: _SerialBus | None = None
-        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient
-        if isinstance(endpoint, TcpEndpoint):
-            self._client = AsyncModbusTcpClient(
-                endpoint.host, port=endpoint.port, timeout=timeout, retries=0, reconnect_delay=0
-            )
-            self._lock = asyncio.Lock()
-            self._gap = 0.0
-        else:
-            bus = _BUSES.get(endpoint.bus)
-            if bus is None:
-                bus = _BUSES[endpoint.bus] = _SerialBus(endpoint, timeout, gap)
-            bus.users += 1
-            self._bus = bus
-            self._client = bus.client
-            self._lock = bus.lock
-            self._gap = max(gap, bus.gap)
-
-    @property
-    def connected(self) -> bool:
-        return bool(self._client.connected)
-
-    async def connect(self) -> None:
-        async with self._lock:
-            if self._client.connected:
-                return
-            try:
-                async with asyncio.timeout(max(self.timeout * 4, 1.0)):
-                    ok = await self._client.connect()
-            except TimeoutError as exc:
-                raise DeviceUnavailable("connect timed out", device=self.name) from exc
-            except OSError as exc:  # serial port missing, connection refused
-                raise DeviceUnavailable(f"connect failed: {exc}", device=self.name) from exc
-            if not ok:
-                raise DeviceUnavailable("connect failed", device=self.name)
-
-    async def _call(self, what: str, request: Any) -> Any:
-        async with self._lock:
-            if not self._client.connected:
-                raise DeviceUnavailable("not connected", device=self.name)
-            try:
-                async with asyncio.timeout(self.timeout + 0.05):
-                    response = await request()
-            except TimeoutError as exc:
-                raise DeviceTimeout(
-                    f"{what}: no response in {self.timeout:.3f} s", device=self.name
-                ) from exc
-            except ConnectionException as exc:
-                raise DeviceUnavailable(f"{what}: {exc}", device=self.name) from exc
-            except ModbusIOException as exc:
-                # pymodbus reports both timeouts and garbled frames this way
-                text = str(exc).lower()
-                if "timeout" in text or "no response" in text:
-                    raise DeviceTimeout(f"{what}: {exc}", device=self.name) from exc
-                raise FrameError(f"{what}: {exc}", device=self.name) from exc
-            except ModbusException as exc:
-                raise FrameError(f"{what}: {exc}", device=self.name) from exc
-            finally:
-                if self._gap:
-                    await asyncio.sleep(self._gap)
-        if response.isError():
-            code = int(getattr(response, "exception_code", 0) or 0)
-            raise DeviceException(
-                f"{what}: exception code {code}", device=self.name, exception_code=code
-            )
-        return response
-
-    async def read_input(self, address: int, count: int) -> list[int]:
-        unit = self.endpoint.unit
-        response = await self._call(
-            "read_input",
-            lambda: self._client.read_input_registers(address, count=count, device_id=unit),
-        )
-        return _registers(response, count, self.name)
-
-    async def read_holding(self, address: int, count: int) -> list[int]:
-        unit = self.endpoint.unit
-        response = await self._call(
-            "read_holding",
-            lambda: self._client.read_holding_registers(address, count=count, device_id=unit),
-        )
-        return _registers(response, count, self.name)
-
-    async def write(self, address: int, values: Sequence[int]) -> None:
-        unit = self.endpoint.unit
-        vals = list(values)
-        await self._call(
-            "write", lambda: self._client.write_registers(address, vals, device_id=unit)
-        )
-
-    async def close(self) -> None:
-        if self._bus is not None:
-            self._bus.users -= 1
-            if self._bus.users > 0:
-                return
-            _BUSES.pop(self._bus.endpoint.bus, None)
-        with contextlib.suppress(Exception):
-            self._client.close()
+def _check_address(address: int, count: int, limit: int, device: str) -> None:
+    if not 1 <= count <= limit:
+        raise FatalFieldError(f"{count} registers: one request carries 1..{limit}", device=device)
+    if not 0 <= address <= 0xFFFF - count + 1:
+        raise FatalFieldError(f"address {address} (+{count}) outside 0..65535", device=device)
 
 
-def _registers(response: Any, count: int, name: str) -> list[int]:
-    regs = list(getattr(response, "registers", None) or [])
+def check_read(address: int, count: int, device: str = "") -> None:
+    """Raise :class:`FatalFieldError` for a read no Modbus request can carry."""
+    _check_address(address, count, MAX_READ, device)
+
+
+def check_write(address: int, values: Sequence[int], device: str = "") -> list[int]:
+    """The values of a write as a list; :class:`FatalFieldError` for one no request carries."""
+    vals = list(values)
+    _check_address(address, len(vals), MAX_WRITE, device)
+    for v in vals:
+        if not 0 <= v <= 0xFFFF:
+            raise FatalFieldError(f"value {v} outside 0..65535", device=device)
+    return vals
+
+
+def registers_of(registers: Sequence[int] | None, count: int, device: str) -> list[int]:
+    """The ``count`` registers of a response; :class:`FrameError` if it carries fewer."""
+    regs = list(registers or [])
     if len(regs) < count:
-        raise FrameError(f"expected {count} registers, got {len(regs)}", device=name)
+        raise FrameError(f"expected {count} registers, got {len(regs)}", device=device)
     return [int(r) & 0xFFFF for r in regs[:count]]
-
-
-class MemoryIO:
-    """An in-process register bank: a fake for pure unit tests, never an integration test."""
-
-    def __init__(self, inputs: int = 256, holding: int = 256) -> None:
-        self.input_registers = [0] * inputs
-        self.holding_registers = [0] * holding
-        self._connected = False
-        self.fail_next: Exception | None = None  # raise once on the next request
-
-    @property
-    def connected(self) -> bool:
-        return self._connected
-
-    async def connect(self) -> None:
-        self._connected = True
-
-    def _check(self) -> None:
-        if not self._connected:
-            raise DeviceUnavailable("not connected", device="memory")
-        if self.fail_next is not None:
-            exc, self.fail_next = self.fail_next, None
-            raise exc
-
-    async def read_input(self, address: int, count: int) -> list[int]:
-        self._check()
-        return list(self.input_registers[address : address + count])
-
-    async def read_holding(self, address: int, count: int) -> list[int]:
-        self._check()
-        return list(self.holding_registers[address : address + count])
-
-    async def write(self, address: int, values: Sequence[int]) -> None:
-        self._check()
-        if address + len(values) > len(self.holding_registers):
-            raise DeviceException("illegal data address", device="memory", exception_code=2)
-        self.holding_registers[address : address + len(values)] = list(values)
-
-    async def close(self) -> None:
-        self._connected = False
-
-
-_MEMORY: dict[str, MemoryIO] = {}
-
-
-def memory_bank(name: str) -> MemoryIO:
-    """The named in-memory bank (created on first use)."""
-    return _MEMORY.setdefault(name, MemoryIO())
-
-
-def open_io(endpoint: Endpoint, *, timeout: float, gap: float = 0.0, name: str = "") -> RegisterIO:
-    if isinstance(endpoint, MemoryEndpoint):
-        return memory_bank(endpoint.name)
-    if isinstance(endpoint, TcpEndpoint | RtuEndpoint):
-        return ModbusIO(endpoint, timeout=timeout, gap=gap, name=name)
-    raise FatalFieldError(f"no transport for {endpoint!r}")

@@ -2,7 +2,8 @@
 
 ``modbus+tcp://host:port?unit=1`` — Modbus TCP.
 ``modbus+rtu:///dev/ttyUSB0?baudrate=115200&parity=N&unit=1`` — Modbus RTU on a serial line.
-``memory://name`` — an in-process register bank (tests and the bench).
+``memory://name`` — an in-process register bank (tests and the bench), kept by the caller's
+:class:`~edgectl.field.buses.FieldBuses`.
 """
 
 from __future__ import annotations

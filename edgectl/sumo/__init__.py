@@ -11,8 +11,11 @@ Public API::
 """
 
 from edgectl.sumo._env import SumoUnavailable, sumo_home
-from edgectl.sumo.network import JunctionModel, Loop, SignalGroup, Stage, derive_network
-from edgectl.sumo.runner import CONTROLLERS, BenchError, BenchResult, run_bench
+from edgectl.sumo.controls import CONTROLLERS
+from edgectl.sumo.model import JunctionModel, Loop, SignalGroup, Stage
+from edgectl.sumo.network import derive_network
+from edgectl.sumo.result import BenchError, BenchResult
+from edgectl.sumo.runner import run_bench
 
 __all__ = [
     "CONTROLLERS",

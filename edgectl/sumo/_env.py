@@ -17,12 +17,7 @@ def sumo_home() -> Path:
     env = os.environ.get("SUMO_HOME")
     if env and Path(env, "bin").is_dir():
         return Path(env)
-    try:
-        sumo = importlib.import_module("sumo")
-    except ImportError as exc:
-        raise SumoUnavailable(
-            "SUMO is not installed: pip install 'edgectl[sumo]' (eclipse-sumo, libsumo)"
-        ) from exc
+    sumo = _import("sumo", "SUMO")
     return Path(str(sumo.SUMO_HOME))
 
 
@@ -34,10 +29,13 @@ def binary(name: str) -> str:
 def load_libsumo() -> ModuleType:
     """Import libsumo with SUMO_HOME set (it needs the data files for vehicle types)."""
     os.environ.setdefault("SUMO_HOME", str(sumo_home()))
+    return _import("libsumo", "libsumo")
+
+
+def _import(module: str, what: str) -> ModuleType:
     try:
-        libsumo = importlib.import_module("libsumo")
+        return importlib.import_module(module)
     except ImportError as exc:
         raise SumoUnavailable(
-            "libsumo is not installed: pip install 'edgectl[sumo]' (eclipse-sumo, libsumo)"
+            f"{what} is not installed: pip install 'edgectl[sumo]' (eclipse-sumo, libsumo)"
         ) from exc
-    return libsumo

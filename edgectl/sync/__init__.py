@@ -2,14 +2,17 @@
 
 The public API (pinned by ``tests/sync/test_api.py``)::
 
-    SyncService, SyncMetrics, Topics          the service the daemon runs (service.py)
+    SyncService, SyncMetrics, Topics          the service the daemon runs (service.py, a facade
+                                              over its streams: status.py, state.py,
+                                              forward.py, respond.py, neighbours.py)
     Command, CommandHandler, CommandResult    what the daemon's handler implements
     CommandProcessor, ErrorCode, build_command, sign, canonical_json   (commands.py)
     Outbox                                    the store-and-forward database (outbox.py)
     LinkConfig, Backoff, open_link, parse_broker_url                   (link.py)
     utc_now, iso_ms                           the timestamp format of every message
 
-Layering: ``sync/`` imports ``config`` and ``errors`` (and ``control.types`` nowhere); the
+The daemon's event log (``eventlog.py``, read by ``edgectl export-events``) is written by the
+service too. Layering: ``sync/`` imports ``config`` and the leaves (``control`` nowhere); the
 daemon imports ``sync``, never the reverse.
 """
 

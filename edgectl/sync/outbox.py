@@ -39,6 +39,7 @@ import structlog
 
 from edgectl.errors import SyncError
 from edgectl.sync.clock import iso_ms
+from edgectl.sync.sqlite import Transaction, is_corrupt, move_aside, open_wal
 
 log = structlog.get_logger("edgectl.sync.outbox")
 
@@ -72,22 +73,6 @@ class OutboxRow:
     seq: int
     created: float  # POSIX seconds (the service's clock)
     payload: dict[str, object]
-
-
-def _moved_name(path: Path, now: datetime) -> Path:
-    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    candidate = path.with_name(f"{path.name}.corrupt-{stamp}")
-    n = 1
-    while candidate.exists():
-        candidate = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
-        n += 1
-    return candidate
-
-
-def _check(db: sqlite3.Connection) -> None:
-    row = db.execute("PRAGMA quick_check").fetchone()
-    if row is None or row[0] != "ok":
-        raise sqlite3.DatabaseError(f"quick_check: {row[0] if row else 'no answer'}")
 
 
 class Outbox:
@@ -153,10 +138,7 @@ class Outbox:
 
     def _failed(self, what: str, exc: sqlite3.Error) -> SyncError:
         """Translate; a corrupt database found at run time is moved aside and replaced."""
-        name = getattr(exc, "sqlite_errorname", "")
-        if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or (
-            type(exc) is sqlite3.DatabaseError and "malformed" in str(exc)
-        ):
+        if is_corrupt(exc):
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()
             try:
@@ -169,26 +151,10 @@ class Outbox:
     # --- opening and recovery ---
 
     def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            _check(db)
-            db.executescript(_SCHEMA)
-        except BaseException:
-            db.close()
-            raise
-        return db
+        return open_wal(self.path, _SCHEMA)
 
     def _move_aside(self, exc: Exception, now: datetime) -> None:
-        target = _moved_name(self.path, now)
-        for suffix in ("", "-wal", "-shm"):
-            src = self.path.with_name(self.path.name + suffix)
-            if src.exists():
-                try:
-                    src.rename(target.with_name(target.name + suffix))
-                except OSError as mv_exc:
-                    raise SyncError(f"cannot move corrupt outbox {src} aside: {mv_exc}") from exc
+        target = move_aside(self.path, exc, now)
         self.recovered_from = target
         log.error(
             "outbox_corrupt_moved_aside", path=str(self.path), moved_to=str(target), error=str(exc)
@@ -359,21 +325,5 @@ class Outbox:
 
     # --- helpers ---
 
-    def _tx(self) -> _Transaction:
-        return _Transaction(self._db)
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT`` / ``ROLLBACK`` on an autocommit connection."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        if exc_type is None:
-            self._db.execute("COMMIT")
-        else:
-            self._db.execute("ROLLBACK")
+    def _tx(self) -> Transaction:
+        return Transaction(self._db)

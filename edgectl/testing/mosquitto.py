@@ -10,26 +10,35 @@ SAME port, which is what outage tests need::
         url = broker.url            # mqtt://127.0.0.1:PORT
         broker.stop(); ...; broker.start()
 
-It is both a sync and an async context manager (start-up takes a few milliseconds and is
-done synchronously in both cases). :func:`mosquitto_available` tells a fixture whether to
-skip.
+The process handling (start, wait for the ports, stop by PID, restart, the context managers)
+is :class:`edgectl.testing.broker.BrokerProcess`. :func:`mosquitto_available` tells a fixture
+whether to skip.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+from typing import ClassVar
+
+from edgectl.testing.broker import BrokerProcess, free_port, port_accepts
+
+__all__ = [
+    "MOSQUITTO",
+    "SKIP_REASON",
+    "MosquittoBroker",
+    "TlsFiles",
+    "free_port",
+    "generate_tls",
+    "issue_client_cert",
+    "mosquitto_available",
+    "which_mosquitto_passwd",
+]
 
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 MOSQUITTO_PASSWD = "mosquitto_passwd"  # noqa: S105 - a program name
@@ -37,14 +46,7 @@ SKIP_REASON = "mosquitto is not installed (/usr/sbin/mosquitto); run the project
 
 
 def mosquitto_available() -> bool:
-    return MOSQUITTO.exists() and os.access(MOSQUITTO, os.X_OK)
-
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return MosquittoBroker.available()
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +123,7 @@ def issue_client_cert(tls: TlsFiles, cn: str) -> tuple[Path, Path]:
     return d / f"client-{safe}.crt", d / f"client-{safe}.key"
 
 
-class MosquittoBroker:
+class MosquittoBroker(BrokerProcess):
     """One mosquitto process on its own loopback port(s) with a generated configuration.
 
     - ``tls``: add a TLS listener (``tls_port``) requiring a client certificate signed by the
@@ -133,6 +135,11 @@ class MosquittoBroker:
       ``stop()``/``start()`` (a persistent consumer then misses nothing during an outage).
     """
 
+    program: ClassVar[Path] = MOSQUITTO
+    skip_reason: ClassVar[str] = SKIP_REASON
+    config_name: ClassVar[str] = "mosquitto.conf"
+    log_name: ClassVar[str] = "mosquitto.log"
+
     def __init__(
         self,
         *,
@@ -143,37 +150,20 @@ class MosquittoBroker:
         persistence: bool = False,
         start_timeout: float = 10.0,
     ) -> None:
+        super().__init__(start_timeout=start_timeout)
         self._persistence = persistence
         self._tls = tls
         self._unix = unix_socket
         self._acl = acl
         self._users = dict(users or {})
-        self._start_timeout = start_timeout
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
         self.tls_port = 0
         self.tls_files: TlsFiles | None = None
 
     # --- paths and URLs ---
 
     @property
-    def directory(self) -> Path:
-        if self._tmp is None:
-            raise RuntimeError("broker not set up")
-        return Path(self._tmp.name)
-
-    @property
     def socket_path(self) -> Path:
         return self.directory / "mqtt.sock"
-
-    @property
-    def log_path(self) -> Path:
-        return self.directory / "mosquitto.log"
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
 
     @property
     def tls_url(self) -> str:
@@ -183,27 +173,10 @@ class MosquittoBroker:
     def unix_url(self) -> str:
         return f"unix://{self.socket_path}"
 
-    @property
-    def pid(self) -> int | None:
-        return None if self._proc is None else self._proc.pid
+    # --- configuration ---
 
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    # --- lifecycle ---
-
-    def _setup(self) -> None:
-        if not mosquitto_available():
-            raise RuntimeError(SKIP_REASON)
-        self._tmp = tempfile.TemporaryDirectory(prefix="edgectl-mosquitto-")
-        d = self.directory
+    def _configure(self, directory: Path) -> None:
+        d = directory
         self.port = free_port()
         lines = [
             # stay the current user (as root, mosquitto would switch to "mosquitto" and lose
@@ -253,40 +226,12 @@ class MosquittoBroker:
             acl.write_text(self._acl)
             acl.chmod(0o600)
             lines += [f"acl_file {acl}"]
-        (d / "mosquitto.conf").write_text("\n".join(lines) + "\n")
-
-    def start(self) -> None:
-        """Start (or restart after :meth:`stop`) on the same port(s)."""
-        if self._tmp is None:
-            self._setup()
-        if self.running:
-            return
-        with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                [str(MOSQUITTO), "-c", str(self.directory / "mosquitto.conf")],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-            )
-        deadline = time.monotonic() + self._start_timeout
-        while True:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"mosquitto exited with {self._proc.returncode}:\n{self.log()}")
-            if self._accepts():
-                return
-            if time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(f"mosquitto did not start listening:\n{self.log()}")
-            time.sleep(0.01)
+        (d / self.config_name).write_text("\n".join(lines) + "\n")
 
     def _accepts(self) -> bool:
         ports = [self.port] + ([self.tls_port] if self._tls else [])
-        for port in ports:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    pass
-            except OSError:
-                return False
+        if not all(port_accepts(port) for port in ports):
+            return False
         if self._unix:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
                 try:
@@ -294,64 +239,6 @@ class MosquittoBroker:
                 except OSError:
                     return False
         return True
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the broker (SIGTERM, then SIGKILL); it can be started again on the same port."""
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=timeout)
-        self._proc = None
-
-    def kill(self) -> None:
-        """SIGKILL by PID: the broker vanishes without closing anything gracefully."""
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5.0)
-        self._proc = None
-
-    def close(self) -> None:
-        self.kill()
-        if self._tmp is not None:
-            with contextlib.suppress(OSError):
-                self._tmp.cleanup()
-            self._tmp = None
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def which_mosquitto_passwd() -> str | None:

@@ -150,7 +150,7 @@ def _queue_estimate(strategy: object) -> Callable[[int], float] | None:
 class ServiceLog:
     """A daemon hook: greens, call waits, skips, re-services and the strategy's queue estimates.
 
-    Append it to ``Daemon.hooks``; it looks only at what the daemon already produced (the
+    Give it to the daemon's ``hooks``; it looks only at what the daemon already produced (the
     tick's :class:`Outputs`) and, read only, at the strategy's queue estimate. Only normal
     operation counts: a wait is closed (unserved) when the junction leaves it, e.g. for flash.
     :meth:`freeze` ends the log (later ticks are ignored).
@@ -447,8 +447,7 @@ async def run_mode(
                 "mqtt": cfg.mqtt.model_copy(update={"url": ""}),
             }
         )
-        daemon, closers = build_daemon(cfg)
-        daemon.hooks += [service, check, *extra_hooks]
+        daemon, closers = build_daemon(cfg, hooks=[service, check, *extra_hooks])
 
         async def stop_after() -> None:
             await asyncio.sleep(max(0.0, duration_s - emulator.now()))

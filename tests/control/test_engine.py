@@ -464,7 +464,7 @@ def test_next_phase_requests_cannot_starve_a_call() -> None:
     d.requests = Requests(next_phase={1: 2, 2: 6}, force_off=frozenset({2, 6}))
     d.run(400.0)
     assert d.green_starts(4)
-    limit = d.controller.engine._plan_sets.starve_after / 10
+    limit = d.controller.engine.starve_after / 10
     assert d.green_starts(4)[0] <= 8.0 + limit + 20.0
 
 
@@ -535,3 +535,10 @@ def test_plan_change_applies_at_rest_when_no_barrier_is_crossed() -> None:
         ]
     assert [e.param for e in changes] == [2]
     assert ctl.plan.id == 2
+
+
+def test_engine_package_pins_its_public_names() -> None:
+    import edgectl.control.engine as engine_package
+
+    assert engine_package.__all__ == ["Engine", "PhaseTimes", "mode_code"]
+    assert all(hasattr(engine_package, name) for name in engine_package.__all__)

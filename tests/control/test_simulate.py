@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from edgectl.atspm.events import atspm_csv, describe, format_timestamp, write_atspm_csv
 from edgectl.cli import main
-from edgectl.control.events import atspm_csv, describe, format_timestamp, write_atspm_csv
 from edgectl.control.types import Event, EventCode
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -1,23 +1,13 @@
-"""Shared pieces of the daemon tests: a broker of their own, and daemons running in a task group."""
+"""Shared pieces of the daemon tests: daemons running in a task group (``broker`` comes from
+:mod:`edgectl.testing.pytest_plugin`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
-
-import pytest
+from collections.abc import AsyncIterator
 
 from edgectl.daemon.loop import Daemon
-from edgectl.testing.mosquitto import SKIP_REASON, MosquittoBroker, mosquitto_available
-
-
-@pytest.fixture
-def broker() -> Iterator[MosquittoBroker]:
-    if not mosquitto_available():
-        pytest.skip(SKIP_REASON)
-    with MosquittoBroker() as b:
-        yield b
 
 
 @contextlib.asynccontextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from edgectl.daemon.loop import DeliveryClock
+from edgectl.daemon.supervisor import DeliveryClock
 
 
 def test_on_time_frames_advance_one_tick_each() -> None:

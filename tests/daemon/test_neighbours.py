@@ -25,9 +25,11 @@ from edgectl.control.controller import Controller
 from edgectl.control.strategies import register
 from edgectl.control.types import Inputs, Outputs, SetMode
 from edgectl.daemon.assemble import build_daemon
-from edgectl.daemon.loop import Daemon, outflow_detectors, stop_bar_departures
-from edgectl.field.transport import MemoryIO, memory_bank
+from edgectl.daemon.loop import Daemon
+from edgectl.daemon.neighbours import outflow_detectors, stop_bar_departures
+from edgectl.field.memory import MemoryIO
 from edgectl.sync.clock import iso_ms
+from edgectl.sync.service import SyncService
 from edgectl.testing.consumer import consuming, eventually
 from edgectl.testing.mosquitto import MosquittoBroker
 from tests.control.test_controller_expect import ArrivalProbe
@@ -132,7 +134,7 @@ async def test_departures_upstream_become_arrivals_downstream(
     )
     up, up_closers = build_daemon(up_config)
     down, down_closers = build_daemon(down_config)
-    io = memory_bank(bank)
+    io = up.buses.bank(bank)
     up.hooks.append(mirror_readback(io))
 
     def probe() -> ArrivalProbe:
@@ -149,8 +151,8 @@ async def test_departures_upstream_become_arrivals_downstream(
 
     try:
         async with consuming(broker.url, "citybrain/J1/outflow") as outflow, running(up, down):
-            await eventually(lambda: up.ready and up.sync.connected, 20.0, "J1 up")
-            await eventually(lambda: down.ready and down.sync.connected, 20.0, "J2 up")
+            await eventually(lambda: up.ready and link(up).connected, 20.0, "J1 up")
+            await eventually(lambda: down.ready and link(down).connected, 20.0, "J2 up")
 
             await pulse(1)  # a stop bar J1 does not publish
             await pulse(2)  # → J2's phase 4 in 24 s
@@ -186,7 +188,7 @@ async def test_departures_upstream_become_arrivals_downstream(
                 await rogue.publish("citybrain/J1/outflow", json.dumps(future), qos=0)
 
             def refused(code: str) -> int:
-                return int(down.sync.metrics.neighbour_messages[("J1", code)])
+                return int(link(down).metrics.neighbour_messages[("J1", code)])
 
             await eventually(
                 lambda: refused("malformed_json") == 1 and refused("future") == 1,
@@ -211,6 +213,12 @@ async def test_departures_upstream_become_arrivals_downstream(
     finally:
         for close in (*up_closers, *down_closers):
             close()
+
+
+def link(daemon: Daemon) -> SyncService:
+    """The daemon's MQTT link (these daemons all have one)."""
+    assert daemon.sync is not None
+    return daemon.sync
 
 
 def on(daemon: Daemon, detector: int) -> bool:

@@ -18,7 +18,9 @@ import pytest
 from edgectl.config.loader import load_config, validate_document
 from edgectl.config.model import DaemonConfig
 from edgectl.daemon.assemble import build_daemon
-from edgectl.daemon.loop import Daemon, config_digest
+from edgectl.daemon.loop import Daemon
+from edgectl.daemon.reload import config_digest
+from edgectl.sync.service import SyncService
 from edgectl.testing.consumer import Consumer, consuming, eventually
 from edgectl.testing.mosquitto import MosquittoBroker
 from tests.daemon.conftest import running
@@ -52,9 +54,15 @@ def config(tmp_path: Path) -> DaemonConfig:
 
 async def reload(daemon: Daemon, new: DaemonConfig) -> None:
     """What SIGHUP does, and wait until the control loop has dealt with it."""
-    daemon.config_loader = lambda: new
+    daemon.reloader.loader = lambda: new
     daemon.request_reload()
     await eventually(lambda: not daemon._reload_requested, 5.0, "the reload handled")
+
+
+def link(daemon: Daemon) -> SyncService:
+    """The daemon's MQTT link (these daemons all have one)."""
+    assert daemon.sync is not None
+    return daemon.sync
 
 
 def births(consumer: Consumer) -> list[dict[str, Any]]:
@@ -104,7 +112,7 @@ async def test_accepted_reload_republishes_the_status_with_the_new_digest(
 
             # accepted while the broker is down: the next connection's birth carries it
             broker.stop()
-            await eventually(lambda: not daemon.sync.connected, 10.0, "the link down")
+            await eventually(lambda: not link(daemon).connected, 10.0, "the link down")
             await reload(daemon, coordinated)
             assert daemon.config is coordinated
             broker.start()
@@ -122,14 +130,14 @@ async def test_refused_reload_keeps_the_digest(config: DaemonConfig) -> None:
     """No broker needed: what the sync service will publish, before and after each reload."""
     daemon, closers = build_daemon(config)
     try:
-        assert daemon.sync.config_digest == config_digest(config)
+        assert link(daemon).config_digest == config_digest(config)
         refused = configure(config, field={"detector_loss_s": 2.0})
         assert daemon.apply_reload(refused) is False
-        assert daemon.sync.config_digest == config_digest(config)
+        assert link(daemon).config_digest == config_digest(config)
         plan2 = configure(config, control={"plan": 2})
         assert daemon.apply_reload(plan2) is True
-        assert daemon.sync.config_digest == config_digest(plan2)
+        assert link(daemon).config_digest == config_digest(plan2)
     finally:
-        await daemon.sync.close()
+        await link(daemon).close()
         for close in closers:
             close()

@@ -7,22 +7,20 @@ The real links (Modbus TCP and RTU against firmware_sim) are exercised in
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 
 import pytest
 
 from edgectl.cabinet.channels import ChannelState
+from edgectl.cabinet.registers import CabinetMap, decode_inputs, encode_frame
 from edgectl.config.settings import Device, DeviceRole
 from edgectl.errors import DeviceTimeout, FatalFieldError
-from edgectl.field.device import (
-    CabinetDevice,
-    CabinetMap,
-    Health,
-    await_written,
-    decode_inputs,
-    encode_frame,
-)
-from edgectl.field.transport import MemoryIO
+from edgectl.field.buses import FieldBuses, open_io
+from edgectl.field.device import CabinetDevice, await_written
+from edgectl.field.memory import MemoryIO
+from edgectl.field.modbus import ModbusIO
+from edgectl.field.report import Health
 from edgectl.field.url import RtuEndpoint, TcpEndpoint, parse_url
 
 
@@ -175,3 +173,89 @@ async def test_the_last_frame_is_written_even_behind_a_slow_write() -> None:
         assert dev.frames_written == dev.frames_submitted
         assert io.holding_registers[0] == int(ChannelState.FY)
         task.cancel()
+
+
+async def test_every_read_publishes_a_frozen_report() -> None:
+    io = MemoryIO()
+    io.input_registers[5] = 0b1  # detector 1
+    io.input_registers[10] = int(ChannelState.G)
+    dev = _device(io, offline_after=3)
+    first = dev.report
+    assert first.seq == 0 and first.health is Health.OFFLINE and first.snapshot is None
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(dev.run(), name="edgectl[poll:test]")
+        n = dev.tick()
+        assert (await dev.wait_report(n)) is first  # not connected yet: offline, answered at once
+        async with asyncio.timeout(2):
+            while dev.report.seq == 0:  # noqa: ASYNC110 - the first read makes it online
+                await asyncio.sleep(0.005)
+        n = dev.tick()
+        async with asyncio.timeout(2):
+            report = await dev.wait_report(n)
+        assert report is dev.report and report.tick == n and report.read_ok
+        assert report.inputs is not None and report.inputs.presence == {1}
+        assert report.snapshot is report.inputs and report.last_ok == report.inputs.t
+        assert report.readback is not None and report.readback[1] is ChannelState.G
+        assert report.health is Health.ONLINE and report.connected and report.error == ""
+        assert report.stats.reads == 2 and not report.mmu_tripped
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            report.seq = 99  # type: ignore[misc]
+        with pytest.raises(TypeError):
+            report.readback[1] = ChannelState.R  # type: ignore[index]
+        with pytest.raises(TypeError):
+            report.stats.errors["x"] = 1  # type: ignore[index]
+
+        dev.submit({1: ChannelState.Y})
+        async with asyncio.timeout(2):
+            while dev.report.frames_written < 1:  # noqa: ASYNC110 - the report is replaced
+                await asyncio.sleep(0.005)
+        written = dev.report
+        assert written.written[0] == int(ChannelState.Y) and written.last_write_ok is not None
+        assert written.tick == n and written.seq > report.seq and report.frames_written == 0
+
+        io.fail_next = DeviceTimeout("injected")
+        n = dev.tick()
+        async with asyncio.timeout(2):
+            failed = await dev.wait_report(n)
+        assert not failed.read_ok and failed.error.startswith("DeviceTimeout")
+        assert failed.snapshot is report.snapshot  # the last good read stays
+        assert failed.health is Health.DEGRADED and failed.stats.errors == {"DeviceTimeout": 1}
+
+        await io.close()  # the link drops: the device goes offline
+        n = dev.tick()
+        async with asyncio.timeout(2):
+            while dev.report.health is not Health.OFFLINE:  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
+        assert dev.report.error.startswith("DeviceUnavailable")
+        assert (await dev.wait_report(n + 5)) is dev.report  # offline: answered at once
+        task.cancel()
+
+
+async def test_an_outputs_only_device_answers_a_wait_at_once() -> None:
+    spec = Device(name="out", url="memory://out", role=DeviceRole.OUTPUTS, retries=0)
+    dev = CabinetDevice(spec, CabinetMap(), io=MemoryIO())
+    assert (await dev.wait_report(dev.tick())) is dev.report
+
+
+async def test_buses_share_serial_lines_and_banks() -> None:
+    buses = FieldBuses()
+    a = open_io(parse_url("modbus+rtu:///dev/ttyX?unit=1"), buses=buses, timeout=0.1)
+    b = open_io(parse_url("modbus+rtu:///dev/ttyX?unit=2"), buses=buses, timeout=0.1)
+    c = open_io(parse_url("modbus+rtu:///dev/ttyY?unit=1"), buses=buses, timeout=0.1)
+    assert isinstance(a, ModbusIO) and isinstance(b, ModbusIO) and isinstance(c, ModbusIO)
+    assert a._client is b._client and a._client is not c._client
+    assert buses.lines == ("/dev/ttyX", "/dev/ttyY")
+    bank = open_io(parse_url("memory://j1"), buses=buses, timeout=0.1)
+    assert bank is buses.bank("j1") and bank is not buses.bank("j2")
+    assert FieldBuses().bank("j1") is not bank  # no registry outside the buses object
+
+
+async def test_closing_a_link_twice_does_not_close_the_line_under_another() -> None:
+    buses = FieldBuses()
+    a = ModbusIO(RtuEndpoint("/dev/ttyX", 1), buses=buses, timeout=0.1)
+    b = ModbusIO(RtuEndpoint("/dev/ttyX", 2), buses=buses, timeout=0.1)
+    await a.close()
+    await a.close()
+    assert buses.lines == ("/dev/ttyX",)  # b still holds it
+    await b.close()
+    assert not buses.lines  # the last one closed the port

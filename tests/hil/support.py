@@ -13,8 +13,9 @@ from edgectl.testing.checker import Finding, channel_minimums, check_record
 ROOT = Path(__file__).resolve().parents[2]
 EIGHT_PHASE = ROOT / "examples" / "eight_phase.toml"
 # The daemon holds its clock when a frame reaches the cabinet later than the link's usual
-# latency + 20 ms (edgectl.daemon.loop.DeliveryClock), so an interval shown can be shorter than the
-# engine's count of ticks by at most that threshold plus scheduling noise: 30 ms in all.
+# latency + 20 ms (edgectl.daemon.supervisor.DeliveryClock), so an interval shown can be
+# shorter than the engine's count of ticks by at most that threshold plus scheduling noise:
+# 30 ms in all.
 RECORD_JITTER_S = 0.03
 # Protected / permissive lefts of examples/eight_phase.toml: left channel → the phase whose
 # traffic it yields to (the opposing through), and the nema-cabinet MMU's FYA card to match
@@ -35,7 +36,7 @@ def with_arrows(config: DaemonConfig) -> DaemonConfig:
 def fya_profile(workdir: Path) -> Path:
     """The builtin nema-cabinet profile with the MMU in FYA mode (``[cabinet.mmu] fya``)."""
     text = (
-        resources.files("edgectl.field")
+        resources.files("edgectl.cabinet")
         .joinpath("profiles", "nema-cabinet.toml")
         .read_text(encoding="utf-8")
     )

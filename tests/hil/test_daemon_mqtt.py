@@ -10,7 +10,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,12 +33,6 @@ pytestmark = [
 
 IID = "hz-0001"
 KEY = b"a-test-key-of-the-centre"
-
-
-@pytest.fixture
-def broker() -> Iterator[MosquittoBroker]:
-    with MosquittoBroker(persistence=True) as b:
-        yield b
 
 
 def keyed_config(tmp: Path) -> Path:
@@ -116,17 +110,17 @@ def green_spans(rows: list[tuple[float, int, str]], channel: int) -> list[tuple[
 
 @pytest.fixture
 async def session(
-    tmp_path: Path, broker: MosquittoBroker
+    tmp_path: Path, persistent_broker: MosquittoBroker
 ) -> AsyncIterator[tuple[Emulator, DaemonProcess, Centre]]:
     demand = tmp_path / "demand.csv"
     demand.write_text("time_s,multiplier\n0,0\n", encoding="utf-8")  # no traffic: calls are ours
     sim = Emulator(tmp_path, seed=11, extra=["--demand", str(demand)])
     sim.start()
-    daemon = DaemonProcess(tmp_path, keyed_config(tmp_path), sim.url, broker=broker.url)
+    daemon = DaemonProcess(tmp_path, keyed_config(tmp_path), sim.url, broker=persistent_broker.url)
     try:
-        async with consuming(broker.url, "citybrain/#") as consumer:
+        async with consuming(persistent_broker.url, "citybrain/#") as consumer:
             daemon.start()
-            centre = Centre(broker, consumer)
+            centre = Centre(persistent_broker, consumer)
             await wait_state(centre, "state", "normal", 30.0)
             yield sim, daemon, centre
     finally:
@@ -266,12 +260,14 @@ async def test_every_command_type_is_applied_and_visible(
     assert findings == [], "\n".join(map(str, findings[:10]))
 
 
-async def test_birth_will_restart_and_clean_stop(tmp_path: Path, broker: MosquittoBroker) -> None:
+async def test_birth_will_restart_and_clean_stop(
+    tmp_path: Path, persistent_broker: MosquittoBroker
+) -> None:
     sim = Emulator(tmp_path, seed=2)
     sim.start()
-    daemon = DaemonProcess(tmp_path, keyed_config(tmp_path), sim.url, broker=broker.url)
+    daemon = DaemonProcess(tmp_path, keyed_config(tmp_path), sim.url, broker=persistent_broker.url)
     try:
-        async with consuming(broker.url, "citybrain/#") as consumer:
+        async with consuming(persistent_broker.url, "citybrain/#") as consumer:
 
             def status() -> list[dict[str, Any]]:
                 return [m.payload for m in consumer.on(f"{IID}/status")]
@@ -282,7 +278,7 @@ async def test_birth_will_restart_and_clean_stop(tmp_path: Path, broker: Mosquit
             await eventually(lambda: bool(consumer.on(f"{IID}/events")), 20.0, "events")
 
             # a late subscriber gets the retained status and state at once
-            async with consuming(broker.url, f"citybrain/{IID}/+") as late:
+            async with consuming(persistent_broker.url, f"citybrain/{IID}/+") as late:
                 await eventually(
                     lambda: (
                         {m.topic.rsplit("/", 1)[-1] for m in late.messages if m.retain}
@@ -332,21 +328,23 @@ async def test_birth_will_restart_and_clean_stop(tmp_path: Path, broker: Mosquit
         sim.stop()
 
 
-async def test_broker_outage_loses_nothing(tmp_path: Path, broker: MosquittoBroker) -> None:
+async def test_broker_outage_loses_nothing(
+    tmp_path: Path, persistent_broker: MosquittoBroker
+) -> None:
     sim = Emulator(tmp_path, seed=4)
     sim.start()
-    daemon = DaemonProcess(tmp_path, keyed_config(tmp_path), sim.url, broker=broker.url)
+    daemon = DaemonProcess(tmp_path, keyed_config(tmp_path), sim.url, broker=persistent_broker.url)
     consumer_id = "centre-outage-test"
     try:
         async with consuming(
-            broker.url, "citybrain/#", client_id=consumer_id, persistent=True
+            persistent_broker.url, "citybrain/#", client_id=consumer_id, persistent=True
         ) as consumer:
             daemon.start()
             await eventually(lambda: len(consumer.on(f"{IID}/events")) >= 3, 30.0, "events")
-            await asyncio.to_thread(broker.stop)
+            await asyncio.to_thread(persistent_broker.stop)
             t_down = time.monotonic()
             await asyncio.sleep(30.0)
-            await asyncio.to_thread(broker.start)
+            await asyncio.to_thread(persistent_broker.start)
             outage = (t_down, time.monotonic())
             await eventually(
                 lambda: any(m.payload.get("historical") for m in consumer.on(f"{IID}/events")),

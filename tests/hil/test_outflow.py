@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,6 @@ pytestmark = [
 
 IID = "hz-0001"  # examples/eight_phase.toml
 PUBLISHED = [1, 2, 5, 6]  # stop bars of the main street and its left turns
-
-
-@pytest.fixture
-def broker() -> Iterator[MosquittoBroker]:
-    with MosquittoBroker() as b:
-        yield b
 
 
 def outflow_config(tmp: Path) -> Path:

@@ -13,27 +13,17 @@ import json
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
-import pytest
 
 from edgectl.ops.sdnotify import NotifyListener
-from edgectl.testing import hil
 from edgectl.testing.hil import DaemonProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 EIGHT_PHASE = ROOT / "examples" / "eight_phase.toml"
-
-
-@pytest.fixture(autouse=True)
-def _no_leaked_processes() -> Iterator[None]:
-    before = set(hil.LIVE)
-    yield
-    leaked = set(hil.LIVE) - before
-    assert not leaked, f"test leaked processes {sorted(leaked)}"
 
 
 def wait_until(

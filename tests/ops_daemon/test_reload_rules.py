@@ -39,11 +39,11 @@ def listener() -> Iterator[NotifyListener]:
 
 @pytest.fixture
 def daemon(config: DaemonConfig, listener: NotifyListener) -> Iterator[Daemon]:
-    d = Daemon(config, config_path=EIGHT_PHASE, devices=[])  # no field I/O here
-    d.metrics = Metrics(devices=["cabinet"])
-    d.notifier = Notifier(listener.address)
-    yield d
-    d.notifier.close()
+    notifier = Notifier(listener.address)
+    metrics = Metrics(devices=["cabinet"])
+    # no field I/O here
+    yield Daemon(config, config_path=EIGHT_PHASE, devices=[], metrics=metrics, notifier=notifier)
+    notifier.close()
 
 
 def _reloads(d: Daemon, result: str) -> float:
@@ -52,7 +52,7 @@ def _reloads(d: Daemon, result: str) -> float:
 
 
 def _reload_with(d: Daemon, new: DaemonConfig) -> None:
-    d.config_loader = lambda: new
+    d.reloader.loader = lambda: new
     d._reload()
 
 
@@ -114,7 +114,7 @@ def test_invalid_file_is_refused_with_every_problem(
 ) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(EIGHT_PHASE.read_text().replace("yellow = 3.5", "yellow = 2.0"))
-    daemon.config_loader = lambda: with_field_url(load_config(bad), FIELD)
+    daemon.reloader.loader = lambda: with_field_url(load_config(bad), FIELD)
     daemon._reload()
     assert not daemon.directives
     assert _reloads(daemon, "rejected") == 1

@@ -3,7 +3,6 @@ over real TCP and over the real pty pair the emulator makes."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -86,18 +85,3 @@ def cabinet_factory(transport: str) -> Callable[..., Any]:
 async def cabinet(transport: str) -> AsyncIterator[Cabinet]:
     async with open_cabinet(LISTEN[transport]) as cab:
         yield cab
-
-
-@pytest.fixture(autouse=True)
-async def _no_leaked_tasks() -> AsyncIterator[None]:
-    before = asyncio.all_tasks()
-    yield
-    await asyncio.sleep(0)
-    leaked = [
-        t
-        for t in asyncio.all_tasks() - before
-        if not t.done()
-        and t is not asyncio.current_task()
-        and (t.get_name() or "").startswith("firmware_sim")
-    ]
-    assert not leaked, f"leaked tasks: {leaked}"

@@ -4,7 +4,7 @@ no latch on a valid sequence, reset."""
 from __future__ import annotations
 
 from edgectl.cabinet.channels import ChannelState as S
-from edgectl.cabinet.profile import MMU_RESET_MAGIC
+from edgectl.cabinet.registers import MMU_RESET_MAGIC
 
 from .conftest import Cabinet
 

@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import Callable
 
 from edgectl.cabinet.channels import ChannelState
+from edgectl.cabinet.registers import CabinetMap
 from edgectl.config.settings import Device, DeviceRole
-from edgectl.daemon.loop import LatencyHistogram
-from edgectl.field.device import CabinetDevice, CabinetMap
-from edgectl.field.transport import MemoryIO
+from edgectl.daemon.latency import LatencyHistogram
+from edgectl.field.device import CabinetDevice
+from edgectl.field.memory import MemoryIO
 
 
 class CountingIO(MemoryIO):

@@ -1,10 +1,10 @@
-"""The soak in CI: ``bench/soak.py --duration 150`` must pass every one of its checks.
+"""The soak in CI: ``python -m bench.soak --duration 150`` must pass every one of its checks.
 
 Two daemons (Modbus TCP and RTU pty) against firmware_sim with a mosquitto, under a seeded
 random schedule of faults (broker restart, network blackhole, Modbus silence / corruption /
 drops, detector faults, SIGHUP, ``kill -9`` + restart); the checks are made from independent
 sources (emulator record and summary, the centre's seqs vs the outboxes, RSS, daemon logs).
-About 170 s of wall time; the reported ≥ 1 h run is ``bench/soak.py --duration 3600``.
+About 170 s of wall time; the reported ≥ 1 h run is ``python -m bench.soak --duration 3600``.
 """
 
 from __future__ import annotations
@@ -30,13 +30,14 @@ REPO = Path(__file__).resolve().parents[2]
 def test_short_soak_passes_every_check(tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
     argv = [
-        sys.executable, str(REPO / "bench" / "soak.py"),
+        sys.executable, "-m", "bench.soak",
         "--duration", "150", "--seed", "1",
         "--workdir", str(tmp_path / "work"),
         "--json", str(out), "--report", str(tmp_path / "soak.md"),
     ]  # fmt: skip
     proc = subprocess.run(
         argv,
+        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=280,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -23,14 +22,10 @@ needs_sumo = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "
 
 
 def load_builder() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "bench_scenarios_build", REPO / "bench" / "scenarios" / "build.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    """The project's scenario builder, :mod:`bench.scenarios.build`."""
+    from bench.scenarios import build
+
+    return build
 
 
 @pytest.fixture(scope="session")

@@ -204,7 +204,8 @@ def test_protected_permissive_lefts_turn_in_gaps_and_are_protected_too(
     arrow) then show each left both ways, permissive only while the opposing through is
     green. Checked on SUMO's own per-step record of the signal."""
     from edgectl.sumo import run_bench
-    from edgectl.sumo.network import OPPOSING, derive_network
+    from edgectl.sumo.model import OPPOSING
+    from edgectl.sumo.network import derive_network
 
     scenario = "isolated_light"
     cfg = scenarios[scenario]

@@ -183,7 +183,8 @@ def test_protected_permissive_lefts_become_flashing_yellow_arrows(
     ``permissive_lefts`` the stages keep the ``g`` and the dual ring shows each left as a
     flashing yellow arrow yielding to the opposing through, in a configuration that
     validates (the opposing phase clears for both)."""
-    from edgectl.sumo.network import OPPOSING, derive_network
+    from edgectl.sumo.model import OPPOSING
+    from edgectl.sumo.network import derive_network
 
     cfg = scenarios["isolated_light"]
     (plain,) = derive_network(str(_net(cfg))).values()

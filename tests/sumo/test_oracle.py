@@ -1,4 +1,4 @@
-"""The clairvoyant estimate (bench/sumo_oracle.py): the demand it replays and the rules it keeps."""
+"""The clairvoyant estimate (``bench.sumo_oracle``): the demand it replays, the rules it keeps."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ pytestmark = [pytest.mark.sumo, needs_sumo]
 
 
 def test_the_explicit_demand_is_the_seed_s_own(scenarios: dict[str, Path], tmp_path: Path) -> None:
+    from bench.oracle import explicit_routes
     from edgectl.sumo import run_bench
-    from edgectl.sumo.oracle import explicit_routes
 
     cfg = scenarios["tee"]
     routes = explicit_routes(cfg, 4, tmp_path)
@@ -59,7 +59,7 @@ def _assert_signal_rules(cfg: Path, signal_states: tuple[tuple[float, str], ...]
 
 
 def test_the_clairvoyant_controller_keeps_the_signal_rules(scenarios: dict[str, Path]) -> None:
-    from edgectl.sumo.oracle import run_oracle
+    from bench.oracle import run_oracle
 
     cfg = scenarios["tee"]
     r = run_oracle(cfg, 2, until_s=240.0, horizon_s=20.0, near_m=(40.0,), record=True)
@@ -72,7 +72,7 @@ def test_the_clairvoyant_controller_keeps_the_signal_rules(scenarios: dict[str, 
 def test_loop_sensing_plans_on_drawn_futures_and_keeps_them_out_of_the_real_one(
     scenarios: dict[str, Path], tmp_path: Path
 ) -> None:
-    from edgectl.sumo.oracle import OracleResult, explicit_routes, run_oracle
+    from bench.oracle import OracleResult, explicit_routes, run_oracle
 
     cfg = scenarios["tee"]
     routes = explicit_routes(cfg, 2, tmp_path)
@@ -103,9 +103,9 @@ def test_loop_sensing_plans_on_drawn_futures_and_keeps_them_out_of_the_real_one(
 
 
 def test_loop_sensing_hides_what_no_loop_saw(scenarios: dict[str, Path], tmp_path: Path) -> None:
+    from bench.oracle import _demand, _Rollout, _sumo, _zones, explicit_routes
     from edgectl.sumo._env import load_libsumo
     from edgectl.sumo.network import derive_network, on_steps
-    from edgectl.sumo.oracle import _demand, _Rollout, _sumo, _zones, explicit_routes
 
     cfg = scenarios["tee"]
     routes = explicit_routes(cfg, 3, tmp_path)
@@ -159,7 +159,7 @@ def test_loop_sensing_hides_what_no_loop_saw(scenarios: dict[str, Path], tmp_pat
 
 
 def test_it_runs_stages_of_one_junction_only(scenarios: dict[str, Path]) -> None:
-    from edgectl.sumo.oracle import run_oracle
+    from bench.oracle import run_oracle
 
     with pytest.raises(ValueError, match="one junction"):
         run_oracle(scenarios["arterial"], 1)

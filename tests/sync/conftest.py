@@ -1,12 +1,12 @@
-"""Fixtures of the sync tests: a real mosquitto, a fake command handler, a consumer."""
+"""Fixtures of the sync tests: a fake command handler, a consumer (the brokers come from
+:mod:`edgectl.testing.pytest_plugin`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import inspect
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,6 @@ from edgectl.errors import CommandError
 from edgectl.sync.commands import Command, CommandResult
 from edgectl.sync.service import SyncService
 from edgectl.testing.consumer import Consumer, Received, consuming, eventually
-from edgectl.testing.mosquitto import SKIP_REASON, MosquittoBroker, mosquitto_available
 
 IID = "hz-0001"
 PREFIX = "citybrain"
@@ -37,70 +36,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         source = inspect.getsource(function) if function is not None else ""
         if BROKER_FIXTURES & set(getattr(item, "fixturenames", ())) or "Broker(" in source:
             item.add_marker(pytest.mark.mqtt)
-
-
-@pytest.fixture(autouse=True)
-def _no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Fail a test that leaves asyncio tasks running or child processes behind."""
-    before = _children()
-    yield
-    leaked = sorted(_children() - before - _module_broker_pids(request))
-    assert not leaked, f"test leaked child processes {leaked}"
-
-
-def _children() -> set[int]:
-    me = str(os.getpid())
-    out: set[int] = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[1] == me and fields[0] != "Z":
-            out.add(int(stat.parent.name))
-    return out
-
-
-def _module_broker_pids(request: pytest.FixtureRequest) -> set[int]:
-    if "tls_broker" not in request.fixturenames:
-        return set()
-    pid = request.getfixturevalue("tls_broker").pid
-    return set() if pid is None else {pid}
-
-
-@pytest.fixture(autouse=True)
-async def _no_leaked_tasks() -> AsyncIterator[None]:
-    yield
-    await asyncio.sleep(0)  # let cancelled tasks finish
-    current = asyncio.current_task()
-    leaked = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-    assert not leaked, f"test leaked asyncio tasks: {leaked}"
-
-
-def _need_mosquitto() -> None:
-    if not mosquitto_available():
-        pytest.skip(SKIP_REASON)
-
-
-@pytest.fixture
-def broker() -> Iterator[MosquittoBroker]:
-    _need_mosquitto()
-    with MosquittoBroker() as b:
-        yield b
-
-
-@pytest.fixture
-def persistent_broker() -> Iterator[MosquittoBroker]:
-    _need_mosquitto()
-    with MosquittoBroker(persistence=True) as b:
-        yield b
-
-
-@pytest.fixture(scope="module")
-def tls_broker() -> Iterator[MosquittoBroker]:
-    _need_mosquitto()
-    with MosquittoBroker(tls=True, unix_socket=True) as b:
-        yield b
 
 
 @dataclass

@@ -49,10 +49,10 @@ def test_service_counts_drops_and_emits_event(tmp_path: Path, handler: FakeHandl
     service = make_service("", tmp_path, handler, outbox_max_rows=10)
     for i in range(15):
         service.add_telemetry({"i": i})
-    service._flush_buffers()
+    service._forward.flush()
     assert service.metrics.dropped == 5
     assert service.metrics.outbox_depth == 10
-    assert service._events[-1][1:] == (206, 5)  # OUTBOX_DROPPED, 5 rows
+    assert service._forward.events[-1][1:] == (206, 5)  # OUTBOX_DROPPED, 5 rows
 
 
 def test_corrupt_database_moved_aside(tmp_path: Path, handler: FakeHandler) -> None:
@@ -76,7 +76,7 @@ def test_corrupt_database_moved_aside(tmp_path: Path, handler: FakeHandler) -> N
     service = make_service("", db2, handler)
     assert service.metrics.outbox_recovered_from is not None
     assert service.metrics.outbox_depth == 0
-    assert service._events[0][1:] == (206, 0)  # reported to the centre as an event too
+    assert service._forward.events[0][1:] == (206, 0)  # reported to the centre as an event too
 
 
 def test_corruption_found_at_run_time_is_recovered_with_counters(tmp_path: Path) -> None:
@@ -114,7 +114,7 @@ def test_unserialisable_telemetry_is_logged_not_fatal(tmp_path: Path, handler: F
     service = make_service("", tmp_path, handler)
     service.add_telemetry({(1, 2): "tuple keys are not JSON"})  # type: ignore[dict-item]
     service.add_telemetry({"when": T0, "ok": 1})  # a datetime becomes its str()
-    service._flush_buffers()
+    service._forward.flush()
     rows = service._outbox.pending()
     assert len(rows) == 1
     assert rows[0].payload["when"] == str(T0)

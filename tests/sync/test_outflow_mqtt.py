@@ -196,7 +196,7 @@ async def test_a_refused_neighbour_subscription_costs_that_neighbour_only(
     service = make("mqtt://127.0.0.1:1", tmp_path, handler, neighbours=(J1, j2))
     link = RefusingLink(f"{PREFIX}/J1/outflow")
     with capture_logs() as logs:
-        await service._subscribe_neighbours(link)  # type: ignore[arg-type]
+        await service._outflow.subscribe(link)  # type: ignore[arg-type]
     assert link.subscribed == [f"{PREFIX}/J2/outflow"]
     assert [(e["event"], e["neighbour"]) for e in logs] == [("neighbour_subscribe_failed", "J1")]
     await service.close()

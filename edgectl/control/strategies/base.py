@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from edgectl.config.junction import barrier_groups
 from edgectl.config.model import Config, Mode, Plan
 from edgectl.control.detectors import TICKS_PER_S
 from edgectl.control.types import NO_REQUESTS, OperatingState, Outputs, Requests, RingStatus
@@ -89,10 +90,7 @@ def split_windows(config: Config, plan: Plan) -> dict[int, SplitWindow]:
     coord = plan.coordination
     if coord is None or coord.cycle <= 0:
         return {}
-    group_of: dict[int, int] = {}
-    for gi, b in enumerate(config.barriers):
-        for p in b.phases:
-            group_of.setdefault(p, gi)
+    group_of = barrier_groups(config)
     coord_group = group_of.get(coord.coord_phases[0], 0) if coord.coord_phases else 0
     out: dict[int, SplitWindow] = {}
     for ring in config.rings:

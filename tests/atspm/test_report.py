@@ -10,14 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from edgectl.atspm.analysis import analyse, phase_services
+from edgectl.atspm.events import ReportError, parse_timestamp, read_events
 from edgectl.cli import main
-from edgectl.commands.report import (
-    ReportError,
-    analyse,
-    parse_timestamp,
-    phase_services,
-    read_events,
-)
 
 T0 = datetime(2026, 5, 4, 7, 0, 0)
 YELLOW, RED_CLEAR = 4.0, 2.0

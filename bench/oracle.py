@@ -1,5 +1,8 @@
 """A clairvoyant controller: what could any controller save on a junction, at best?
 
+Research code of the bench (``python -m bench.sumo_oracle``), not part of the product: it
+cheats on purpose, so no daemon may ever run it.
+
 The acceptance target of the adaptive strategy is a ratio to SUMO's actuated control. Whether
 a ratio is reachable at all depends on the junction: its stages, minimum greens, clearances
 and demand. This controller estimates the reachable time loss from above by cheating every
@@ -131,10 +134,10 @@ def explicit_routes(cfg: Path, seed: int, out: Path) -> Path:
     )
     types: list[ET.Element] = []
     # the user's own local scenario files, and SUMO's output
-    for node in ET.parse(cfg).getroot().iter("route-files"):  # noqa: S314
+    for node in ET.parse(cfg).getroot().iter("route-files"):
         for name in node.get("value", "").split(","):
-            types += ET.parse(cfg.parent / name.strip()).getroot().findall("vType")  # noqa: S314
-    vehicles = ET.parse(raw).getroot().findall("vehicle")  # noqa: S314
+            types += ET.parse(cfg.parent / name.strip()).getroot().findall("vType")
+    vehicles = ET.parse(raw).getroot().findall("vehicle")
     vehicles.sort(key=lambda v: float(v.get("depart", "0")))
     root = ET.Element("routes")
     for v in vehicles:
@@ -502,7 +505,7 @@ def run_oracle(
 def _demand(routes: Path) -> tuple[_Trip, ...]:
     """The vehicles of an :func:`explicit_routes` file, by departure."""
     trips = []
-    for v in ET.parse(routes).getroot().iter("vehicle"):  # noqa: S314 - our own file
+    for v in ET.parse(routes).getroot().iter("vehicle"):
         route = v.find("route")
         edges = tuple((route.get("edges", "") if route is not None else "").split())
         if edges:

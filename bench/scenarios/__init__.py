@@ -1,0 +1,1 @@
+"""The SUMO scenarios of the bench, built by ``python -m bench.scenarios.build``."""
