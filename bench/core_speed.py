@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=str(ROOT / "examples" / "eight_phase.toml"))
+    parser.add_argument("--config", default=str(ROOT / "edgectl" / "examples" / "eight_phase.toml"))
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument("--mode", choices=[m.value for m in Mode], default=None)
     parser.add_argument("--seed", type=int, default=1)

@@ -34,7 +34,7 @@ from edgectl.testing.hil import DaemonProcess, Emulator, ManagedProcess
 
 REPO = Path(__file__).resolve().parents[1]
 
-EIGHT_PHASE = REPO / "examples" / "eight_phase.toml"
+EIGHT_PHASE = REPO / "edgectl" / "examples" / "eight_phase.toml"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TICK_S = 0.1
 TARGETS = {"cpu_ratio_max": 4.0, "cpu_pct_max": 2.0, "p99_ms_max": 5.0, "rss_mb_max": 60.0}

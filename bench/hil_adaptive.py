@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.hil_adaptive [--duration 300]
         [--modes actuated adaptive maxpressure] [--seeds 1]
-        [--demand bench/demand/eight_phase_peak.csv] [--config examples/eight_phase.toml]
+        [--demand bench/demand/eight_phase_peak.csv] [--config edgectl/examples/eight_phase.toml]
         [--workdir DIR] [--json OUT] [--markdown OUT]
 
 For every mode and seed, one session (:func:`edgectl.testing.service.run_mode`): ``firmware-sim``
@@ -42,7 +42,7 @@ from edgectl.testing.service import ModeRun, run_mode
 
 REPO = Path(__file__).resolve().parents[1]
 
-EIGHT_PHASE = REPO / "examples" / "eight_phase.toml"
+EIGHT_PHASE = REPO / "edgectl" / "examples" / "eight_phase.toml"
 PEAK = REPO / "bench" / "demand" / "eight_phase_peak.csv"
 
 

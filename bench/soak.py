@@ -57,9 +57,9 @@ from edgectl.testing.mosquitto import MosquittoBroker
 
 REPO = Path(__file__).resolve().parents[1]
 
-EIGHT_PHASE = REPO / "examples" / "eight_phase.toml"
+EIGHT_PHASE = REPO / "edgectl" / "examples" / "eight_phase.toml"
 RECORD_JITTER_S = 0.03  # as tests/hil/support.py: the daemon's delivery-clock threshold + noise
-STARTUP_S = 7.0  # start-up flash 5 s + all-red 2 s (examples/eight_phase.toml)
+STARTUP_S = 7.0  # start-up flash 5 s + all-red 2 s (edgectl/examples/eight_phase.toml)
 RECOVERY_S = 8.0  # link healthy 1 s + all-red 2 s + start-up, with margin
 FIELD_FAULTS = ("silent", "corrupt", "drop", "stuck", "chatter", "dead", "power_cycle")
 DAEMON_FAULTS = ("sighup", "kill9")
@@ -799,7 +799,8 @@ def report(result: SoakResult) -> str:
             if result.duration_s < 3600
             else []
         ),
-        "Set-up: two `edgectl run` daemons (examples/eight_phase.toml, actuated), one against "
+        "Set-up: two `edgectl run` daemons (edgectl/examples/eight_phase.toml, actuated), one "
+        "against "
         "`firmware-sim` over Modbus TCP and one over Modbus RTU on the emulator's pty; one "
         "mosquitto (persistence on) reached by the daemons through a TCP proxy the soak can "
         "blackhole; the centre is an aiomqtt consumer with a persistent session connected to "

@@ -20,6 +20,7 @@ from edgectl import __version__
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("edgectl.commands.run", "run the daemon (what systemd runs)"),
     "check-config": ("edgectl.commands.check_config", "validate a config; list every problem"),
+    "init": ("edgectl.commands.init", "write a commented production config to start from"),
     "simulate": ("edgectl.commands.simulate", "run the controller against simulated detectors"),
     "demo": ("edgectl.commands.demo", "emulator + broker + daemon with a live view"),
     "cmd": ("edgectl.commands.cmd", "send a signed command and wait for its response"),

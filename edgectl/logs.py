@@ -21,6 +21,12 @@ plain JSON. We chose this over the native journal protocol (no extra dependency,
 any supervisor that understands the prefix). Outside journald, strip it with
 ``sed 's/^<[0-7]>//'`` or pass ``syslog_prefix=False``. The JSON keeps its own ``level`` too.
 
+**Start-up errors** come before logging is configured (an unreadable config has no log
+level yet): :func:`print_error` writes them as plain lines to stderr, each prefixed by ``<3>``
+(sd-daemon(3): ``SD_ERR``) when stderr is connected to the journal — systemd then sets
+``JOURNAL_STREAM`` to the ``device:inode`` of that stream — so ``journalctl -p err`` shows
+them; on a terminal or a pipe they stay plain.
+
 **Secrets.** A processor replaces the value of any key named like a secret (``password``,
 ``secret``, ``key``, ``token``, ``sig``, ``credentials``, ``authorization`` as a ``_``/``-``
 separated word, at any depth of nested dicts) by ``"***"``. Keys ending in ``_file`` or
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import logging
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -119,6 +126,34 @@ class SyslogJSONRenderer:
             return line
         priority = SYSLOG_PRIORITY.get(str(event_dict.get("level", "info")), 6)
         return f"<{priority}>{line}"
+
+
+def stream_is_journal(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
+    """True when ``stream`` is the journal stream systemd named in ``JOURNAL_STREAM``
+    (``device:inode``, systemd.exec(5)); a variable inherited by a child whose stderr was
+    redirected elsewhere does not match."""
+    value = (os.environ if environ is None else environ).get("JOURNAL_STREAM", "")
+    device, _, inode = value.partition(":")
+    if not (device.isdigit() and inode.isdigit()):
+        return False
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (st.st_dev, st.st_ino) == (int(device), int(inode))
+
+
+def print_error(*lines: str, stream: TextIO | None = None) -> None:
+    """Write error lines to stderr (``stream``), at journald's error priority under systemd.
+
+    For what happens before :func:`configure_logging` (see the module docstring)."""
+    out = sys.stderr if stream is None else stream
+    prefix = f"<{SYSLOG_PRIORITY['error']}>" if stream_is_journal(out) else ""
+    for text in lines:
+        # one journal entry per line, each with the priority (a message may hold newlines)
+        for line in text.splitlines() or [""]:
+            out.write(f"{prefix}{line}\n")
+    out.flush()
 
 
 def logger_name(component: str) -> str:
@@ -258,6 +293,8 @@ __all__ = [
     "configure_logging",
     "is_secret_key",
     "logger_name",
+    "print_error",
     "redact_secrets",
     "set_levels",
+    "stream_is_journal",
 ]

@@ -94,11 +94,17 @@ def _configure_logging(level: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.duration is not None and not (0.0 < args.duration < float("inf")):
+        parser.error(f"--duration {args.duration}: seconds > 0")
+    for spec in args.fault:
+        try:
+            parse_fault(spec)
+        except ValueError as exc:
+            parser.error(f"--fault: {exc}")  # a usage error: status 2
     _configure_logging(args.log_level)
     try:
-        for spec in args.fault:
-            parse_fault(spec)
         return asyncio.run(_serve(args))
     except (ValueError, EdgectlError, OSError) as exc:
         sys.stderr.write(f"firmware-sim: {exc}\n")

@@ -43,6 +43,9 @@ class FaultKind(enum.StrEnum):
 _NEEDS_SHARE = {FaultKind.DROP, FaultKind.CORRUPT}
 _NEEDS_DETECTOR = {FaultKind.STUCK, FaultKind.CHATTER, FaultKind.DEAD}
 _NO_VALUE = {FaultKind.SILENT, FaultKind.POWER_CYCLE}
+MAX_TIME_S = 366 * 86400.0
+"""START and DURATION at most a year: beyond is a typo, not a test."""
+_MAX_DIGITS = 24
 _SPEC = re.compile(
     r"^(?P<kind>[a-z_]+)(?::(?P<value>[0-9.]+))?(?:@(?P<start>[0-9.]+)(?:\+(?P<dur>[0-9.]+))?)?$"
 )
@@ -70,11 +73,21 @@ class FaultSpec:
         return text
 
 
+def _number(raw: str, what: str, text: str, *, high: float) -> float:
+    """A finite number ``0 <= x <= high`` of the spec; ValueError otherwise (never Overflow)."""
+    if len(raw) > _MAX_DIGITS or raw.count(".") > 1 or raw == ".":
+        raise ValueError(f"bad {what} {raw[:_MAX_DIGITS]!r}… in fault spec {text[:60]!r}")
+    value = float(raw)
+    if not math.isfinite(value) or not 0.0 <= value <= high:
+        raise ValueError(f"{what} must be 0..{high:g}: {text[:60]!r}")
+    return value
+
+
 def parse_fault(text: str) -> FaultSpec:
     """Parse one ``--fault`` SPEC; ValueError says what is wrong."""
     match = _SPEC.match(text.strip())
     if match is None:
-        raise ValueError(f"bad fault spec {text!r}: expected KIND[:VALUE][@START[+DURATION]]")
+        raise ValueError(f"bad fault spec {text[:60]!r}: expected KIND[:VALUE][@START[+DURATION]]")
     try:
         kind = FaultKind(match["kind"])
     except ValueError:
@@ -88,18 +101,20 @@ def parse_fault(text: str) -> FaultSpec:
     else:
         if raw is None:
             raise ValueError(f"fault {kind} needs a value: {text!r}")
-        value = float(raw)
+        value = _number(raw, "value", text, high=MAX_TIME_S)
         if kind in _NEEDS_SHARE and not 0.0 <= value <= 1.0:
             raise ValueError(f"{kind} share must be 0..1: {text!r}")
         if kind in _NEEDS_DETECTOR and (value != int(value) or not 1 <= value <= 64):
             raise ValueError(f"{kind} needs a detector id 1..64: {text!r}")
         if kind == FaultKind.DELAY and not 0.0 <= value <= 60.0:
             raise ValueError(f"delay must be 0..60 s: {text!r}")
-    start = float(match["start"]) if match["start"] else 0.0
+    start = _number(match["start"], "start", text, high=MAX_TIME_S) if match["start"] else 0.0
     if kind == FaultKind.POWER_CYCLE:
         duration = 0.0
     else:
-        duration = float(match["dur"]) if match["dur"] else math.inf
+        duration = (
+            _number(match["dur"], "duration", text, high=MAX_TIME_S) if match["dur"] else math.inf
+        )
     return FaultSpec(kind=kind, value=value, start=start, duration=duration)
 
 

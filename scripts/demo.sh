@@ -4,5 +4,5 @@
 # Arguments go to `edgectl demo` (e.g. scripts/demo.sh --duration 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EDGECTL_SYSTEM_PACKAGES=0 EDGECTL_EXTRAS=dev scripts/setup.sh
+EDGECTL_SYSTEM_PACKAGES=0 EDGECTL_EXTRAS=demo scripts/setup.sh
 exec .venv/bin/edgectl demo "$@"

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Set up everything edgectl needs on a fresh Debian machine with Python >= 3.11:
-# a virtualenv in .venv with the package (extras: dev, sumo), and, for the tests, Debian's
-# mosquitto and nats-server (installed with apt when missing and we are root).
-# Idempotent: a second run only checks.
+# a virtualenv in .venv with the package (extras: dev, demo, report, sumo) at the versions of
+# constraints.txt (what the tests ran), and, for the tests, Debian's mosquitto and nats-server
+# (installed with apt when missing and we are root). Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-EXTRAS=${EDGECTL_EXTRAS:-dev,sumo}
+EXTRAS=${EDGECTL_EXTRAS:-dev,demo,report,sumo}
 SYSTEM_PACKAGES=${EDGECTL_SYSTEM_PACKAGES:-1}
 
 apt_install() {
@@ -34,10 +34,11 @@ if [ ! -x .venv/bin/python ]; then
     fi
 fi
 stamp=.venv/.edgectl-installed
-want="$(sha256sum pyproject.toml | cut -c1-16)-$EXTRAS"
+want="$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)-$EXTRAS"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt \
+        -e ".[$EXTRAS]"
     echo "$want" > "$stamp"
 fi
 

@@ -33,7 +33,7 @@ def _figure(width: float, height: float) -> Any:
     except ModuleNotFoundError as exc:
         raise ReportError(
             "edgectl report draws with matplotlib, which is not installed: "
-            "pip install matplotlib (or the project's 'sumo' extra)"
+            "install the report extra, pip install 'edgectl[report]'"
         ) from exc
     return Figure(figsize=(width, height), layout="constrained")
 

@@ -3,6 +3,8 @@
 One line per problem, ``FILE: severity: path: message``; warnings are listed too but do not
 fail. Exit status 1 when there is any error, 0 when the configuration is valid (then a short
 summary line follows). ``EDGECTL_*`` environment overrides apply, as they do for the daemon.
+The files ``[mqtt]`` names are checked too (missing, empty, unreadable, not a regular file, a
+command key under 32 bytes, a secret readable by others), as ``edgectl run`` checks them.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     path = str(args.file)
-    config, problems = check_config_file(path)
+    config, problems = check_config_file(path, check_files=True)
     errors = [p for p in problems if p.severity == "error"]
     for problem in problems:
         if args.quiet and problem.severity != "error":

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 import tomllib
 import uuid
@@ -32,10 +33,12 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edgectl.config.settings import MqttProtocol
 from edgectl.errors import EdgectlError
 from edgectl.sync.clock import utc_now
-from edgectl.sync.commands import COMMAND_TYPES, build_command, read_key
-from edgectl.sync.link import make_tls_context, parse_broker_url
+from edgectl.sync.commands import COMMAND_TYPES
+from edgectl.sync.link import cli_client, redact_url
+from edgectl.sync.signing import build_command, read_key
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR, EXIT_TIMEOUT = 0, 1, 2, 3
 
@@ -61,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cert-key-file", type=Path, help="client certificate's key (TLS)")
     parser.add_argument("--username-file", type=Path)
     parser.add_argument("--password-file", type=Path)
+    parser.add_argument(
+        "--allow-plaintext-password",
+        action="store_true",
+        help="send the password even over plain mqtt:// (in clear)",
+    )
 
 
 def parse_params(items: list[str]) -> dict[str, object]:
@@ -97,8 +105,27 @@ def _load_file(path: Path) -> object:
     return data
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """What argparse cannot check: an MQTT topic level, finite durations. EdgectlError."""
+    for name in ("intersection", "prefix"):
+        value = str(getattr(args, name))
+        if (
+            not value
+            or any(c in value for c in "+#\0")
+            or (name == "intersection" and "/" in value)
+        ):
+            raise EdgectlError(
+                f"--{name} {value!r}: not a valid topic level (no '+', '#', '/' or NUL)"
+            )
+    if not math.isfinite(args.expires_in) or args.expires_in < 0:
+        raise EdgectlError(f"--expires-in {args.expires_in}: seconds >= 0 (0 = no expiry)")
+    if not math.isfinite(args.timeout) or args.timeout <= 0:
+        raise EdgectlError(f"--timeout {args.timeout}: seconds > 0")
+
+
 def run(args: argparse.Namespace) -> int:
     try:
+        check_args(args)
         return asyncio.run(_send(args))
     except EdgectlError as exc:
         print(f"edgectl cmd: {exc}", file=sys.stderr)
@@ -117,35 +144,30 @@ async def _send(args: argparse.Namespace) -> int:
         key=key,
         command_id=args.command_id,
         expires_in_s=args.expires_in or None,
+        target=args.intersection,
     )
-    addr = parse_broker_url(args.broker)
     v5 = args.mqtt_version == "5"
     root = f"{args.prefix}/{args.intersection}"
     response_topic = f"{root}/cmd/response"
     private_topic = f"{response_topic}/{uuid.uuid4().hex[:12]}"
-    tls = None
-    if addr.tls or args.ca_file or args.cert_file:
-        tls = make_tls_context(
-            ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.cert_key_file
-        )
-    username = args.username_file.read_text().strip() if args.username_file else None
-    password = args.password_file.read_text().rstrip("\r\n") if args.password_file else None
+    client = cli_client(
+        args.broker,
+        protocol=MqttProtocol(args.mqtt_version),
+        ca_file=args.ca_file,
+        cert_file=args.cert_file,
+        key_file=args.cert_key_file,
+        username_file=args.username_file,
+        password_file=args.password_file,
+        allow_plaintext_password=args.allow_plaintext_password,
+        timeout=args.timeout,
+    )
     props = None
     if v5:
         props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         props.ResponseTopic = private_topic
         props.CorrelationData = str(command["id"]).encode()
     try:
-        async with aiomqtt.Client(
-            addr.host,
-            addr.port,
-            transport=addr.transport,
-            tls_context=tls,
-            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
-            username=username,
-            password=password,
-            timeout=args.timeout,
-        ) as client:
+        async with client:
             await client.subscribe(response_topic, qos=1)
             if v5:
                 await client.subscribe(private_topic, qos=1)
@@ -160,7 +182,7 @@ async def _send(args: argparse.Namespace) -> int:
                 )
                 return EXIT_TIMEOUT
     except aiomqtt.MqttError as exc:
-        print(f"edgectl cmd: {args.broker}: {exc}", file=sys.stderr)
+        print(f"edgectl cmd: {redact_url(args.broker)}: {exc}", file=sys.stderr)
         return EXIT_ERROR
     print(json.dumps(answer, ensure_ascii=False))
     return EXIT_OK if answer.get("ok") is True else EXIT_REFUSED

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from edgectl.cabinet.channels import ChannelState
+from edgectl.commands.examples import example_path
 from edgectl.config.model import DaemonConfig
 from edgectl.control.types import EventCode, Interval, Outputs, PedInterval
 
@@ -51,21 +52,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", type=Path, help="keep logs, record and summary here")
 
 
-def example_config(name: str = "eight_phase.toml") -> Path:
-    here = Path(__file__).resolve()
-    for candidate in (here.parents[2] / "examples" / name, here.parents[1] / "_examples" / name):
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError(f"example config {name} not found")
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
+EXTRA_HINT = (
+    "edgectl demo: the embedded MQTT broker (amqtt) is not installed; install the demo extra, "
+    "pip install 'edgectl[demo]', or give a broker with --broker mqtt://HOST:1883"
+)
+
+
 def run(args: argparse.Namespace) -> int:
+    if not args.broker:
+        try:
+            import amqtt.broker  # noqa: F401  (the `demo` extra)
+        except ModuleNotFoundError:
+            print(EXTRA_HINT, file=sys.stderr)
+            return 2
     workdir_ctx: Any = (
         contextlib.nullcontext(str(args.workdir))
         if args.workdir
@@ -110,7 +115,7 @@ async def _demo(args: argparse.Namespace, workdir: Path) -> int:
 
     log_file = (workdir / "daemon.log").open("w", encoding="utf-8")
     configure_logging("info", json=True, stream=log_file)
-    config_path = args.config or example_config()
+    config_path = args.config or example_path()
     config: DaemonConfig = load_config(config_path)
     profile = "builtin:two-phase" if len(config.channels) <= 4 else "builtin:nema-cabinet"
     emulator = EmulatorProcess(

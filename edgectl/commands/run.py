@@ -1,10 +1,17 @@
-"""``edgectl run --config FILE [--field URL] [--broker URL]`` — the daemon (what systemd runs)."""
+"""``edgectl run --config FILE [--field URL] [--broker URL]`` — the daemon (what systemd runs).
+
+Exit status: 0 after a clean stop; 78 (``EX_CONFIG``, sysexits.h) when the configuration
+cannot start — a missing or invalid file, a ``--field`` that does not fit, no field device, a
+bad device URL or profile — so that systemd does not restart on it
+(``RestartPreventExitStatus=78`` in the unit); 1 for any other failure (restarted). Start-up
+errors reach journald at error priority (:func:`edgectl.logs.print_error`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +23,9 @@ if TYPE_CHECKING:
     from edgectl.config.model import DaemonConfig
 
 log = structlog.get_logger("edgectl.daemon")
+
+#: the configuration cannot start: systemd must not restart (sysexits.h EX_CONFIG)
+EX_CONFIG: int = os.EX_CONFIG
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,34 +65,50 @@ def apply_overrides(config: DaemonConfig, args: argparse.Namespace) -> DaemonCon
     return config
 
 
+def _broker_problems(config: DaemonConfig, args: argparse.Namespace) -> list[str]:
+    """``--broker`` replaces ``[mqtt] url`` after validation: check it the same way (no
+    credentials in it, no password in clear). Errors only; the URL is never echoed."""
+    if args.broker is None:
+        return []
+    from edgectl.config.validation import mqtt_problems
+
+    return [str(p) for p in mqtt_problems(config.mqtt) if p.severity == "error"]
+
+
 def run(args: argparse.Namespace) -> int:
     from edgectl.config.loader import load_config
-    from edgectl.logs import configure_logging
+    from edgectl.logs import configure_logging, print_error
 
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, check_files=True)
     except ConfigError as exc:
-        print(f"edgectl: invalid configuration {args.config}:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 1
+        print_error(
+            f"edgectl: invalid configuration {args.config}:",
+            *(f"  {problem}" for problem in exc.problems),
+        )
+        return EX_CONFIG
     try:
         config = apply_overrides(config, args)
     except ValueError as exc:
-        print(f"edgectl: --field: {exc}", file=sys.stderr)
-        return 1
+        print_error(f"edgectl: --field: {exc}")
+        return EX_CONFIG
+    broker_problems = _broker_problems(config, args)
+    if broker_problems:
+        print_error("edgectl: --broker:", *(f"  {p}" for p in broker_problems))
+        return EX_CONFIG
     daemon_cfg = config.daemon
     configure_logging(
         daemon_cfg.log_level, daemon_cfg.log_levels, json=True if args.log_json else None
     )
     if not config.field.devices:
-        print("edgectl: no field device configured (use [field] or --field URL)", file=sys.stderr)
-        return 1
+        print_error("edgectl: no field device configured (use [field] or --field URL)")
+        return EX_CONFIG
     try:
         return asyncio.run(_main(config, args))
     except FatalFieldError as exc:
+        # a bad device URL or profile: retrying will not help (logged at error, <3>)
         log.error("field_config_error", error=str(exc))
-        return 1
+        return EX_CONFIG
     except KeyboardInterrupt:
         return 0
 
@@ -93,7 +119,9 @@ async def _main(config: DaemonConfig, args: argparse.Namespace) -> int:
 
     path: Path = args.config
     daemon, closers = build_daemon(
-        config, config_path=path, config_loader=lambda: apply_overrides(load_config(path), args)
+        config,
+        config_path=path,
+        config_loader=lambda: apply_overrides(load_config(path, check_files=True), args),
     )
     try:
         return await daemon.run()

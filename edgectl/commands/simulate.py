@@ -1,14 +1,15 @@
 """``edgectl simulate``: the controller against a seeded random detector stream, in virtual time.
 
-Runs :class:`~edgectl.control.controller.Controller` on a configuration (default
-``examples/eight_phase.toml``) at 0.1 s ticks, as fast as the CPU allows, against
+Runs :class:`~edgectl.control.controller.Controller` on a configuration (default: the
+packaged ``edgectl/examples/eight_phase.toml``) at 0.1 s ticks, as fast as the CPU allows,
+against
 :class:`~edgectl.control.demand.PoissonDemand` — Poisson vehicle arrivals per phase that
 queue over the stop-bar loop while the phase is red and discharge at a saturation headway on
 green, pulses on the advance loops, and Poisson pedestrian button presses. It prints the signal
 timeline (one line per interval change: time, ring, phase, interval, reason) and a summary.
 
     edgectl simulate --duration 600 --seed 7 --events-csv events.csv
-    edgectl simulate examples/eight_phase.toml --mode coordinated --plan 2
+    edgectl simulate my-junction.toml --mode coordinated --plan 2
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ from pathlib import Path
 from typing import TextIO
 
 from edgectl.atspm.events import write_atspm_csv
+from edgectl.commands.examples import DEFAULT_EXAMPLE, example_path
 from edgectl.config.model import Config, Mode
 from edgectl.control.controller import Controller
 from edgectl.control.demand import PoissonDemand
 from edgectl.control.types import Event, EventCode, Outputs
 from edgectl.errors import ConfigError
-
-DEFAULT_CONFIG = "examples/eight_phase.toml"
 
 _REASONS = {
     EventCode.PHASE_GAP_OUT: "gap-out",
@@ -37,7 +37,10 @@ _REASONS = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "config", nargs="?", metavar="CONFIG", help=f"configuration (default {DEFAULT_CONFIG})"
+        "config",
+        nargs="?",
+        metavar="CONFIG",
+        help=f"configuration (default: the packaged example {DEFAULT_EXAMPLE})",
     )
     parser.add_argument("--duration", type=float, default=300.0, help="simulated seconds")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the demand")
@@ -50,12 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _resolve(path: str | None) -> Path:
-    if path is not None:
-        return Path(path)
-    local = Path(DEFAULT_CONFIG)
-    if local.exists():
-        return local
-    return Path(__file__).resolve().parents[2] / DEFAULT_CONFIG
+    return Path(path) if path is not None else example_path()
 
 
 def _load(path: Path) -> Config:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,8 +25,10 @@ from typing import Any
 
 import aiomqtt
 
+from edgectl.config.settings import MqttProtocol
+from edgectl.errors import EdgectlError
 from edgectl.sync.clock import utc_now
-from edgectl.sync.link import make_tls_context, parse_broker_url
+from edgectl.sync.link import cli_client, redact_url
 
 COLUMNS = ("junction", "online", "mode", "plan", "rings", "alarms", "last seen")
 
@@ -41,6 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ca-file", type=Path)
     parser.add_argument("--cert-file", type=Path)
     parser.add_argument("--cert-key-file", type=Path)
+    parser.add_argument("--username-file", type=Path)
+    parser.add_argument("--password-file", type=Path)
+    parser.add_argument(
+        "--allow-plaintext-password",
+        action="store_true",
+        help="send the password even over plain mqtt:// (in clear)",
+    )
 
 
 @dataclass
@@ -147,31 +157,33 @@ def plain_table(rows: list[tuple[str, ...]]) -> str:
 def run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_watch(args))
+    except EdgectlError as exc:  # a bad URL, credential file or option: one line, status 2
+        print(f"edgectl watch: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 0
 
 
 async def _watch(args: argparse.Namespace) -> int:
-    addr = parse_broker_url(args.broker)
-    tls = None
-    if addr.tls or args.ca_file:
-        tls = make_tls_context(
-            ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.cert_key_file
-        )
-    fleet = Fleet(args.prefix)
     who = args.intersection or "+"
+    for name, value in (("intersection", who), ("prefix", args.prefix)):
+        if (value != "+" and "+" in value) or "#" in value or not value:
+            raise EdgectlError(f"--{name} {value!r}: not a valid topic level")
+    if args.once is not None and (not math.isfinite(args.once) or args.once < 0):
+        raise EdgectlError(f"--once {args.once}: seconds >= 0")
+    client = cli_client(
+        args.broker,
+        protocol=MqttProtocol(args.mqtt_version),
+        ca_file=args.ca_file,
+        cert_file=args.cert_file,
+        key_file=args.cert_key_file,
+        username_file=args.username_file,
+        password_file=args.password_file,
+        allow_plaintext_password=args.allow_plaintext_password,
+    )
+    fleet = Fleet(args.prefix)
     try:
-        async with aiomqtt.Client(
-            addr.host,
-            addr.port,
-            transport=addr.transport,
-            tls_context=tls,
-            protocol=(
-                aiomqtt.ProtocolVersion.V5
-                if args.mqtt_version == "5"
-                else aiomqtt.ProtocolVersion.V311
-            ),
-        ) as client:
+        async with client:
             await client.subscribe(f"{args.prefix}/{who}/status", qos=1)
             await client.subscribe(f"{args.prefix}/{who}/state", qos=1)
             if args.once is not None:
@@ -184,7 +196,7 @@ async def _watch(args: argparse.Namespace) -> int:
                 return 0 if fleet.junctions else 1
             await _live(client, fleet)
     except aiomqtt.MqttError as exc:
-        print(f"edgectl watch: {args.broker}: {exc}", file=sys.stderr)
+        print(f"edgectl watch: {redact_url(args.broker)}: {exc}", file=sys.stderr)
         return 2
     return 0
 

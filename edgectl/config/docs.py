@@ -19,7 +19,7 @@ from edgectl.config.model import DaemonConfig
 
 HEADER = """# Configuration reference
 
-One TOML file describes the junction and the daemon (see `examples/eight_phase.toml`).
+One TOML file describes the junction and the daemon (see `edgectl/examples/eight_phase.toml`).
 Every setting can be overridden by an environment variable `EDGECTL_<SECTION>__<KEY>`
 (e.g. `EDGECTL_MQTT__URL=mqtts://broker:8883`). `edgectl check-config FILE` lists every
 problem with its path; the daemon refuses to start (and SIGHUP refuses to reload) while any

@@ -34,7 +34,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from edgectl.config.files import MAX_CONFIG_BYTES, FileRefused, file_problems, read_regular
 from edgectl.config.model import DaemonConfig
+from edgectl.config.settings import MqttSettings
 from edgectl.config.validation import validate_config
 from edgectl.errors import ConfigError, Problem
 
@@ -53,9 +55,14 @@ _MAX_PRUNE_ROUNDS = 8
 _PLACEHOLDER_INTERSECTION = {"id": "placeholder"}
 
 
-def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> DaemonConfig:
-    """Load and validate a configuration file; :class:`ConfigError` names every problem."""
-    config, problems = check_config_file(path, environ=environ)
+def load_config(
+    path: str | Path, *, environ: Mapping[str, str] | None = None, check_files: bool = False
+) -> DaemonConfig:
+    """Load and validate a configuration file; :class:`ConfigError` names every problem.
+
+    ``check_files``: also check the files ``[mqtt]`` names (keys, passwords, certificates:
+    :func:`edgectl.config.files.file_problems`), as the daemon and ``check-config`` do."""
+    config, problems = check_config_file(path, environ=environ, check_files=check_files)
     if config is None:
         raise ConfigError(problems, source=str(path))
     return config
@@ -72,18 +79,32 @@ def parse_config(
 
 
 def check_config_file(
-    path: str | Path, *, environ: Mapping[str, str] | None = None
+    path: str | Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    check_files: bool = False,
 ) -> tuple[DaemonConfig | None, list[Problem]]:
-    """Validate a file without raising: ``(config or None, every problem incl. warnings)``."""
+    """Validate a file without raising: ``(config or None, every problem incl. warnings)``.
+
+    The file must be a regular file of at most :data:`~edgectl.config.files.MAX_CONFIG_BYTES`
+    (a FIFO or ``/dev/zero`` is refused at once). ``check_files``: see :func:`load_config`.
+    """
     try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        return None, [Problem("", f"cannot read {path}: {exc.strerror or exc}")]
+        raw = read_regular(path, limit=MAX_CONFIG_BYTES, what="configuration")
+    except FileRefused as exc:
+        return None, [Problem("", str(exc))]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, [Problem("", f"not UTF-8 text (byte {exc.start})")]
-    return check_config_text(text, source=str(path), environ=environ)
+    config, problems, document = _check_text(text, environ)
+    mqtt = config.mqtt if config is not None else _mqtt_of(document)
+    if check_files and mqtt is not None:
+        more = file_problems(mqtt)
+        problems = problems + more
+        if any(p.severity == "error" for p in more):
+            config = None
+    return config, problems
 
 
 def check_config_text(
@@ -94,17 +115,37 @@ def check_config_text(
     The config is ``None`` exactly when some problem has severity ``error``.
     """
     del source  # the caller names the source when it reports
+    config, problems, _ = _check_text(text, environ)
+    return config, problems
+
+
+def _check_text(
+    text: str, environ: Mapping[str, str] | None
+) -> tuple[DaemonConfig | None, list[Problem], dict[str, Any] | None]:
+    """:func:`check_config_text`, and the document after the environment overrides."""
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        return None, [Problem("", f"TOML syntax error: {exc}")]
+        return None, [Problem("", f"TOML syntax error: {exc}")], None
     except (RecursionError, ValueError) as exc:  # absurd nesting / odd characters
-        return None, [Problem("", f"TOML document cannot be read: {type(exc).__name__}")]
+        return None, [Problem("", f"TOML document cannot be read: {type(exc).__name__}")], None
     env = os.environ if environ is None else environ
     overridden, env_problems = apply_env_overrides(document, env)
     if env_problems:
-        return None, env_problems
-    return validate_document(document, overridden=overridden)
+        return None, env_problems, document
+    config, problems = validate_document(document, overridden=overridden)
+    return config, problems, document
+
+
+def _mqtt_of(document: Mapping[str, Any] | None) -> MqttSettings | None:
+    """The ``[mqtt]`` section alone, when it is valid (the rest of the file may not be)."""
+    section = None if document is None else document.get("mqtt", {})
+    if not isinstance(section, Mapping):
+        return None
+    try:
+        return MqttSettings.model_validate(dict(section))
+    except (ValidationError, RecursionError, OverflowError):
+        return None
 
 
 def validate_document(

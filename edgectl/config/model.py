@@ -261,6 +261,20 @@ class Control(Frozen):
     preempt_min_green: float = Field(
         default=4.0, ge=4.0, le=60.0, description="Preempt may truncate green down to this"
     )
+    preempt_max_presence_s: float = Field(
+        default=180.0,
+        ge=10.0,
+        le=3600.0,
+        description="A preempt input on for longer is disregarded (NTCIP 1202 "
+        "preemptMaxPresence, event 110, an alarm) until it goes off (there is no 'no limit')",
+    )
+    hold_max_s: float = Field(
+        default=120.0,
+        ge=10.0,
+        le=3600.0,
+        description="A hold keeps a green at most this long after a conflicting call arrived; "
+        "then the hold is ignored for the rest of that green (event 207)",
+    )
     schedule: tuple[ScheduleEntry, ...] = ()
 
 

@@ -62,7 +62,9 @@ class MqttProtocol(enum.StrEnum):
 
 class MqttSettings(Frozen):
     url: str = Field(
-        default="", description="mqtt://host:1883, mqtts://host:8883, unix:///path; empty = off"
+        default="",
+        description="mqtt://host:1883, mqtts://host:8883, unix:///path; empty = off; "
+        "no credentials in it (username_file, password_file)",
     )
     prefix: str = Field(default="citybrain", pattern=r"^[A-Za-z0-9_/-]{1,64}$")
     protocol: MqttProtocol = MqttProtocol.V5
@@ -70,6 +72,10 @@ class MqttSettings(Frozen):
     keepalive: int = Field(default=30, ge=5, le=3600)
     username_file: Path | None = None
     password_file: Path | None = None
+    allow_plaintext_password: bool = Field(
+        default=False,
+        description="Allow password_file over plain mqtt:// (sent in clear; check-config warns)",
+    )
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
@@ -78,11 +84,27 @@ class MqttSettings(Frozen):
         description="HMAC-SHA256 key for command signatures; commands unsigned if unset",
     )
     command_max_age_s: float = Field(default=60.0, gt=0.0, le=86400.0)
+    max_command_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Larger command payloads are refused (too_large) before they are parsed; "
+        "MQTT 5 also caps the packets the broker may send (MaximumPacketSize) just above it",
+    )
     state_interval_s: float = Field(default=5.0, gt=0.0, le=60.0)
     events_batch_s: float = Field(default=1.0, gt=0.0, le=60.0)
     telemetry_period_s: float = Field(default=60.0, ge=1.0, le=3600.0)
     outbox_max_rows: int = Field(default=100_000, ge=10, le=10_000_000)
-    outbox_max_age_s: float = Field(default=7 * 86400.0, ge=60.0)
+    outbox_max_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=64 * 1024**3,
+        description="At most this many bytes of stored messages in the outbox (the oldest go "
+        "first): a small share of the cabinet's SD card",
+    )
+    outbox_max_age_s: float = Field(
+        default=7 * 86400.0, ge=60.0, le=366 * 86400.0, allow_inf_nan=False
+    )
     event_log_max_age_s: float = Field(
         default=7 * 86400.0,
         ge=0.0,

@@ -7,13 +7,16 @@ configuration is applied.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from edgectl.config.junction import ConflictMatrix, barrier_groups
 from edgectl.config.model import ChannelSource, Config, DaemonConfig, DetectorType, Mode
 from edgectl.config.plans import plan_problems
 from edgectl.config.problems import duplicates, err, warn
+from edgectl.config.settings import MqttSettings
 from edgectl.errors import Problem
 
-__all__ = ["validate_config"]
+__all__ = ["mqtt_problems", "validate_config"]
 
 
 def _cyclic_compress(groups: list[int]) -> list[int]:
@@ -59,7 +62,55 @@ def validate_config(config: Config) -> list[Problem]:
     if isinstance(config, DaemonConfig):
         problems += _check_outflow(config)
         problems += _check_neighbours(config, defined)
+        problems += mqtt_problems(config.mqtt)
     return problems
+
+
+def mqtt_problems(mqtt: MqttSettings, *, section: str = "mqtt") -> list[Problem]:
+    """Credentials: never inside the broker URL (refused, never dropped silently), and a
+    password never in clear over plain ``mqtt://`` unless ``allow_plaintext_password``.
+
+    No message repeats the URL: it may hold a password."""
+    out: list[Problem] = []
+    url = mqtt.url.strip()
+    if not url:
+        return out
+    try:
+        parts = urlsplit(url)
+        has_userinfo = "@" in parts.netloc
+    except ValueError:
+        return [err(f"{section}.url", "not a valid URL")]
+    if has_userinfo:
+        out.append(
+            err(
+                f"{section}.url",
+                "credentials in the broker URL are refused (they would be logged and shown); "
+                "put them in username_file and password_file",
+            )
+        )
+    plain = (
+        parts.scheme.lower() in ("mqtt", "tcp")
+        and mqtt.ca_file is None
+        and (mqtt.cert_file is None)
+    )
+    if plain and mqtt.password_file is not None:
+        if mqtt.allow_plaintext_password:
+            out.append(
+                warn(
+                    f"{section}.password_file",
+                    "the password is sent in clear over plain mqtt:// "
+                    "(allow_plaintext_password = true); use mqtts://",
+                )
+            )
+        else:
+            out.append(
+                err(
+                    f"{section}.password_file",
+                    "a password over plain mqtt:// would travel in clear: use mqtts:// (or "
+                    "set allow_plaintext_password = true on a trusted network)",
+                )
+            )
+    return out
 
 
 def _check_outflow(config: DaemonConfig) -> list[Problem]:

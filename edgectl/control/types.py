@@ -114,6 +114,7 @@ class EventCode(enum.IntEnum):
     PREEMPT_ENTRY_STARTED = 105
     PREEMPT_BEGIN_TRACK_CLEARANCE = 106
     PREEMPT_BEGIN_DWELL = 107
+    PREEMPT_MAX_PRESENCE_EXCEEDED = 110
     PREEMPT_EXIT = 111
     TSP_CHECK_IN = 112
     TSP_EARLY_GREEN = 113
@@ -135,6 +136,7 @@ class EventCode(enum.IntEnum):
     CONFIG_RELOADED = 204
     CONFIG_REJECTED = 205
     OUTBOX_DROPPED = 206
+    HOLD_LIMIT_REACHED = 207  # param: the phase whose hold is ignored for the rest of its green
 
 
 @dataclass(frozen=True, slots=True)

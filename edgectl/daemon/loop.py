@@ -324,7 +324,9 @@ class Daemon:
         if waiting:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(budget):
-                    await asyncio.gather(*waiting)
+                    # one device (the usual cabinet) is awaited in this task: gather would
+                    # wrap it in a task of its own, one more loop pass before the frame
+                    await (waiting[0] if len(waiting) == 1 else asyncio.gather(*waiting))
         return {d.name: d.report for d in self.devices}
 
     def _step(self, field: Supervision, reports: dict[str, DeviceReport]) -> tuple[Outputs, bool]:

@@ -163,7 +163,10 @@ class DaemonCommandHandler:
                 return self._applied(command, "leaving flash through all-red")
             case MmuResetCommand():
                 self.port.mmu_reset = True  # sent to the output devices at the next tick
-                return self._applied(command, "MMU reset requested")
+                # the junction stays in flash after a conflict latch: exit_flash ends it
+                return self._applied(
+                    command, "MMU reset requested; leave a conflict flash with exit_flash"
+                )
         raise CommandError("unknown_type", f"unsupported command {command.type!r}")
 
     def _set_mode(self, command: SetModeCommand) -> CommandResult:

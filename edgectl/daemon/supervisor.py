@@ -17,11 +17,15 @@ tested in virtual time (``tests/daemon/test_supervisor.py``):
   ``READBACK_MISMATCH_TICKS`` reads in a row → flash (``output_lost``);
 - **MMU tripped** → flash (``mmu``). A latch caused by the link (watchdog, power cycle) is
   reset automatically while the output devices are online, at most every
-  ``MMU_RESET_INTERVAL_S``; a conflict latch waits for an operator's ``mmu_reset``;
+  ``MMU_RESET_INTERVAL_S``; a conflict latch (any other fault) waits for an operator's
+  ``mmu_reset`` — and after it the junction stays in flash until an explicit ``exit_flash``
+  (as on a real MMU: a conflict flash never ends by itself, not even once the MMU is reset);
 - **cabinet in its own flash** (while the engine runs normal or preempt) or **power cycled**
   → flash, and take over again through all-red;
 - **recovery**: the field healthy for ``RECOVERY_HEALTHY_S`` while the junction is in flash →
-  leave flash through the engine's all-red start-up sequence.
+  leave flash through the engine's all-red start-up sequence — except after a latch that
+  needed an operator's reset: then :attr:`FieldSupervisor.fault` clears (so ``exit_flash``
+  is accepted) and the junction waits for it.
 
 What to log comes back as :class:`Note` values; the shell logs them.
 """
@@ -169,6 +173,7 @@ class FieldSupervisor:
         self._mismatch_ticks = 0
         self._healthy_since: float | None = None
         self._last_mmu_reset = -1e9
+        self._operator_exit = False  # the fault was a latch only an operator may end
         self._frames: deque[dict[int, ChannelState]] = deque(maxlen=2)
         self._readback_t: float | None = None  # read time of the snapshot last compared
         self._power_cycles: int | None = None
@@ -307,6 +312,12 @@ class FieldSupervisor:
         if fault:
             self._healthy_since = None
             directives: tuple[Directive, ...] = ()
+            if (
+                snap is not None
+                and fault.startswith("mmu tripped")
+                and snap.mmu_fault not in MMU_AUTO_RESET_FAULTS
+            ):
+                self._operator_exit = True  # e.g. a conflict: only the operator ends it
             if not self.fault:
                 self.fault = fault
                 reason = FlashReason.MMU if fault.startswith("mmu") else FlashReason.OUTPUT_LOST
@@ -321,9 +332,17 @@ class FieldSupervisor:
         elif (
             now - self._healthy_since >= RECOVERY_HEALTHY_S and self._state is OperatingState.FLASH
         ):
+            self._mismatch_ticks = 0
+            if self._operator_exit:
+                # the MMU was reset, but a conflict flash ends only by an explicit exit_flash
+                notes.append(
+                    Note("warning", "mmu_reset_awaiting_exit_flash", {"was": self.fault, "t": t})
+                )
+                self.fault = ""
+                self._operator_exit = False
+                return (), False
             notes.append(Note("warning", "output_recovered", {"was": self.fault, "t": t}))
             self.fault = ""
-            self._mismatch_ticks = 0
             return (ExitFlash(),), False
         return (), False
 

@@ -18,20 +18,12 @@ daemon imports ``sync``, never the reverse.
 
 from edgectl.backoff import Backoff
 from edgectl.sync.clock import iso_ms, utc_now
-from edgectl.sync.commands import (
-    COMMAND_TYPES,
-    Command,
-    CommandHandler,
-    CommandProcessor,
-    CommandResult,
-    ErrorCode,
-    build_command,
-    canonical_json,
-    sign,
-)
+from edgectl.sync.commands import COMMAND_TYPES, Command, CommandHandler, CommandResult, ErrorCode
 from edgectl.sync.link import LinkConfig, open_link, parse_broker_url
 from edgectl.sync.outbox import Outbox
+from edgectl.sync.processor import CommandProcessor
 from edgectl.sync.service import STATE_VOLATILE_KEYS, SyncMetrics, SyncService, Topics
+from edgectl.sync.signing import build_command, canonical_json, sign
 
 __all__ = [
     "COMMAND_TYPES",

@@ -17,8 +17,9 @@ batch, never from the control loop) and pruned there (:meth:`EventStore.prune`):
 :data:`PRUNE_PERIOD_S`, the rows older than ``max_age_s``, then the oldest beyond
 ``max_rows``, at most :data:`PRUNE_CHUNK` rows per pass so that a long backlog (a daemon
 stopped for days) never stalls the loop. A corrupt file is moved aside and replaced, as the
-outbox's. Read by :class:`EventLogReader` over a read-only connection: safe while the daemon
-writes.
+outbox's (:class:`~edgectl.sync.sqlite.WalStore`); ``synchronous=NORMAL``: a best-effort
+record, unlike the outbox. Read by :class:`EventLogReader` over a read-only connection: safe
+while the daemon writes.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import NamedTuple, Self
 import structlog
 
 from edgectl.errors import SyncError
-from edgectl.sync.sqlite import Transaction, is_corrupt, move_aside, open_wal
+from edgectl.sync.sqlite import LOCK_WAIT_S, Transaction, WalStore, move_aside
 
 __all__ = [
     "DB_NAME",
@@ -85,8 +86,12 @@ def _ms(when: datetime) -> int:
     return round(when.timestamp() * 1000)
 
 
-class EventStore:
+class EventStore(WalStore):
     """The writer. Not thread-safe: one owner (the sync service)."""
+
+    label = "event log"
+    schema = _SCHEMA
+    synchronous = "NORMAL"  # best-effort record: a power cut may lose the last batch, no more
 
     def __init__(
         self,
@@ -95,6 +100,7 @@ class EventStore:
         intersection_id: str,
         max_age_s: float = 7 * 86400.0,
         max_rows: int = 5_000_000,
+        lock_wait_s: float = LOCK_WAIT_S,
         now: datetime | None = None,
     ) -> None:
         self.path = state_dir / DB_NAME
@@ -104,19 +110,10 @@ class EventStore:
         self.recovered_from: Path | None = None  # where a corrupt file was moved
         self.pruned = 0  # rows deleted by the bounds since start
         self._next_prune = -float("inf")
-        try:
-            state_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SyncError(f"cannot create state directory {state_dir}: {exc}") from exc
-        try:
-            self._db = self._open()
-        except sqlite3.DatabaseError as exc:
-            self._recover(exc, now or datetime.now(UTC))
-        except sqlite3.Error as exc:
-            raise SyncError(f"cannot open event log {self.path}: {exc}") from exc
+        self._start(state_dir, now or datetime.now(UTC), lock_wait_s)
 
     def _open(self) -> sqlite3.Connection:
-        db = open_wal(self.path, _SCHEMA)
+        db = super()._open()
         try:
             db.execute(
                 "INSERT OR REPLACE INTO meta(name, value) VALUES ('intersection_id', ?)",
@@ -139,18 +136,6 @@ class EventStore:
             self._db = self._open()
         except sqlite3.Error as exc2:
             raise SyncError(f"cannot open event log {self.path}: {exc2}") from exc2
-
-    def _failed(self, what: str, exc: sqlite3.Error) -> SyncError:
-        """Translate; a corrupt file found at run time is moved aside and replaced."""
-        if is_corrupt(exc):
-            with contextlib.suppress(sqlite3.Error):
-                self._db.close()
-            try:
-                self._recover(exc, datetime.now(UTC))
-            except SyncError as rec_exc:
-                return rec_exc
-            return SyncError(f"event log {what} failed, corrupt file replaced: {exc}")
-        return SyncError(f"event log {what} failed: {exc}")
 
     def record(self, events: Sequence[tuple[datetime, int, int]]) -> None:
         """Store events ``(utc time, code, param)`` in one transaction."""

@@ -207,7 +207,16 @@ class Forwarder:
                     cursor = row.id
             finally:
                 if acked:  # PUBACKed rows are forgotten even when the link drops mid-batch
-                    self.outbox.ack_many(acked)
+                    self._forget(acked)
+
+    def _forget(self, acked: list[int]) -> None:
+        """Delete PUBACKed rows; when the disk cannot take even that (full), they stay and are
+        sent again later (the centre sees a repeated ``seq``, never a gap), and the link
+        stays up."""
+        try:
+            self.outbox.ack_many(acked)
+        except SyncError as exc:
+            self._log.error("outbox_ack_failed", rows=len(acked), error=str(exc))
 
     def close(self) -> None:
         """Close the outbox and the event log (after a last :meth:`flush`)."""

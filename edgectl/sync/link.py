@@ -4,6 +4,7 @@
 - :class:`LinkConfig`: everything needed to connect, built once from
   :class:`~edgectl.config.settings.MqttSettings` (username/password read from their files,
   TLS context with CA and client certificate).
+- :func:`cli_client`: the plain aiomqtt client of ``edgectl cmd`` and ``edgectl watch``.
 - :func:`open_link`: an async context manager yielding a :class:`Link` — one FRESH aiomqtt
   client per connection (never reused across reconnects), with the will set.
 - :class:`Backoff`: capped, full-jitter exponential backoff, the reconnect policy.
@@ -34,6 +35,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from edgectl.config.files import MAX_SECRET_BYTES, FileRefused, read_regular
 from edgectl.config.settings import MqttProtocol, MqttSettings
 from edgectl.errors import PublishRefused, SyncError
 
@@ -49,32 +51,68 @@ class BrokerAddress:
     tls: bool
 
 
+def redact_url(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@``: safe to log or print."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, tail = rest.partition("/")
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    return f"{scheme}{sep}{netloc}{slash}{tail}"
+
+
 def parse_broker_url(url: str) -> BrokerAddress:
-    """``mqtt://host[:1883]``, ``mqtts://host[:8883]`` (also ``tcp://``/``ssl://``), ``unix:///path``."""
-    parts = urlsplit(url)
+    """``mqtt://host[:1883]``, ``mqtts://host[:8883]`` (also ``tcp://``/``ssl://``), ``unix:///path``.
+
+    Credentials in the URL (``mqtt://user:pw@host``) are refused, never dropped silently: they
+    belong in files. No error message repeats them (:func:`redact_url`)."""
+    shown = repr(redact_url(url))
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise SyncError(f"broker URL {shown}: not a valid URL") from None
     scheme = parts.scheme.lower()
+    if "@" in parts.netloc:
+        raise SyncError(
+            f"broker URL {shown}: credentials in the URL are refused; "
+            "give them as a username file and a password file"
+        )
     if scheme == "unix":
         path = parts.path or parts.netloc
         if not path:
-            raise SyncError(f"broker URL {url!r}: no socket path")
+            raise SyncError(f"broker URL {shown}: no socket path")
         return BrokerAddress("unix", path, 1883, tls=False)  # paho wants a valid (unused) port
     if scheme not in ("mqtt", "tcp", "mqtts", "ssl", "tls"):
-        raise SyncError(f"broker URL {url!r}: scheme must be mqtt, mqtts or unix")
+        raise SyncError(f"broker URL {shown}: scheme must be mqtt, mqtts or unix")
     tls = scheme in ("mqtts", "ssl", "tls")
     try:
         port = parts.port or (8883 if tls else 1883)
-    except ValueError as exc:
-        raise SyncError(f"broker URL {url!r}: bad port") from exc
+    except ValueError:
+        raise SyncError(f"broker URL {shown}: bad port") from None
     if not parts.hostname:
-        raise SyncError(f"broker URL {url!r}: no host")
+        raise SyncError(f"broker URL {shown}: no host")
     return BrokerAddress("tcp", parts.hostname, port, tls=tls)
 
 
 def _read_secret(path: Path, what: str) -> str:
     try:
-        return path.read_text(encoding="utf-8").rstrip("\r\n")
-    except OSError as exc:
-        raise SyncError(f"cannot read MQTT {what} file {path}: {exc}") from exc
+        data = read_regular(path, limit=MAX_SECRET_BYTES, what=f"MQTT {what} file")
+    except FileRefused as exc:
+        raise SyncError(str(exc)) from exc
+    try:
+        return data.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise SyncError(f"MQTT {what} file {path} is not UTF-8") from exc
+
+
+def refuse_plaintext_password(address: BrokerAddress, *, has_password: bool, allowed: bool) -> None:
+    """A password over plain TCP travels in clear: refused unless the caller opted in."""
+    if has_password and address.transport == "tcp" and not address.tls and not allowed:
+        raise SyncError(
+            "a password over plain mqtt:// would travel in clear: use mqtts:// "
+            "(or opt in: [mqtt] allow_plaintext_password, --allow-plaintext-password)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +125,7 @@ class LinkConfig:
     password: str | None = None
     tls_context: ssl.SSLContext | None = None
     connect_timeout: float = CONNECT_TIMEOUT_S
+    max_packet_size: int | None = None  # MQTT 5 MaximumPacketSize sent in CONNECT
 
     def __repr__(self) -> str:  # never print the password
         return (
@@ -96,7 +135,12 @@ class LinkConfig:
 
     @classmethod
     def from_settings(
-        cls, settings: MqttSettings, *, client_id: str, url: str | None = None
+        cls,
+        settings: MqttSettings,
+        *,
+        client_id: str,
+        url: str | None = None,
+        max_packet_size: int | None = None,
     ) -> LinkConfig:
         """Read credential files and build the TLS context (blocking file reads, done once)."""
         address = parse_broker_url(url or settings.url)
@@ -112,6 +156,11 @@ class LinkConfig:
                 ca_file=settings.ca_file, cert_file=settings.cert_file, key_file=settings.key_file
             )
             address = BrokerAddress(address.transport, address.host, address.port, tls=True)
+        refuse_plaintext_password(
+            address,
+            has_password=password is not None,
+            allowed=settings.allow_plaintext_password,
+        )
         return cls(
             address=address,
             client_id=settings.client_id or client_id,
@@ -120,6 +169,7 @@ class LinkConfig:
             username=username,
             password=password,
             tls_context=tls_context,
+            max_packet_size=max_packet_size,
         )
 
 
@@ -133,6 +183,46 @@ def make_tls_context(
     except (OSError, ssl.SSLError) as exc:
         raise SyncError(f"TLS setup failed: {exc}") from exc
     return ctx
+
+
+def cli_client(
+    url: str,
+    *,
+    protocol: MqttProtocol = MqttProtocol.V5,
+    ca_file: Path | None = None,
+    cert_file: Path | None = None,
+    key_file: Path | None = None,
+    username_file: Path | None = None,
+    password_file: Path | None = None,
+    allow_plaintext_password: bool = False,
+    timeout: float | None = None,
+) -> aiomqtt.Client:
+    """The aiomqtt client of a command-line tool (``edgectl cmd``, ``edgectl watch``): the
+    broker URL (no credentials in it), TLS when the scheme or a CA/certificate asks for it,
+    user name and password from files, never a password in clear unless allowed.
+
+    Raises :class:`~edgectl.errors.SyncError` with a one-line message that names no secret."""
+    address = parse_broker_url(url)
+    tls = None
+    if address.tls or ca_file or cert_file:
+        tls = make_tls_context(ca_file=ca_file, cert_file=cert_file, key_file=key_file)
+        address = BrokerAddress(address.transport, address.host, address.port, tls=True)
+    username = _read_secret(username_file, "username").strip() if username_file else None
+    password = _read_secret(password_file, "password") if password_file else None
+    refuse_plaintext_password(
+        address, has_password=password is not None, allowed=allow_plaintext_password
+    )
+    v5 = protocol is MqttProtocol.V5
+    return aiomqtt.Client(
+        address.host,
+        address.port,
+        transport=address.transport,
+        tls_context=tls,
+        protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+        username=username,
+        password=password,
+        timeout=timeout,
+    )
 
 
 class _AckingClient(aiomqtt.Client):
@@ -271,9 +361,12 @@ class Link:
                 sock.shutdown(socket.SHUT_RDWR)
 
 
-def _properties_v5(session_expiry: int = 0) -> Properties:
+def _properties_v5(session_expiry: int = 0, max_packet_size: int | None = None) -> Properties:
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = session_expiry
+    if max_packet_size is not None:
+        # the broker drops a larger message for us instead of sending it (MQTT 5 §3.1.2.11.4)
+        props.MaximumPacketSize = max_packet_size
     return props
 
 
@@ -295,7 +388,7 @@ async def open_link(
         will=will,
         clean_session=None if v5 else True,
         clean_start=True if v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
-        properties=_properties_v5() if v5 else None,
+        properties=_properties_v5(max_packet_size=config.max_packet_size) if v5 else None,
         transport=addr.transport,
         keepalive=config.keepalive,
         timeout=config.connect_timeout,

@@ -1,9 +1,18 @@
 """The command stream: ``…/cmd`` in, ``…/cmd/response`` out.
 
-Each message goes through the :mod:`edgectl.sync.commands` pipeline; the answer
+Each message goes through the :mod:`edgectl.sync.processor` pipeline; the answer
 ``{"id", "ok", "error"?, "result"?, "duplicate"?, "ts", "seq"}`` is published to
 ``…/cmd/response`` and also to the MQTT 5 response topic with the correlation data when the
-command has one. Each refusal (in the pipeline or by the handler) emits event
+command has one — unless that topic has a wildcard, is not valid, or lies under this
+junction's own root (``…/state``, ``…/status``, ``…/cmd`` … — only a private topic under
+``…/cmd/response/`` is allowed there): then the command is refused
+(``bad_response_topic``, answered on ``…/cmd/response`` only) and nothing is executed.
+
+One message never ends the session: whatever goes wrong while handling it (an answer that
+cannot be encoded, a publish the client refuses) is logged (``command_message_failed``),
+counted (``rejected["internal"]``) and answered where possible, and the next message is
+handled. Only the loss of the connection itself propagates. Each refusal (in the pipeline or
+by the handler) emits event
 ``201 COMMAND_REJECTED`` (param = :data:`~edgectl.sync.commands.REJECT_EVENT_PARAM`);
 ``202 COMMAND_APPLIED`` is the handler's to emit (it knows what it applied). An executed
 ``request_state`` makes the state stream publish at once.
@@ -11,14 +20,17 @@ command has one. Each refusal (in the pipeline or by the handler) emits event
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import aiomqtt
 
-from edgectl.sync.commands import REJECT_EVENT_PARAM, CommandProcessor, Verdict
+from edgectl.errors import SyncError
+from edgectl.sync.commands import REJECT_EVENT_PARAM, ErrorCode
 from edgectl.sync.link import Link
+from edgectl.sync.processor import CommandProcessor, Verdict
 from edgectl.sync.publish import Publisher, SyncMetrics, payload_bytes
 
 __all__ = ["EVENT_COMMAND_REJECTED", "CommandStream"]
@@ -35,6 +47,7 @@ class CommandStream:
         *,
         publisher: Publisher,
         response_topic: str,
+        root: str,
         metrics: SyncMetrics,
         clock: Callable[[], datetime],
         log: Any,  # a bound structlog logger
@@ -44,6 +57,7 @@ class CommandStream:
         self._processor = processor
         self._publisher = publisher
         self._topic = response_topic
+        self._root = root
         self._metrics = metrics
         self._clock = clock
         self._log = log
@@ -51,24 +65,62 @@ class CommandStream:
         self._request_state = request_state
 
     async def handle(self, link: Link, message: aiomqtt.Message) -> None:
-        """Process one ``…/cmd`` message and publish the answer."""
-        verdict = self._processor.process(payload_bytes(message.payload))
+        """Process one ``…/cmd`` message and publish the answer; raises only SyncError for a
+        connection that is lost."""
+        try:
+            await self._handle(link, message)
+        except Exception as exc:
+            if isinstance(exc, SyncError) and not link.is_connected:
+                raise
+            self._metrics.rejected[ErrorCode.INTERNAL.value] += 1
+            self._log.exception("command_message_failed", error=str(exc)[:200])
+
+    async def _handle(self, link: Link, message: aiomqtt.Message) -> None:
+        props = message.properties
+        response_topic = getattr(props, "ResponseTopic", None) if props else None
+        reply_to: str | None = None
+        refuse: tuple[str, str] | None = None
+        if link.v5 and response_topic is not None:
+            problem = self._bad_response_topic(response_topic)
+            if problem:
+                refuse = (ErrorCode.BAD_RESPONSE_TOPIC.value, problem)
+            else:
+                reply_to = response_topic
+        verdict = self._processor.process(payload_bytes(message.payload), refuse=refuse)
         self._account(verdict)
-        body = dict(verdict.response)
+        body = _encodable(verdict.response)
         if verdict.duplicate:
             body["duplicate"] = True
         await self._publisher.publish(link, "cmd_response", self._topic, body)
-        props = message.properties
-        response_topic = getattr(props, "ResponseTopic", None) if props else None
-        if link.v5 and isinstance(response_topic, str) and response_topic:
+        if reply_to is not None:
             correlation = getattr(props, "CorrelationData", None)
             await self._publisher.publish(
                 link,
                 "cmd_response",
-                response_topic,
+                reply_to,
                 body,
                 correlation_data=correlation if isinstance(correlation, bytes) else None,
             )
+
+    def _bad_response_topic(self, topic: object) -> str:
+        """Why ``topic`` may not be published to ("" = it may)."""
+        if not isinstance(topic, str) or not topic:
+            return "the response topic is empty"
+        shown = _encodable({"t": topic[:80]})["t"]
+        if "+" in topic or "#" in topic or "\0" in topic:
+            return f"response topic {shown!r} has a wildcard or NUL"
+        if topic.startswith("$"):
+            return f"response topic {shown!r} is reserved ($)"
+        try:
+            if len(topic.encode("utf-8")) > 0xFFFF:
+                return "the response topic is too long"
+        except UnicodeEncodeError:
+            return "the response topic is not valid UTF-8"
+        if topic.startswith(self._topic + "/"):
+            return ""  # a private reply topic under …/cmd/response/ (as `edgectl cmd` uses)
+        if topic == self._root or topic.startswith(self._root + "/"):
+            return f"response topic {shown!r} is one of this junction's own topics"
+        return ""
 
     def _account(self, verdict: Verdict) -> None:
         command = verdict.command
@@ -91,3 +143,14 @@ class CommandStream:
             self._metrics.applied += 1
             if command.type == "request_state":
                 self._request_state()
+
+
+def _encodable(body: Mapping[str, object]) -> dict[str, object]:
+    """``body`` with every string UTF-8 encodable (lone surrogates replaced by ``?``)."""
+    text = json.dumps(dict(body), ensure_ascii=False, default=str)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    value = json.loads(text)
+    return value if isinstance(value, dict) else {}

@@ -33,7 +33,7 @@ The service is a facade over its streams, under ``{prefix}/{intersection_id}/``:
   :mod:`edgectl.sync.outbox`, :mod:`edgectl.sync.eventlog`). A corrupt outbox moved aside at
   start is reported as event 206 with param 0 and in :attr:`SyncMetrics.outbox_recovered_from`.
 - ``cmd`` → ``cmd/response`` (:mod:`edgectl.sync.respond` over the
-  :mod:`edgectl.sync.commands` pipeline; refusals emit ``201 COMMAND_REJECTED``).
+  :mod:`edgectl.sync.processor` pipeline; refusals emit ``201 COMMAND_REJECTED``).
 - ``outflow`` out and the neighbours' ``outflow`` in (:mod:`edgectl.sync.neighbours`).
 
 A publish the broker refuses (MQTT 5 PUBACK ≥ 0x80, e.g. an ACL deny) is logged
@@ -56,14 +56,16 @@ from edgectl.config.model import Neighbour, Outflow
 from edgectl.config.settings import MqttSettings
 from edgectl.errors import SyncError
 from edgectl.sync.clock import utc_now
-from edgectl.sync.commands import Command, CommandHandler, CommandProcessor, CommandResult, read_key
+from edgectl.sync.commands import FUTURE_SKEW_S, Command, CommandHandler, CommandResult
 from edgectl.sync.forward import EVENT_OUTBOX_DROPPED, Forwarder, open_event_log
 from edgectl.sync.link import Link, LinkConfig, open_link
 from edgectl.sync.neighbours import OutflowStream
 from edgectl.sync.outbox import Outbox
-from edgectl.sync.outflow import NeighbourInbox
+from edgectl.sync.outflow import MAX_OUTFLOW_BYTES, NeighbourInbox
+from edgectl.sync.processor import CommandProcessor
 from edgectl.sync.publish import Publisher, SyncMetrics, Topics, wait_event
 from edgectl.sync.respond import CommandStream
+from edgectl.sync.signing import read_key
 from edgectl.sync.state import STATE_VOLATILE_KEYS, StateStream
 from edgectl.sync.status import StatusStream
 
@@ -78,6 +80,9 @@ __all__ = [
 ]
 
 log = structlog.get_logger("edgectl.sync")
+
+PACKET_OVERHEAD = 4096
+"""Room above the largest payload we accept for the topic, properties and fixed header."""
 
 
 class _Stopping(Exception):
@@ -110,6 +115,9 @@ class SyncService:
             state_dir,
             max_rows=settings.outbox_max_rows,
             max_age_s=settings.outbox_max_age_s,
+            max_bytes=settings.outbox_max_bytes,
+            # a command id is remembered for as long as its command could be accepted
+            command_log_age_s=settings.command_max_age_s + FUTURE_SKEW_S + 60.0,
             now=self.started_at,
         )
         self._metrics = SyncMetrics(bdseq=self._outbox.counter("bdseq"))
@@ -146,11 +154,14 @@ class SyncService:
             clock=clock,
             key=key,
             max_age_s=settings.command_max_age_s,
+            max_bytes=settings.max_command_bytes,
+            target=intersection_id,
         )
         self._commands = CommandStream(
             processor,
             publisher=publisher,
             response_topic=self.topics.cmd_response,
+            root=self.topics.root,
             metrics=self._metrics,
             clock=clock,
             log=self._log,
@@ -193,6 +204,13 @@ class SyncService:
             except SyncError:
                 m.outbox_depth = -1
         return m
+
+    @property
+    def max_packet_size(self) -> int:
+        """The largest MQTT packet the broker may send us (MQTT 5 ``MaximumPacketSize``): the
+        largest message we accept — a command, a neighbour's outflow — plus room for the
+        topic, properties and header. A larger one is dropped by the broker, never read."""
+        return max(self.settings.max_command_bytes, MAX_OUTFLOW_BYTES) + PACKET_OVERHEAD
 
     @property
     def version(self) -> str:
@@ -298,7 +316,9 @@ class SyncService:
         while not self._stop.is_set():
             try:
                 config = LinkConfig.from_settings(
-                    self.settings, client_id=f"edgectl-{self.intersection_id}"
+                    self.settings,
+                    client_id=f"edgectl-{self.intersection_id}",
+                    max_packet_size=self.max_packet_size,
                 )
                 await self._session(config, backoff)
             except SyncError as exc:
@@ -362,6 +382,10 @@ class SyncService:
         async for message in link.messages():
             topic = str(message.topic)
             if topic == self.topics.cmd:
-                await self._commands.handle(link, message)
-            else:
+                await self._commands.handle(link, message)  # isolates its own failures
+                continue
+            try:
                 self._outflow.receive(topic, message.payload)
+            except Exception as exc:  # noqa: BLE001 - one message must never end the session
+                self._metrics.rejected["internal"] += 1
+                self._log.exception("message_failed", topic=topic[:200], error=str(exc)[:200])

@@ -15,7 +15,7 @@ from edgectl.sync.eventlog import EventStore
 from edgectl.sync.service import SyncService
 from tests.sync.conftest import IID, FakeHandler, settings
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "eight_phase.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "edgectl" / "examples" / "eight_phase.toml"
 T0 = datetime(2026, 11, 21, 6, 0, 0, 137_000, tzinfo=UTC)
 HEADER = "SignalId,Timestamp,EventCode,EventParam"
 

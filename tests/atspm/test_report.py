@@ -249,7 +249,7 @@ def test_detector_map_from_a_config(
     events_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """eight_phase.toml maps advance detector 9 to phase 2 (and 10/11/12 to 4/6/8)."""
-    example = Path(__file__).resolve().parents[2] / "examples" / "eight_phase.toml"
+    example = Path(__file__).resolve().parents[2] / "edgectl" / "examples" / "eight_phase.toml"
     out = tmp_path / "out"
     assert main(["report", str(events_csv), "--out", str(out), "--config", str(example)]) == 0
     text = capsys.readouterr().out
@@ -281,7 +281,7 @@ def test_report_of_a_simulated_run(tmp_path: Path, capsys: pytest.CaptureFixture
     """The project's own event export (``edgectl simulate --events-csv``) is a valid input."""
     root = Path(__file__).resolve().parents[2]
     events = tmp_path / "sim.csv"
-    config = str(root / "examples" / "eight_phase.toml")
+    config = str(root / "edgectl" / "examples" / "eight_phase.toml")
     assert (
         main(
             [

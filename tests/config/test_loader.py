@@ -26,7 +26,7 @@ from edgectl.config.model import DaemonConfig, Mode
 from edgectl.errors import ConfigError, Problem
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))
+EXAMPLES = sorted((ROOT / "edgectl" / "examples").glob("*.toml"))
 INVALID = sorted((Path(__file__).parent / "invalid").glob("*.toml"))
 EXPECT = re.compile(r"^# expect: (?P<path>\S+) :: (?P<fragment>.+)$")
 NO_ENV: dict[str, str] = {}
@@ -110,7 +110,7 @@ def test_render_loc() -> None:
 
 
 def test_invalid_dict_key_is_named() -> None:
-    text = (ROOT / "examples" / "two_phase.toml").read_text()
+    text = (ROOT / "edgectl" / "examples" / "two_phase.toml").read_text()
     text = text.replace("[plans.timing.4]", "[plans.timing.four]", 1)
     config, problems = check_config_text(text, environ=NO_ENV)
     assert config is None
@@ -121,7 +121,7 @@ def test_invalid_dict_key_is_named() -> None:
 
 
 def two_phase_text() -> str:
-    return (ROOT / "examples" / "two_phase.toml").read_text()
+    return (ROOT / "edgectl" / "examples" / "two_phase.toml").read_text()
 
 
 def test_env_overrides_nested_keys() -> None:
@@ -178,21 +178,42 @@ def test_secrets_are_never_echoed() -> None:
         parse_config(text, environ=env)
     rendered = str(info.value) + "\n".join(map(str, info.value.problems))
     assert "hunter2" not in rendered
-    assert {p.path for p in info.value.problems} == {"mqtt.password", "mqtt.keepalive"}
+    # credentials in the URL are refused, never dropped silently (and never echoed)
+    assert {p.path for p in info.value.problems} == {"mqtt.password", "mqtt.keepalive", "mqtt.url"}
 
 
 # --------------------------------------------------------------------------- check-config CLI
 
 
 def test_check_config_valid(capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["check-config", str(ROOT / "examples" / "eight_phase.toml")])
+    rc = main(["check-config", str(ROOT / "edgectl" / "examples" / "eight_phase.toml")])
     out = capsys.readouterr()
     assert rc == 0
-    assert (
+    assert out.out.endswith(
         "ok: intersection hz-0001: 8 phases, 2 rings, 2 barriers, 12 channels, 12 detectors, "
-        "2 plans (8 warning(s))" in out.out
+        "2 plans\n"
     )
-    assert "warning: plans[0].timing.1.red_clear" in out.out
+    assert "warning" not in out.out
+    assert out.err == ""
+
+
+def test_check_config_lists_warnings_without_failing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The lefts' 1.5 s red clearance is short for the full 22 m width (ITE: 2.0 s)."""
+    text = (ROOT / "edgectl" / "examples" / "eight_phase.toml").read_text()
+    wide = text.replace("intersection_width_m = 14.0", "intersection_width_m = 22.0")
+    assert wide != text
+    path = tmp_path / "wide.toml"
+    path.write_text(wide)
+    rc = main(["check-config", str(path)])
+    out = capsys.readouterr()
+    assert rc == 0
+    assert "2 plans (8 warning(s))" in out.out
+    assert (
+        "warning: plans[0].timing.1.red_clear: red clearance 1.5 s is below the ITE value "
+        "2.0 s for 22 m at 50 km/h" in out.out
+    )
     assert out.err == ""
 
 
@@ -208,7 +229,7 @@ def test_check_config_invalid_lists_every_problem(capsys: pytest.CaptureFixture[
 
 
 def test_check_config_quiet(capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["check-config", "-q", str(ROOT / "examples" / "eight_phase.toml")])
+    rc = main(["check-config", "-q", str(ROOT / "edgectl" / "examples" / "eight_phase.toml")])
     assert rc == 0
     assert capsys.readouterr().out == ""
 
@@ -303,7 +324,7 @@ def test_random_dicts_never_crash(document: dict[str, Any]) -> None:
     assert_outcome(*validate_document(document))
 
 
-EIGHT = tomllib.loads((ROOT / "examples" / "eight_phase.toml").read_text())
+EIGHT = tomllib.loads((ROOT / "edgectl" / "examples" / "eight_phase.toml").read_text())
 
 
 def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

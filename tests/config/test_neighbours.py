@@ -9,7 +9,9 @@ import pytest
 from edgectl.config.loader import check_config_text, parse_config
 from edgectl.config.model import Neighbour, Outflow
 
-EIGHT_PHASE = (Path(__file__).resolve().parents[2] / "examples" / "eight_phase.toml").read_text()
+EIGHT_PHASE = (
+    Path(__file__).resolve().parents[2] / "edgectl" / "examples" / "eight_phase.toml"
+).read_text()
 NO_ENV: dict[str, str] = {}
 
 

@@ -22,7 +22,7 @@ from edgectl.control.types import (
 )
 from edgectl.testing.checker import Finding, SafetyChecker
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "edgectl" / "examples"
 _DOCS: dict[str, dict[str, Any]] = {}
 
 

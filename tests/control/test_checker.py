@@ -32,7 +32,7 @@ from edgectl.testing.checker import (
     read_record,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "edgectl" / "examples"
 S = ChannelState
 # two-phase example: channel 1 = phase 2, 2 = phase 4, 3 = ped 2, 4 = ped 4
 CONFLICTS = [(1, 2), (1, 4), (2, 3), (3, 4)]

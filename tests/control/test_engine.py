@@ -1,7 +1,8 @@
 """Behaviour of the NEMA timing engine, driven through the Controller in virtual time.
 
 Every run is also fed to the independent checker (``edgectl.testing.checker``); each test
-ends by asserting it found nothing. Timings are those of ``examples/eight_phase.toml`` plan 1:
+ends by asserting it found nothing. Timings are those of plan 1 of
+``edgectl/examples/eight_phase.toml``:
 phases 2/6 min 10 s (min recall), 4/8 min 10 s, yellow 4 s, red clear 2 s, walk 7 s, ped
 clear 19 s; lefts 1/3/5/7 min 5 s, yellow 3.5 s, red clear 1.5 s, detector delay 2 s.
 Start-up: flash 0–5 s, all-red 5–7 s, phases 2 and 6 green at 7.0 s.
@@ -520,7 +521,9 @@ def test_plan_change_applies_at_rest_when_no_barrier_is_crossed() -> None:
     from edgectl.control.controller import Controller
     from edgectl.control.types import EventCode, Inputs, SetPlan
 
-    config = load_config(Path(__file__).resolve().parents[2] / "examples" / "eight_phase.toml")
+    config = load_config(
+        Path(__file__).resolve().parents[2] / "edgectl" / "examples" / "eight_phase.toml"
+    )
     ctl = Controller(config)
     t = 0.0
     for _ in range(300):  # start-up, then rest in 2/6 green with no calls anywhere

@@ -18,7 +18,7 @@ from edgectl.config.validation import validate_config
 from edgectl.control.monitor import ConflictMonitor
 from edgectl.errors import Problem
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "edgectl" / "examples"
 S = ChannelState
 
 
@@ -300,8 +300,22 @@ def test_examples_are_valid(eight: Config, two: Config) -> None:
     assert errors(validate_config(two)) == []
 
 
-def test_eight_phase_warns_about_ite_red_clear(eight: Config) -> None:
-    warnings = [p for p in validate_config(eight) if p.severity == "warning"]
+def test_the_examples_meet_the_ite_clearances(eight: Config, two: Config) -> None:
+    assert validate_config(eight) == []
+    assert validate_config(two) == []
+
+
+def test_a_red_clearance_short_for_the_declared_width_warns_with_ite(eight: Config) -> None:
+    """The lefts clear 14 m in 1.5 s; across the full 22 m ITE asks 2.0 s."""
+    wide = tuple(
+        p.model_copy(update={"intersection_width_m": 22.0}) if p.id in (1, 3, 5, 7) else p
+        for p in eight.phases
+    )
+    warnings = [
+        p
+        for p in validate_config(eight.model_copy(update={"phases": wide}))
+        if p.severity == "warning"
+    ]
     assert "plans[0].timing.1.red_clear" in {w.path for w in warnings}
     assert all("ITE" in w.message for w in warnings)
 

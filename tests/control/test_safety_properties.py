@@ -82,7 +82,7 @@ MODES: list[Mode] = sorted(strategies_module.registered() | {Mode.FLASH}, key=st
 FREE_MODES = frozenset(MODES) - {Mode.FIXED, Mode.COORDINATED, Mode.MANUAL, Mode.FLASH}
 NEEDS_CYCLE = frozenset({Mode.FIXED, Mode.COORDINATED})
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "edgectl" / "examples"
 EXAMPLE_DOCS = [tomllib.loads(p.read_text()) for p in sorted(EXAMPLES_DIR.glob("*.toml"))]
 
 DEFAULT_EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "12"))

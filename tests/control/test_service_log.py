@@ -19,7 +19,7 @@ from edgectl.control.types import (
 )
 from edgectl.testing.service import ServiceLog, cycle_bound_s, record_service
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "edgectl" / "examples"
 G, Y, RC, R = Interval.GREEN, Interval.YELLOW, Interval.RED_CLEAR, Interval.RED
 
 

@@ -13,7 +13,7 @@ from edgectl.atspm.events import atspm_csv, describe, format_timestamp, write_at
 from edgectl.cli import main
 from edgectl.control.types import Event, EventCode
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "edgectl" / "examples"
 
 
 def test_format_timestamp_tenths() -> None:

@@ -36,7 +36,7 @@ from tests.control.test_controller_expect import ArrivalProbe
 from tests.daemon.conftest import running
 
 ROOT = Path(__file__).resolve().parents[2]
-EIGHT_PHASE = ROOT / "examples" / "eight_phase.toml"
+EIGHT_PHASE = ROOT / "edgectl" / "examples" / "eight_phase.toml"
 PRESENCE = 5  # input register of detectors 1..16 (builtin:nema-cabinet)
 READBACK = 10  # input register of channel 1's readback
 

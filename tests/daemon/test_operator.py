@@ -22,11 +22,12 @@ from edgectl.daemon.loop import Daemon
 from edgectl.daemon.operator import DaemonCommandHandler
 from edgectl.daemon.port import OperatorPort
 from edgectl.errors import CommandError
-from edgectl.sync.commands import COMMAND_ADAPTER, COMMAND_TYPES, Command, build_command
+from edgectl.sync.commands import COMMAND_ADAPTER, COMMAND_TYPES, Command
+from edgectl.sync.signing import build_command
 from edgectl.testing.consumer import eventually
 from tests.daemon.conftest import running
 
-EIGHT_PHASE = Path(__file__).resolve().parents[2] / "examples" / "eight_phase.toml"
+EIGHT_PHASE = Path(__file__).resolve().parents[2] / "edgectl" / "examples" / "eight_phase.toml"
 MMU_RESET = 33  # holding register (builtin:nema-cabinet)
 
 

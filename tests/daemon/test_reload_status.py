@@ -26,7 +26,7 @@ from edgectl.testing.mosquitto import MosquittoBroker
 from tests.daemon.conftest import running
 
 ROOT = Path(__file__).resolve().parents[2]
-EIGHT_PHASE = ROOT / "examples" / "eight_phase.toml"
+EIGHT_PHASE = ROOT / "edgectl" / "examples" / "eight_phase.toml"
 STATUS = "citybrain/hz-0001/status"
 
 

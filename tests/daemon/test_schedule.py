@@ -13,7 +13,9 @@ def test_the_daemon_follows_the_time_of_day_schedule() -> None:
     from edgectl.control.types import SetMode, SetPlan
     from edgectl.daemon.loop import Daemon
 
-    base = load_config(Path(__file__).resolve().parents[2] / "examples" / "eight_phase.toml")
+    base = load_config(
+        Path(__file__).resolve().parents[2] / "edgectl" / "examples" / "eight_phase.toml"
+    )
     schedule = (
         ScheduleEntry(at="07:00", plan=2, mode=Mode.COORDINATED),
         ScheduleEntry(at="09:00", plan=1, mode=Mode.ACTUATED),

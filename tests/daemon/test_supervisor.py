@@ -39,7 +39,7 @@ from edgectl.daemon.supervisor import (
 )
 from edgectl.field.report import Health
 
-EIGHT_PHASE = Path(__file__).resolve().parents[2] / "examples" / "eight_phase.toml"
+EIGHT_PHASE = Path(__file__).resolve().parents[2] / "edgectl" / "examples" / "eight_phase.toml"
 G, Y, R = ChannelState.G, ChannelState.Y, ChannelState.R
 CHANNELS = (1, 2, 3, 4)
 DETECTORS = (1, 2, 3, 4)
@@ -441,7 +441,7 @@ def test_a_fault_during_recovery_starts_the_wait_again(cab: Cabinet) -> None:
 
 
 def test_a_silent_cabinet_is_failed_safe_flashed_and_taken_over_again() -> None:
-    """test_hil.py's ``silent@56+3`` in virtual time, with the engine of examples/eight_phase:
+    """test_hil.py's ``silent@56+3`` in virtual time, with the engine of eight_phase.toml:
     fail-safe calls within 2 s, flash, the MMU's watchdog latch reset automatically, recovery
     through all-red, green again within 12 s of the cabinet answering."""
     config = load_config(EIGHT_PHASE)

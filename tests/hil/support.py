@@ -11,13 +11,13 @@ from edgectl.config.model import DaemonConfig
 from edgectl.testing.checker import Finding, channel_minimums, check_record
 
 ROOT = Path(__file__).resolve().parents[2]
-EIGHT_PHASE = ROOT / "examples" / "eight_phase.toml"
+EIGHT_PHASE = ROOT / "edgectl" / "examples" / "eight_phase.toml"
 # The daemon holds its clock when a frame reaches the cabinet later than the link's usual
 # latency + 20 ms (edgectl.daemon.supervisor.DeliveryClock), so an interval shown can be
 # shorter than the engine's count of ticks by at most that threshold plus scheduling noise:
 # 30 ms in all.
 RECORD_JITTER_S = 0.03
-# Protected / permissive lefts of examples/eight_phase.toml: left channel → the phase whose
+# Protected / permissive lefts of edgectl/examples/eight_phase.toml: left channel → the phase whose
 # traffic it yields to (the opposing through), and the nema-cabinet MMU's FYA card to match
 # (the opposing through's channel and its pedestrian channel).
 FYA_LEFTS = {1: 2, 3: 4, 5: 6, 7: 8}

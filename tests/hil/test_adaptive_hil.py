@@ -2,7 +2,7 @@
 
 The emulator is a real process (the ``nema-cabinet`` profile: stop-bar loops 1–8, advance
 loops 9–12 40 m upstream on phases 2/4/6/8); the daemon is built exactly as ``edgectl run``
-builds it (:func:`edgectl.testing.service.run_mode`) from ``examples/eight_phase.toml`` in
+builds it (:func:`edgectl.testing.service.run_mode`) from ``edgectl/examples/eight_phase.toml`` in
 adaptive mode. Safety and service come from the emulator's record and summary; waits, greens
 and the strategy's queue estimate from the daemon's own outputs, tick by tick.
 
@@ -90,7 +90,7 @@ def test_every_approach_is_served(adaptive_run: ModeRun) -> None:
 def test_no_call_waits_longer_than_the_cycle_bound(adaptive_run: ModeRun) -> None:
     """No starvation: no call — served, or still waiting when the window ends — waits longer
     than one cycle of the plan with every phase at its longest green plus its clearances
-    (157 s for examples/eight_phase.toml; the kernel's own bound). Within this window that
+    (157 s for edgectl/examples/eight_phase.toml; the kernel's own bound). Within this window that
     catches only gross starvation; ``bench/hil_adaptive.py`` measures the waits over 300 s."""
     run = adaptive_run
     bound = run.cycle_bound_s

@@ -18,7 +18,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from edgectl.sync.commands import build_command
+from edgectl.sync.signing import build_command
 from edgectl.testing.consumer import Consumer, consuming, eventually
 from edgectl.testing.hil import DaemonProcess, Emulator, read_record
 from edgectl.testing.mosquitto import SKIP_REASON, MosquittoBroker, mosquitto_available
@@ -32,7 +32,7 @@ pytestmark = [
 ]
 
 IID = "hz-0001"
-KEY = b"a-test-key-of-the-centre"
+KEY = b"a-test-key-of-the-centre-32-bytes-long"
 
 
 def keyed_config(tmp: Path) -> Path:
@@ -57,7 +57,9 @@ class Centre:
         self.consumer = consumer
 
     async def send(self, ctype: str, key: bytes | None = KEY, **params: Any) -> dict[str, Any]:
-        return await self.send_obj(build_command(ctype, params, now=datetime.now(UTC), key=key))
+        return await self.send_obj(
+            build_command(ctype, params, now=datetime.now(UTC), key=key, target=IID)
+        )
 
     async def send_obj(self, cmd: dict[str, Any], raw: bytes | None = None) -> dict[str, Any]:
         import json
@@ -228,6 +230,7 @@ async def test_every_command_type_is_applied_and_visible(
         now=datetime.now(UTC) - timedelta(hours=1),
         key=KEY,
         expires_in_s=60.0,
+        target=IID,
     )
     refused["expired"] = await centre.send_obj(expired)
     for code, answer in refused.items():
@@ -235,7 +238,7 @@ async def test_every_command_type_is_applied_and_visible(
         assert answer["error"]["code"] in (code, "invalid_schema"), (code, answer)
 
     # a duplicate id is answered again and not executed twice
-    cmd = build_command("place_call", {"phases": [1]}, now=datetime.now(UTC), key=KEY)
+    cmd = build_command("place_call", {"phases": [1]}, now=datetime.now(UTC), key=KEY, target=IID)
     first = await centre.send_obj(cmd)
     await centre.send_obj(cmd)
 

@@ -1,7 +1,7 @@
 """Hardware-in-the-loop: protected / permissive lefts (flashing yellow arrows) against
 ``firmware-sim`` over real Modbus TCP on loopback.
 
-The daemon runs ``examples/eight_phase.toml`` in actuated mode with its four left-turn
+The daemon runs ``edgectl/examples/eight_phase.toml`` in actuated mode with its four left-turn
 channels as flashing yellow arrows (``permissive`` = the opposing through), built exactly as
 ``edgectl run`` builds it (:func:`edgectl.testing.service.run_mode`). The emulator is a real
 process with the ``nema-cabinet`` profile whose MMU is in FYA mode (``[cabinet.mmu] fya``: each

@@ -19,7 +19,7 @@ from .support import EIGHT_PHASE, greens_per_channel, record_findings
 
 pytestmark = pytest.mark.hil
 
-STARTUP_S = 7.0  # start-up flash 5 s + all-red 2 s (examples/eight_phase.toml)
+STARTUP_S = 7.0  # start-up flash 5 s + all-red 2 s (edgectl/examples/eight_phase.toml)
 LEFT_CHANNELS = (1, 3, 5, 7)
 
 

@@ -20,7 +20,7 @@ pytestmark = [
     pytest.mark.skipif(not mosquitto_available(), reason=SKIP_REASON),
 ]
 
-IID = "hz-0001"  # examples/eight_phase.toml
+IID = "hz-0001"  # edgectl/examples/eight_phase.toml
 PUBLISHED = [1, 2, 5, 6]  # stop bars of the main street and its left turns
 
 

@@ -50,6 +50,12 @@ def test_unit_says_what_spec_11_asks() -> None:
     assert d["ExecStart"] == ["/usr/bin/edgectl run --config /etc/edgectl/edgectl.toml"]
     assert d["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     assert d["Restart"] == ["always"]
+    # a configuration error (edgectl run exits 78, EX_CONFIG) is not restarted for ever
+    assert d["RestartPreventExitStatus"] == [str(os.EX_CONFIG)]
+    assert "SuccessExitStatus" not in d  # 78 must stay a failure: the unit ends failed
+    # stderr lines prefixed <3> reach the journal at error priority
+    assert d.get("SyslogLevelPrefix", ["yes"]) == ["yes"]
+    assert d.get("StandardError", ["journal"]) == ["journal"]
     assert d["StateDirectory"] == ["edgectl"]
     assert d["ConfigurationDirectory"] == ["edgectl"]
     assert d["SupplementaryGroups"] == ["dialout"]

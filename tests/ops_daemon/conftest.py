@@ -23,7 +23,7 @@ from edgectl.ops.sdnotify import NotifyListener
 from edgectl.testing.hil import DaemonProcess
 
 ROOT = Path(__file__).resolve().parents[2]
-EIGHT_PHASE = ROOT / "examples" / "eight_phase.toml"
+EIGHT_PHASE = ROOT / "edgectl" / "examples" / "eight_phase.toml"
 
 
 def wait_until(

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from edgectl.sync.commands import build_command
+from edgectl.sync.signing import build_command
 from edgectl.testing.hil import DaemonProcess, Emulator
 from edgectl.testing.mosquitto import MosquittoBroker, free_port, mosquitto_available
 

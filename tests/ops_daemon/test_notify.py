@@ -33,7 +33,7 @@ WATCHDOG_SEC = 2.0
 SILENT_S = 2.0  # the emulator answers nothing for its first 2 s
 WEDGE_AT_T = 9.0  # controller time (from READY): the start-up phases are green
 WEDGE_FOR_S = 3.0
-STARTUP_FLASH_S = 5.0  # examples/eight_phase.toml
+STARTUP_FLASH_S = 5.0  # edgectl/examples/eight_phase.toml
 STARTUP_ALL_RED_S = 2.0
 STATUS = re.compile(r"^mode=(\S+) plan=(\d+) state=(\S+) cabinet=(online|degraded|offline)$")
 SAFE_STATES = {"FR", "FY", "OFF", "R", "DW"}

@@ -1,6 +1,7 @@
 """SIGHUP, bad then good: ``edgectl run`` against firmware_sim and a real mosquitto.
 
-One session: the daemon runs plan 1 of ``examples/eight_phase.toml`` from a copy of the file;
+One session: the daemon runs plan 1 of ``edgectl/examples/eight_phase.toml`` from a copy of the
+file;
 the copy is rewritten with an invalid plan 1 and SIGHUP'd (refused), then with a valid plan 1
 whose yellows are one second longer and SIGHUP'd again (accepted). What the cabinet showed —
 the emulator's record — says which plan was in effect when.

@@ -37,7 +37,7 @@ CABINET_V1_HOLDING = {
     "power_cycle": (47, 1),
     "demand_percent": (48, 1),
 }
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "edgectl" / "examples"
 
 
 @pytest.mark.parametrize("name", BUILTIN_PROFILES)

@@ -24,7 +24,7 @@ from edgectl.testing.hil import DaemonProcess, Emulator
 pytestmark = pytest.mark.hil
 
 REPO = Path(__file__).resolve().parents[2]
-EIGHT_PHASE = REPO / "examples" / "eight_phase.toml"
+EIGHT_PHASE = REPO / "edgectl" / "examples" / "eight_phase.toml"
 BLIPS = (12.0, 17.0, 22.0)
 
 

@@ -13,16 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgectl.errors import CommandError
-from edgectl.sync.commands import (
-    COMMAND_TYPES,
-    MAX_COMMAND_BYTES,
-    CommandProcessor,
-    build_command,
-    canonical_json,
-    sign,
-)
+from edgectl.sync.commands import COMMAND_TYPES, MAX_COMMAND_BYTES
 from edgectl.sync.outbox import Outbox
-from tests.sync.conftest import FakeHandler
+from edgectl.sync.processor import CommandProcessor
+from edgectl.sync.signing import build_command, canonical_json, sign
+from tests.sync.conftest import IID, FakeHandler
 
 NOW = datetime(2026, 11, 21, 6, 0, 0, tzinfo=UTC)
 KEY = b"s3cret-key"
@@ -69,7 +64,12 @@ def processor(
     handler: FakeHandler, *, key: bytes | None = None, store: Any = None
 ) -> CommandProcessor:
     return CommandProcessor(
-        handler=handler, store=store or Store(), clock=lambda: NOW, key=key, max_age_s=60.0
+        handler=handler,
+        store=store or Store(),
+        clock=lambda: NOW,
+        key=key,
+        max_age_s=60.0,
+        target=IID,
     )
 
 
@@ -82,7 +82,7 @@ def test_every_type_parsed_and_handed_to_the_handler() -> None:
     handler = FakeHandler()
     p = processor(handler, key=KEY)
     for ctype, params in VALID_PARAMS.items():
-        cmd = build_command(ctype, params, now=NOW, key=KEY, command_id=f"id-{ctype}")
+        cmd = build_command(ctype, params, now=NOW, key=KEY, target=IID, command_id=f"id-{ctype}")
         verdict = p.process(raw(cmd))
         assert verdict.ok, verdict.response
         assert verdict.executed
@@ -147,7 +147,7 @@ def test_signature_required_when_keyed() -> None:
     assert _refused(p, raw(unsigned)) == "unsigned"
     wrong_key = build_command("hold", {"phases": [2]}, now=NOW, key=b"other")
     assert _refused(p, raw(wrong_key)) == "bad_signature"
-    good = build_command("hold", {"phases": [2]}, now=NOW, key=KEY)
+    good = build_command("hold", {"phases": [2]}, now=NOW, key=KEY, target=IID)
     tampered = {**good, "params": {"phases": [4]}}
     assert _refused(p, raw(tampered)) == "bad_signature"
     assert handler.applied == []
@@ -231,7 +231,7 @@ KNOWN_CODES = {
 
 def _bad_commands() -> st.SearchStrategy[bytes]:
     base = st.sampled_from(list(VALID_PARAMS)).map(
-        lambda t: build_command(t, VALID_PARAMS[t], now=NOW, key=KEY)
+        lambda t: build_command(t, VALID_PARAMS[t], now=NOW, key=KEY, target=IID)
     )
     wrong_field = st.tuples(
         base,

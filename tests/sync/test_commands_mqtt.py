@@ -14,7 +14,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edgectl.sync.commands import build_command, sign
+from edgectl.sync.signing import build_command, sign
 from edgectl.testing.mosquitto import MosquittoBroker
 from tests.sync.conftest import (
     IID,
@@ -29,6 +29,10 @@ from tests.sync.test_commands import VALID_PARAMS
 
 ROOT = f"{PREFIX}/{IID}"
 KEY = b"fleet-key"
+
+
+def _resigned(cmd: dict[str, object]) -> dict[str, object]:
+    return {**cmd, "sig": sign(cmd, KEY)}
 
 
 def _props(response_topic: str, correlation: bytes) -> Properties:
@@ -57,7 +61,12 @@ async def test_every_command_type_over_mqtt5_with_response_topic(
         ) as centre:
             for ctype, params in VALID_PARAMS.items():
                 cmd = build_command(
-                    ctype, params, now=datetime.now(UTC), key=KEY, command_id=f"c-{ctype}"
+                    ctype,
+                    params,
+                    now=datetime.now(UTC),
+                    key=KEY,
+                    command_id=f"c-{ctype}",
+                    target=IID,
                 )
                 await centre.publish(
                     f"{ROOT}/cmd",
@@ -84,12 +93,15 @@ async def test_bad_duplicate_and_unsigned_commands_over_mqtt(
     key_file.write_bytes(KEY)
     service = make_service(broker.url, tmp_path / "state", handler, command_key_file=key_file)
     now = datetime.now(UTC)
-    good = build_command("hold", {"phases": [2]}, now=now, key=KEY, command_id="dup")
+    good = build_command("hold", {"phases": [2]}, now=now, key=KEY, command_id="dup", target=IID)
     bad: list[tuple[bytes, str]] = [
         (b"{", "malformed_json"),
-        (b"x" * 70_000, "too_large"),
-        (json.dumps({**good, "type": "teleport"}).encode(), "unknown_type"),
-        (json.dumps({**good, "params": {"phases": "all"}}).encode(), "invalid_schema"),
+        (b"x" * 20_000, "too_large"),  # over max_command_bytes, under the packet cap
+        (json.dumps(_resigned({**good, "type": "teleport"})).encode(), "unknown_type"),
+        (
+            json.dumps(_resigned({**good, "params": {"phases": "all"}})).encode(),
+            "invalid_schema",
+        ),
         (
             json.dumps(build_command("hold", {"phases": [2]}, now=now, command_id="u")).encode(),
             "unsigned",
@@ -163,7 +175,7 @@ def _bad_payloads(n: int, seed: int = 5) -> list[bytes]:
     while len(out) < n:
         ctype = rng.choice(list(VALID_PARAMS))
         cmd = build_command(
-            ctype, VALID_PARAMS[ctype], now=now, key=KEY, command_id=f"bad-{len(out)}"
+            ctype, VALID_PARAMS[ctype], now=now, key=KEY, command_id=f"bad-{len(out)}", target=IID
         )
         kind = rng.randrange(8)
         if kind == 0:  # a field of the wrong type (signature no longer matches either)
@@ -188,12 +200,13 @@ def _bad_payloads(n: int, seed: int = 5) -> list[bytes]:
                 now=now + timedelta(seconds=shift),
                 key=KEY,
                 expires_in_s=None,
+                target=IID,
             )
         elif kind == 6:
             out.append(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40))))
             continue
         else:
-            out.append(b"[" * 50_000 + b"]" * 50_000)  # too large and absurdly nested
+            out.append(b"[" * 10_000 + b"]" * 10_000)  # too large and absurdly nested
             continue
         out.append(json.dumps(cmd).encode())
     return out

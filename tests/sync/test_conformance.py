@@ -14,8 +14,8 @@ from typing import Any, Protocol
 import aiomqtt
 import pytest
 
-from edgectl.sync.commands import build_command
 from edgectl.sync.service import SyncService
+from edgectl.sync.signing import build_command
 from edgectl.testing import mosquitto, nats
 from tests.sync.conftest import (
     IID,

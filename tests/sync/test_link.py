@@ -95,12 +95,18 @@ async def test_username_password_from_files(tmp_path: Path, handler: FakeHandler
             handler,
             username_file=tmp_path / "user",
             password_file=tmp_path / "pass",
+            allow_plaintext_password=True,  # a test broker on 127.0.0.1
         )
         async with running(service):
             await eventually(lambda: service.connected)
         (tmp_path / "pass").write_text("wrong\n")
         cfg = LinkConfig.from_settings(
-            settings(broker.url, username_file=tmp_path / "user", password_file=tmp_path / "pass"),
+            settings(
+                broker.url,
+                username_file=tmp_path / "user",
+                password_file=tmp_path / "pass",
+                allow_plaintext_password=True,
+            ),
             client_id="x",
         )
         assert "wrong" not in repr(cfg)

@@ -16,8 +16,9 @@ from structlog.testing import capture_logs
 from edgectl.config.model import Neighbour, Outflow
 from edgectl.errors import SyncError
 from edgectl.sync.clock import iso_ms
-from edgectl.sync.commands import build_command
+from edgectl.sync.outflow import MAX_OUTFLOW_BYTES
 from edgectl.sync.service import SyncService
+from edgectl.sync.signing import build_command
 from edgectl.testing.mosquitto import MosquittoBroker
 from tests.sync.conftest import (
     IID,
@@ -145,7 +146,9 @@ async def test_neighbour_outflow_is_received_and_bad_input_only_counted(
         await eventually(lambda: inbox.pending() == {"J1": 1}, 5.0, "a departure from J1")
 
         stale = json.dumps({"ts": "2020-01-01T00:00:00.000Z", "seq": 2, "departures": []})
-        for bad in (b"\x00garbage", b"[]", stale.encode(), b"{" + b" " * 70_000 + b"}"):
+        # over our outflow limit, under the MaximumPacketSize the broker enforces for us
+        oversized = b"{" + b" " * (MAX_OUTFLOW_BYTES + 100) + b"}"
+        for bad in (b"\x00garbage", b"[]", stale.encode(), oversized):
             await publish(topic, bad)
         await publish(f"{PREFIX}/J9/outflow", good(2, 1.0, 1))  # not a neighbour of ours
         await publish(topic, good(6, 0.5, 3))

@@ -12,7 +12,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from edgectl.sync.commands import build_command
+from edgectl.sync.signing import build_command
 from edgectl.testing.mosquitto import MosquittoBroker
 from tests.sync.conftest import (
     IID,

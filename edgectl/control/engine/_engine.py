@@ -57,7 +57,12 @@ class Engine:
         self._peds = peds = Pedestrians(core=core, demand=demand)
         self._frame = frame = ChannelFrame(core=core, config=config)
         self._phases = phases = PhaseTimer(
-            core=core, demand=demand, peds=peds, frame=frame, rest_in_red=ctl.rest_in_red
+            core=core,
+            demand=demand,
+            peds=peds,
+            frame=frame,
+            rest_in_red=ctl.rest_in_red,
+            hold_max=to_ticks(ctl.hold_max_s),
         )
         self._barrier = Barrier(core=core, demand=demand, frame=frame, phases=phases)
         self._preempt = preempt = Preemption(
@@ -66,6 +71,7 @@ class Engine:
             frame=frame,
             phases=phases,
             min_green=max(to_ticks(ctl.preempt_min_green), 40),
+            max_presence=to_ticks(ctl.preempt_max_presence_s),
         )
         self._states = OperatingStates(
             core=core, control=ctl, frame=frame, phases=phases, preempt=preempt
@@ -143,6 +149,7 @@ class Engine:
         req = inputs.requests if requests is None else requests
         for directive in inputs.directives:
             self._directive(directive, tick)
+        self._preempt.expire(tick)
 
         states = self._states
         state = status.state

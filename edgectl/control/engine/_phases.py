@@ -43,6 +43,8 @@ class PhaseTimer:
         "_rings",
         "_status",
         "_timing",
+        "capped",
+        "hold_max",
         "req",
         "rest_in_red",
     )
@@ -55,6 +57,7 @@ class PhaseTimer:
         peds: Pedestrians,
         frame: ChannelFrame,
         rest_in_red: bool,
+        hold_max: int = 1_000_000_000,
     ) -> None:
         self._layout = core.layout
         self._status = core.status
@@ -64,6 +67,8 @@ class PhaseTimer:
         self._peds = peds
         self._frame = frame
         self.rest_in_red = rest_in_red
+        self.hold_max = hold_max  # ticks a hold may keep a green after a conflicting call
+        self.capped: set[int] = set()  # phases whose hold is ignored for the rest of the green
         self.req: Requests = NO_REQUESTS  # this tick's requests (overlap carry-over guess)
 
     def time_ring(self, ring: Ring, tick: int) -> None:
@@ -150,7 +155,7 @@ class PhaseTimer:
         reason: Termination | None = None
         if p in req.force_off:
             reason = Termination.FORCE_OFF
-        elif p not in demand.hold:
+        elif not self._held(p, ring, tick):
             max_ticks = t.max2 if req.max2 else t.max1
             if tick - ring.max_start >= max_ticks:
                 reason = Termination.MAX_OUT
@@ -166,6 +171,18 @@ class PhaseTimer:
             self.begin_yellow(ring, tick, reason, nxt)
         else:
             ring.ready = reason  # wait for the other rings at the barrier
+
+    def _held(self, p: int, ring: Ring, tick: int) -> bool:
+        """A hold on ``p`` counts while a conflicting call has waited less than ``hold_max``
+        (since ``max_start``); then it is ignored until this green ends, so no run of holds
+        can starve the phases that are called (event 207 says so)."""
+        if p not in self._demand.hold or p in self.capped:
+            return False
+        if ring.max_start is not None and tick - ring.max_start >= self.hold_max:
+            self.capped.add(p)
+            self._status.emit(EventCode.HOLD_LIMIT_REACHED, p)
+            return False
+        return True
 
     def _next_in_group(self, ring: Ring, current: int, req: Requests) -> int | None:
         layout = self._layout
@@ -222,6 +239,7 @@ class PhaseTimer:
     ) -> None:
         p = ring.phase
         assert p is not None
+        self.capped.discard(p)  # the next green may be held again
         emit = self._status.emit
         if reason is Termination.GAP_OUT:
             emit(EventCode.PHASE_GAP_OUT, p)

@@ -4,6 +4,11 @@ PREEMPT clears every non-dwell phase (green truncated to ``control.preempt_min_g
 most, walk truncated to its ped clearance which runs in full, full yellow and red clearance)
 and then dwells in the preempt phases of the highest-priority (lowest) active input.
 Commanded flash clears the same way, without truncating min green, and then flashes.
+
+Max presence (NTCIP 1202 ``preemptMaxPresence``, ``control.preempt_max_presence_s``): an
+input on for longer than that is disregarded — as if it had gone off: event 110, an alarm,
+the junction back to normal operation — until it goes off (then it may preempt again). A
+stuck input or a remote preempt never released cannot starve the other phases.
 """
 
 from __future__ import annotations
@@ -41,7 +46,10 @@ class Preemption:
         "dwell_reported",
         "entry",
         "inputs",
+        "locked",
+        "max_presence",
         "min_green",
+        "since",
     )
 
     def __init__(
@@ -52,6 +60,7 @@ class Preemption:
         frame: ChannelFrame,
         phases: PhaseTimer,
         min_green: int,
+        max_presence: int = 1_000_000_000,
     ) -> None:
         self._layout = core.layout
         self._status = core.status
@@ -62,6 +71,9 @@ class Preemption:
         self._phases = phases
         self.min_green = min_green  # ticks: preemption truncates a green to this at most
         self.inputs: dict[int, tuple[int, ...]] = {}  # active input → its preempt phases
+        self.max_presence = max_presence  # ticks an input may stay on before it is disregarded
+        self.since: dict[int, int] = {}  # active input → the tick it went on
+        self.locked: set[int] = set()  # on past max presence: disregarded until it goes off
         self.dwell: tuple[int, ...] = ()
         self.dwell_group = 0
         self.dwell_reported = False
@@ -70,12 +82,36 @@ class Preemption:
 
     def directive(self, d: Preempt) -> None:
         """A preempt input turned on or off (events 102 and 104)."""
+        if d.active and d.input in self.locked:
+            return  # still on since it passed max presence: disregarded until it goes off
         if d.active and d.input not in self.inputs:
             self.inputs[d.input] = tuple(p for p in d.phases if p in self._layout.ring_phases)
+            self.since[d.input] = self._status.tick
             self._status.emit(EventCode.PREEMPT_CALL_ON, d.input)
+        elif not d.active and d.input in self.locked:
+            self.locked.discard(d.input)
+            self._status.emit(EventCode.PREEMPT_CALL_OFF, d.input)
+            self._status.set_alarm(f"preempt {d.input} ", None)
         elif not d.active and d.input in self.inputs:
             del self.inputs[d.input]
+            del self.since[d.input]
             self._status.emit(EventCode.PREEMPT_CALL_OFF, d.input)
+        if self._status.state in (OperatingState.NORMAL, OperatingState.PREEMPT):
+            self.select()
+
+    def expire(self, tick: int) -> None:
+        """Disregard the inputs on for longer than max presence (event 110, an alarm)."""
+        over = [i for i, t0 in self.since.items() if tick - t0 >= self.max_presence]
+        if not over:
+            return
+        for i in over:
+            del self.inputs[i]
+            del self.since[i]
+            self.locked.add(i)
+            self._status.emit(EventCode.PREEMPT_MAX_PRESENCE_EXCEEDED, i)
+            self._status.set_alarm(
+                f"preempt {i} ", f"preempt {i} max presence exceeded: input disregarded"
+            )
         if self._status.state in (OperatingState.NORMAL, OperatingState.PREEMPT):
             self.select()
 
