@@ -485,6 +485,7 @@ class Soak:
             env = {
                 "EDGECTL_MQTT__TELEMETRY_PERIOD_S": str(self.args.telemetry_period),
                 "EDGECTL_MQTT__KEEPALIVE": "10",
+                "EDGECTL_MQTT__ALLOW_UNSIGNED_COMMANDS": "true",  # a bench; no commands sent
             }
             async with asyncio.TaskGroup() as tg:
                 consumer_task = tg.create_task(consumer.run(), name="soak[consumer]")
@@ -805,6 +806,10 @@ def report(result: SoakResult) -> str:
         "mosquitto (persistence on) reached by the daemons through a TCP proxy the soak can "
         "blackhole; the centre is an aiomqtt consumer with a persistent session connected to "
         "the broker directly. See `bench/soak.py` for what each fault does.",
+        "",
+        "Faults this soak does not make — kernel-made packet loss and a blackhole in a network "
+        "namespace, a flood of 100,000 hostile MQTT messages, a broker cluster losing a node, "
+        "CPU starvation — are run and reported in [`faults.md`](faults.md).",
         "",
         "## Checks (independent sources)",
         "",

@@ -25,11 +25,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from edgectl.cabinet.fieldcheck import is_field_profile, load_field_profile
 from edgectl.cabinet.profile import DeviceProfile, load_profile
 from firmware_sim.faults import FaultSpec, parse_fault
 from firmware_sim.model import CabinetModel, DemandSchedule
 from firmware_sim.record import Recorder, summary, write_summary
 from firmware_sim.server import ModbusEndpoint, parse_listen
+from firmware_sim.units import (
+    UnitFault,
+    UnitsCabinet,
+    inner_profile,
+    is_unit_fault,
+    parse_unit_fault,
+)
 
 __all__ = ["Emulator"]
 
@@ -45,19 +53,39 @@ class Emulator:
         *,
         listen: str = "modbus+tcp://127.0.0.1:0",
         seed: int = 0,
-        faults: Iterable[FaultSpec | str] = (),
+        faults: Iterable[FaultSpec | UnitFault | str] = (),
         demand: DemandSchedule | Path | None = None,
         record: Path | None = None,
         summary: Path | None = None,
         clock: ClockMode = "real",
         tick: float = 0.1,
         mmu_reset: bool = False,
+        line_time: bool = False,
     ) -> None:
-        self.profile = profile if isinstance(profile, DeviceProfile) else load_profile(profile)
+        field = None
+        if isinstance(profile, DeviceProfile):
+            self.profile = profile
+        elif is_field_profile(profile):  # several Modbus units: see firmware_sim.units
+            field = load_field_profile(profile)
+            self.profile = inner_profile(field)
+        else:
+            self.profile = load_profile(profile)
         self.listen = parse_listen(listen)
-        specs = tuple(f if isinstance(f, FaultSpec) else parse_fault(f) for f in faults)
+        parsed = [
+            f
+            if isinstance(f, FaultSpec | UnitFault)
+            else parse_unit_fault(f)
+            if is_unit_fault(f)
+            else parse_fault(f)
+            for f in faults
+        ]
+        specs = tuple(f for f in parsed if isinstance(f, FaultSpec))
+        unit_faults = tuple(f for f in parsed if isinstance(f, UnitFault))
+        if unit_faults and field is None:
+            raise ValueError(f"fault {unit_faults[0]}: the profile has one unit (use format 2)")
         schedule = DemandSchedule.load(demand) if isinstance(demand, Path) else demand
         self.model = CabinetModel(self.profile, seed=seed, faults=specs, demand=schedule, tick=tick)
+        self.units = None if field is None else UnitsCabinet(field, self.model, unit_faults)
         if mmu_reset:  # a fresh emulator has no latch; kept for parity with a real cabinet
             self.model.cabinet.reset(0.0)
         self.clock_mode: ClockMode = clock
@@ -65,7 +93,9 @@ class Emulator:
         self._record_path = record
         self._summary_path = summary
         self._recorder: Recorder | None = None
-        self._endpoint = ModbusEndpoint(self.listen, self.model, self._now, seed=seed)
+        self._endpoint = ModbusEndpoint(
+            self.listen, self.model, self._now, seed=seed, units=self.units, line_time=line_time
+        )
         self._vnow = 0.0
         self._t0 = 0.0
         self._stack: contextlib.AsyncExitStack | None = None
@@ -172,4 +202,9 @@ class Emulator:
         """The summary JSON (SPEC §9) as it stands now."""
         data = summary(self.model)
         data["wire"] = self._endpoint.wire_stats
+        data["devices"] = (
+            self.units.summary()
+            if self.units is not None
+            else [{"name": "cabinet", "unit": self.listen.unit, "model": self.profile.name}]
+        )
         return data

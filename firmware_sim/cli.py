@@ -19,6 +19,7 @@ import structlog
 from edgectl.errors import EdgectlError
 from firmware_sim.api import Emulator
 from firmware_sim.faults import parse_fault
+from firmware_sim.units import is_unit_fault, parse_unit_fault
 
 __all__ = ["main"]
 
@@ -36,7 +37,12 @@ def _parser() -> argparse.ArgumentParser:
         help="modbus+tcp://HOST:PORT (0 = ephemeral), modbus+rtu://pty (a pty pair made "
         "here) or modbus+rtu:///dev/ttyX?baudrate=N; add ?unit=N for the unit id (default 1)",
     )
-    p.add_argument("--profile", default="builtin:nema-cabinet", help="builtin:NAME or a TOML file")
+    p.add_argument(
+        "--profile",
+        default="builtin:nema-cabinet",
+        help="builtin:NAME or a TOML file; a format-2 profile (e.g. builtin:io-modules) "
+        "serves each of its units under its own unit id on the one port or line",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed of traffic and faults")
     p.add_argument("--record", type=Path, help="CSV of every channel change (time_s,channel,state)")
     p.add_argument("--summary", type=Path, help="JSON summary written at exit")
@@ -46,26 +52,34 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="SPEC",
         help="KIND[:VALUE][@START[+DURATION]], repeatable; e.g. drop:0.3@10+20, silent@30+10, "
-        "stuck:3@20+30, power_cycle@60 (see docs/firmware_sim.md)",
+        "stuck:3@20+30, power_cycle@60 (see docs/firmware_sim.md); with a profile of several "
+        "units also unit_dead:U@S+D, unit_slow:U=SECONDS@S, relay_stuck:U.COIL@S",
     )
     p.add_argument("--demand", type=Path, help="CSV demand schedule (time_s,multiplier|movements)")
     p.add_argument("--duration", type=float, help="exit by itself after S seconds")
     p.add_argument("--mmu-reset", action="store_true", help="clear any latched MMU fault at start")
+    p.add_argument(
+        "--line-time",
+        action="store_true",
+        help="on a pty (modbus+rtu://pty?baudrate=N): delay every request and response by the "
+        "time its bytes take on a serial line at N baud (11 bits a character, 3.5-character "
+        "frame gap), one frame at a time; for benches (a pty itself has no baud rate)",
+    )
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     return p
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    faults = [parse_fault(s) for s in args.fault]
     emulator = Emulator(
         args.profile,
         listen=args.listen,
         seed=args.seed,
-        faults=faults,
+        faults=args.fault,
         demand=args.demand,
         record=args.record,
         summary=args.summary,
         mmu_reset=args.mmu_reset,
+        line_time=args.line_time,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -100,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--duration {args.duration}: seconds > 0")
     for spec in args.fault:
         try:
-            parse_fault(spec)
+            parse_unit_fault(spec) if is_unit_fault(spec) else parse_fault(spec)
         except ValueError as exc:
             parser.error(f"--fault: {exc}")  # a usage error: status 2
     _configure_logging(args.log_level)

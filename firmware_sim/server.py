@@ -32,7 +32,10 @@ from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from edgectl.cabinet.fieldmap import ObjectType
 from firmware_sim.model import CabinetModel
+from firmware_sim.rtu import frame_time, response_length
+from firmware_sim.units import UnitsCabinet
 
 __all__ = ["ListenUrl", "ModbusEndpoint", "parse_listen"]
 
@@ -99,10 +102,11 @@ def _sim_device(model: CabinetModel, clock: Clock, unit: int) -> SimDevice:
         result: list[int] | int | None
         if func_code == _READ_INPUT:
             result = model.read_input(now, address, count)
-        elif func_code == _READ_HOLDING:
-            result = model.read_holding(address, count)
         elif func_code in (_WRITE_SINGLE, _WRITE_MULTIPLE) and set_values is not None:
             result = model.write_holding(now, address, [int(v) for v in set_values])
+        elif func_code in (_READ_HOLDING, _WRITE_SINGLE):
+            # FC6: pymodbus reads the register back for the echo after the write
+            result = model.read_holding(address, count)
         else:
             return ExcCodes.ILLEGAL_FUNCTION
         if isinstance(result, int):
@@ -123,31 +127,92 @@ def _sim_device(model: CabinetModel, clock: Clock, unit: int) -> SimDevice:
     return SimDevice(unit, simdata=(list(bits), list(bits), holding, inputs), action=action)
 
 
-def _rtu_response_length(buf: bytes | bytearray) -> int | None:
-    """Length of the RTU response frame at the head of ``buf`` (None: need more bytes)."""
-    if len(buf) < 3:
-        return None
-    fc = buf[1]
-    if fc & 0x80:
-        return 5
-    if fc in (1, 2, 3, 4):
-        return 5 + buf[2]
-    if fc in (5, 6, 15, 16):
-        return 8
-    return len(buf)  # unknown function: pass through whatever we have
+_OBJECTS = {
+    1: ObjectType.COIL,
+    2: ObjectType.DISCRETE_INPUT,
+    3: ObjectType.HOLDING_REGISTER,
+    4: ObjectType.INPUT_REGISTER,
+    5: ObjectType.COIL,
+    6: ObjectType.HOLDING_REGISTER,
+    15: ObjectType.COIL,
+    16: ObjectType.HOLDING_REGISTER,
+}
+
+
+def _unit_devices(units: UnitsCabinet, clock: Clock) -> list[SimDevice]:
+    """One simulated device per unit of a v2 profile (see :mod:`firmware_sim.units`)."""
+    out: list[SimDevice] = []
+    for unit in units.units:
+
+        async def action(  # noqa: PLR0917 - the signature pymodbus calls
+            func_code: int,
+            start_address: int,
+            address: int,
+            count: int,
+            registers: list[int],
+            set_values: list[int] | list[bool] | None,
+            unit: int = unit,
+        ) -> ExcCodes | None:
+            otype = _OBJECTS.get(func_code)
+            if otype is None:
+                return ExcCodes.ILLEGAL_FUNCTION
+            now = clock()
+            if set_values is not None:
+                units.write(now, unit, otype, address, [int(v) for v in set_values])
+            elif otype.is_bit:  # pymodbus hands bits over packed, 16 to a word
+                size = units.size(unit, otype)
+                bits = units.read(now, unit, otype, 0, size)
+                first = start_address // 16
+                for w in range(size // 16):
+                    if 0 <= w - first < len(registers):
+                        word = sum(b << i for i, b in enumerate(bits[w * 16 : w * 16 + 16]))
+                        registers[w - first] = word
+            else:
+                offset = address - start_address
+                registers[offset : offset + count] = units.read(now, unit, otype, address, count)
+            return None
+
+        coils, discrete, holding, inputs = (
+            [
+                SimData(
+                    0,
+                    count=units.size(unit, otype),
+                    values=0,
+                    datatype=DataType.BITS if otype.is_bit else DataType.REGISTERS,
+                )
+            ]
+            for otype in (
+                ObjectType.COIL,
+                ObjectType.DISCRETE_INPUT,
+                ObjectType.HOLDING_REGISTER,
+                ObjectType.INPUT_REGISTER,
+            )
+        )
+        simdata = (coils, discrete, holding, inputs)
+        out.append(SimDevice(unit, simdata=simdata, action=action))
+    return out
 
 
 class _Wire:
     """Applies the model's wire faults to responses, in order, per connection."""
 
-    def __init__(self, model: CabinetModel, clock: Clock, rng: random.Random, unit: int) -> None:
+    def __init__(
+        self,
+        model: CabinetModel,
+        clock: Clock,
+        rng: random.Random,
+        unit: int,
+        units: UnitsCabinet | None = None,
+    ) -> None:
         self._model = model
-        self._unit = unit
+        self._units = frozenset(units.units) if units is not None else frozenset({unit})
+        self._cabinet = units
         self._clock = clock
         self._rng = rng
         self.dropped = 0
         self.corrupted = 0
         self.delayed = 0
+        self.answered = 0  # responses sent (after the faults): requests served, for benches
 
     def silent(self) -> bool:
         return self._model.wire_faults(self._clock()).silent
@@ -155,8 +220,16 @@ class _Wire:
     async def pass_response(
         self, frame: bytes, unit: int, corrupt: Callable[[bytes], bytes]
     ) -> bytes | None:
-        if unit != self._unit:  # another unit on the bus: no answer
+        if unit not in self._units:  # another unit on the bus: no answer
             return None
+        if self._cabinet is not None:
+            now = self._clock()
+            if self._cabinet.dead(unit, now):
+                self.dropped += 1
+                return None
+            if (slow := self._cabinet.delay(unit, now)) > 0:
+                self.delayed += 1
+                await asyncio.sleep(slow)
         faults = self._model.wire_faults(self._clock())  # silence is judged on requests
         if faults.drop and self._rng.random() < faults.drop:
             self.dropped += 1
@@ -164,6 +237,7 @@ class _Wire:
         if faults.delay_s > 0:
             self.delayed += 1
             await asyncio.sleep(faults.delay_s)
+        self.answered += 1
         if faults.corrupt and self._rng.random() < faults.corrupt:
             self.corrupted += 1
             return corrupt(frame)
@@ -188,13 +262,33 @@ class ModbusEndpoint:
     """One listening endpoint; ``url`` is what a client must use once started."""
 
     def __init__(
-        self, listen: ListenUrl, model: CabinetModel, clock: Clock, *, seed: int = 0
+        self,
+        listen: ListenUrl,
+        model: CabinetModel,
+        clock: Clock,
+        *,
+        seed: int = 0,
+        units: UnitsCabinet | None = None,
+        line_time: bool = False,
     ) -> None:
+        """``units``: serve the units of a v2 profile (one unit id each) instead of the
+        one-unit cabinet map. ``line_time``: on a pty, which has no baud rate, hold every
+        request and response for the time its bytes would take on a serial line at the URL's
+        ``baudrate`` (:func:`frame_time`), one frame at a time as on a half-duplex RS-485
+        bus — so that benches see the wire time of a real bus."""
+        if line_time and (listen.scheme != "rtu" or listen.device != "pty"):
+            raise ValueError(
+                "line time is for a pty (modbus+rtu://pty): other lines have their own"
+            )
         self.listen = listen
+        self.line_time = line_time
         self._model = model
         self._clock = clock
-        self._wire = _Wire(model, clock, random.Random(f"{seed}:wire"), listen.unit)
-        self._device = _sim_device(model, clock, listen.unit)
+        rng = random.Random(f"{seed}:wire")
+        self._wire = _Wire(model, clock, rng, listen.unit, units)
+        self._device: SimDevice | list[SimDevice] = (
+            _sim_device(model, clock, listen.unit) if units is None else _unit_devices(units, clock)
+        )
         self._server: ModbusTcpServer | ModbusSerialServer | None = None
         self._front: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -207,6 +301,7 @@ class ModbusEndpoint:
             "dropped": self._wire.dropped,
             "delayed": self._wire.delayed,
             "corrupted": self._wire.corrupted,
+            "answered": self._wire.answered,
         }
 
     async def start(self, tg: asyncio.TaskGroup) -> str:
@@ -337,18 +432,27 @@ class ModbusEndpoint:
         loop = asyncio.get_running_loop()
         responses: asyncio.Queue[bytes] = asyncio.Queue()
         state = {"buf": b""}
+        baud = self.listen.baudrate
+        line = {"free_at": 0.0}  # line time: when the request now on the line has arrived
 
         def on_request() -> None:
             data = _read(b_master)
-            if data and not self._wire.silent():
+            if not data or self._wire.silent():
+                return
+            if not self.line_time:
                 _write(a_master, data)
+                return
+            # a request reaches the device when its last byte (and the silence after it) has
+            at = max(loop.time(), line["free_at"]) + frame_time(len(data), baud)
+            line["free_at"] = at
+            loop.call_at(at, _write, a_master, data)
 
         def on_response() -> None:
             data = _read(a_master)
             if not data:
                 return
             buf = state["buf"] + data
-            while (size := _rtu_response_length(buf)) is not None and len(buf) >= size:
+            while (size := response_length(buf)) is not None and len(buf) >= size:
                 responses.put_nowait(buf[:size])
                 buf = buf[size:]
             state["buf"] = buf
@@ -358,6 +462,8 @@ class ModbusEndpoint:
                 frame = await responses.get()
                 out = await self._wire.pass_response(frame, frame[0], _corrupt_rtu)
                 if out is not None:
+                    if self.line_time:  # the response's own time on the line
+                        await asyncio.sleep(frame_time(len(out), baud))
                     _write(b_master, out)
 
         loop.add_reader(b_master, on_request)

@@ -47,6 +47,16 @@ if [ "$SYSTEM_PACKAGES" = 1 ]; then
     [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)
     [ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
     command -v openssl >/dev/null 2>&1 || need+=(openssl)
+    # the real-systemd container test (tests/package/test_systemd_container.py)
+    [ -x /usr/bin/systemd-nspawn ] || need+=(systemd-container)
+    [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
+    # kernel-made packet loss in a network namespace (tests/soak/test_netns_faults.py)
+    [ -x /usr/sbin/nft ] || need+=(nftables)
+    # Modbus stacks that are not pymodbus: an independent master and libmodbus (C) for a
+    # gateway the interop tests compile (tests/sim/test_mbpoll.py, tests/field/test_interop.py)
+    command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
+    [ -f /usr/include/modbus/modbus.h ] || need+=(libmodbus-dev)
+    command -v gcc >/dev/null 2>&1 || need+=(gcc)
     if [ ${#need[@]} -gt 0 ]; then
         apt_install "${need[@]}"
     fi

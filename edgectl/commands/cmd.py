@@ -5,6 +5,14 @@
     edgectl cmd --broker mqtt://broker:1883 --intersection hz-0001 hold phases=[2,6]
     edgectl cmd --broker mqtts://broker:8883 --ca-file ca.crt --intersection hz-0001 \\
         --key-file /etc/edgectl/cmd.key set_plan plan=@plan.toml
+    edgectl cmd … --key-file keys --key-id k2 exit_flash   # a file of KEYID:SECRET lines
+
+``--key-file`` may hold several keys, one a line as ``KEYID:SECRET`` (a bare secret is the key
+without an id): the command is signed with ``--key-id``'s, or the first; a key with an id puts
+``kid`` in the command. The junction signs its answer with the key the command was verified
+with; with ``--key-file`` an answer that no key of the file verifies (forged, or the junction
+holds other keys) is not taken for the answer: the real one is waited for, and if none comes
+the unverified one is printed with a warning and the exit status is 1.
 
 ``k=v`` parameters: the value is parsed as JSON when it parses (``phases=[2,6]``,
 ``active=false``, ``input=1``), else taken as a string (``mode=flash``); ``k=@FILE`` reads a
@@ -38,7 +46,7 @@ from edgectl.errors import EdgectlError
 from edgectl.sync.clock import utc_now
 from edgectl.sync.commands import COMMAND_TYPES
 from edgectl.sync.link import cli_client, redact_url
-from edgectl.sync.signing import build_command, read_key
+from edgectl.sync.signing import Key, build_command, pick_key, read_keys, verify_response
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR, EXIT_TIMEOUT = 0, 1, 2, 3
 
@@ -48,7 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("params", nargs="*", metavar="k=v", help="parameters (JSON values)")
     parser.add_argument("--broker", required=True, help="mqtt://host:1883, mqtts://…, unix://…")
     parser.add_argument("--intersection", required=True, help="intersection id")
-    parser.add_argument("--key-file", type=Path, help="HMAC-SHA256 key to sign with")
+    parser.add_argument(
+        "--key-file", type=Path, help="HMAC-SHA256 key(s) to sign with (KEYID:SECRET lines)"
+    )
+    parser.add_argument("--key-id", help="the key of --key-file to sign with (default: the first)")
     parser.add_argument("--prefix", default="citybrain", help="topic prefix")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (10)")
     parser.add_argument("--mqtt-version", choices=("5", "3.1.1"), default="5")
@@ -136,7 +147,10 @@ def run(args: argparse.Namespace) -> int:
 
 async def _send(args: argparse.Namespace) -> int:
     params = parse_params(args.params)
-    key = read_key(args.key_file) if args.key_file else None
+    keys: tuple[Key, ...] = read_keys(args.key_file, min_bytes=1) if args.key_file else ()
+    if args.key_id is not None and not keys:
+        raise EdgectlError("--key-id needs --key-file")
+    key = pick_key(keys, args.key_id) if keys else None
     command = build_command(
         args.type,
         params,
@@ -172,10 +186,21 @@ async def _send(args: argparse.Namespace) -> int:
             if v5:
                 await client.subscribe(private_topic, qos=1)
             await client.publish(f"{root}/cmd", json.dumps(command), qos=1, properties=props)
+            unverified: list[dict[str, Any]] = []
             try:
                 async with asyncio.timeout(args.timeout):
-                    answer = await _answer(client, str(command["id"]), private_topic)
+                    answer = await _answer(
+                        client, str(command["id"]), private_topic, keys, unverified
+                    )
             except TimeoutError:
+                if unverified:
+                    print(
+                        "edgectl cmd: the answer is not signed by a key of --key-file "
+                        "(forged, or the junction holds other keys)",
+                        file=sys.stderr,
+                    )
+                    print(json.dumps(unverified[0], ensure_ascii=False))
+                    return EXIT_REFUSED
                 print(
                     f"edgectl cmd: no answer to {command['id']} within {args.timeout:g} s",
                     file=sys.stderr,
@@ -188,9 +213,16 @@ async def _send(args: argparse.Namespace) -> int:
     return EXIT_OK if answer.get("ok") is True else EXIT_REFUSED
 
 
-async def _answer(client: aiomqtt.Client, command_id: str, private_topic: str) -> dict[str, Any]:
+async def _answer(
+    client: aiomqtt.Client,
+    command_id: str,
+    private_topic: str,
+    keys: tuple[Key, ...] = (),
+    unverified: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """The response with our id, or anything on our private MQTT 5 response topic (its
-    correlation data is ours; a payload refused before parsing has no id)."""
+    correlation data is ours; a payload refused before parsing has no id). With ``keys`` only
+    an answer they verify; the others are kept in ``unverified``."""
     async for message in client.messages:
         raw = message.payload
         if not isinstance(raw, bytes | bytearray):
@@ -202,5 +234,8 @@ async def _answer(client: aiomqtt.Client, command_id: str, private_topic: str) -
         if isinstance(body, dict) and (
             body.get("id") == command_id or str(message.topic) == private_topic
         ):
-            return body
+            if not keys or verify_response(body, keys):
+                return body
+            if unverified is not None:
+                unverified.append(body)
     raise EdgectlError("connection closed before the answer")

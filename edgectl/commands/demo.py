@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
+import secrets
 import socket
 import sys
 import tempfile
@@ -135,8 +137,11 @@ async def _demo(args: argparse.Namespace, workdir: Path) -> int:
         def overrides(cfg: DaemonConfig) -> DaemonConfig:
             """The demo's wiring over the file; applied again to the file on SIGHUP."""
             cfg = with_field_url(cfg, emulator.url)
+            mqtt: dict[str, Any] = {"url": mqtt_url, "protocol": protocol}
+            if cfg.mqtt.command_key_file is None and not cfg.mqtt.allow_unsigned_commands:
+                mqtt["command_key_file"] = key_file  # commands signed, as in the field
             updates: dict[str, Any] = {
-                "mqtt": cfg.mqtt.model_copy(update={"url": mqtt_url, "protocol": protocol}),
+                "mqtt": cfg.mqtt.model_copy(update=mqtt),
                 "daemon": cfg.daemon.model_copy(
                     update={"state_dir": workdir / "state", "metrics_listen": ""}
                 ),
@@ -145,6 +150,7 @@ async def _demo(args: argparse.Namespace, workdir: Path) -> int:
                 updates["control"] = cfg.control.model_copy(update={"mode": Mode(args.mode)})
             return cfg.model_copy(update=updates)
 
+        key_file = _demo_key(workdir)
         config = overrides(config)
         (workdir / "state").mkdir(exist_ok=True)
         view = LiveView(emulator.url, mqtt_url)
@@ -154,8 +160,14 @@ async def _demo(args: argparse.Namespace, workdir: Path) -> int:
             config_loader=lambda: overrides(load_config(config_path)),
             hooks=[view.on_tick],
         )
+        signing = (
+            f" --key-file {config.mqtt.command_key_file}" if config.mqtt.command_key_file else ""
+        )
         print(
-            f"edgectl demo: cabinet {emulator.url}  broker {mqtt_url}  logs {workdir}", flush=True
+            f"edgectl demo: cabinet {emulator.url}  broker {mqtt_url}  logs {workdir}\n"
+            f"  commands: edgectl cmd --broker {mqtt_url} --intersection "
+            f"{config.intersection.id}{signing} request_state",
+            flush=True,
         )
         try:
             async with asyncio.TaskGroup() as tg:
@@ -176,6 +188,16 @@ async def _demo(args: argparse.Namespace, workdir: Path) -> int:
                 await broker.shutdown()
         log_file.close()
     return _print_summary(summary)
+
+
+def _demo_key(workdir: Path) -> Path:
+    """A fresh command key for this demo only (owner-readable): `edgectl cmd --key-file`
+    signs with it."""
+    path = workdir / "command.key"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(secrets.token_hex(32) + "\n")
+    return path
 
 
 async def _stop_after(daemon: Any, seconds: float) -> None:

@@ -158,15 +158,28 @@ def render(
     return header + example_text(example).rstrip("\n") + "\n" + production
 
 
-def run(args: argparse.Namespace) -> int:
-    from edgectl.cabinet.profile import load_profile
-    from edgectl.errors import FatalFieldError
+def profile_errors(example: str, profile: str) -> list[str]:
+    """What is wrong with ``profile`` for the junction of ``example``: the very check
+    ``check-config`` makes of a field device's profile (a v1 register map, or a v2 profile
+    also against the junction's channels and detectors), errors only."""
+    from edgectl.cabinet.fieldcheck import device_profile_problems
+    from edgectl.config.loader import check_config_text
 
+    config, _ = check_config_text(example_text(example), environ={})
+    channels = [] if config is None else [c.id for c in config.channels]
+    detectors = [] if config is None else [d.id for d in config.detectors]
+    problems = device_profile_problems(
+        profile, where="--profile", channels=channels, detectors=detectors
+    )
+    return [p.message for p in problems if p.severity == "error"]
+
+
+def run(args: argparse.Namespace) -> int:
     if args.profile is not None:
-        try:
-            load_profile(args.profile)
-        except FatalFieldError as exc:
-            print(f"edgectl init: --profile {args.profile}: {exc}", file=sys.stderr)
+        errors = profile_errors(args.example, args.profile)
+        for message in errors:
+            print(f"edgectl init: --profile {args.profile}: {message}", file=sys.stderr)
+        if errors:
             return 2
     to_stdout = args.path == "-"
     if not Path(args.secrets_dir).is_absolute() or '"' in args.secrets_dir:

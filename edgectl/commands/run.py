@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from edgectl.errors import ConfigError, FatalFieldError
+from edgectl.errors import ConfigError, FatalFieldError, SyncError
 
 if TYPE_CHECKING:
     from edgectl.config.model import DaemonConfig
@@ -109,6 +109,11 @@ def run(args: argparse.Namespace) -> int:
         # a bad device URL or profile: retrying will not help (logged at error, <3>)
         log.error("field_config_error", error=str(exc))
         return EX_CONFIG
+    except SyncError as exc:
+        # the state directory cannot be opened (read-only, locked): a restart may find it
+        # back, so not EX_CONFIG; one clear line at error priority, no traceback
+        log.error("sync_start_failed", error=str(exc))
+        return 1
     except KeyboardInterrupt:
         return 0
 

@@ -7,6 +7,8 @@ yellow and red clearance from lane speeds.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import Protocol
 
 __all__ = [
     "MAX_RED_CLEAR",
@@ -16,6 +18,9 @@ __all__ = [
     "MIN_WALK_REDUCED",
     "MIN_YELLOW",
     "PED_SPEED_MPS",
+    "STOP_FLUSH_S",
+    "UNIT_STOP_TIMEOUT_S",
+    "handover_limit_s",
     "ite_red_clear",
     "ite_yellow",
 ]
@@ -31,6 +36,21 @@ PED_SPEED_MPS = 1.07  # 3.5 ft/s, MUTCD 4E.06
 
 
 G_MPS2 = 9.81
+
+
+class PhaseTimingLike(Protocol):
+    """What :func:`handover_limit_s` reads of a phase's timing."""
+
+    @property
+    def min_green(self) -> float: ...
+    @property
+    def walk(self) -> float: ...
+    @property
+    def ped_clear(self) -> float: ...
+    @property
+    def yellow(self) -> float: ...
+    @property
+    def red_clear(self) -> float: ...
 
 
 def ite_yellow(
@@ -58,3 +78,18 @@ def ite_red_clear(width_m: float, speed_kmh: float, *, vehicle_length_m: float =
     if not (speed_kmh > 0 and math.isfinite(speed_kmh)):
         raise ValueError(f"approach speed must be a positive number, got {speed_kmh!r}")
     return (width_m + vehicle_length_m) / (speed_kmh / 3.6)
+
+
+#: systemd's ``TimeoutStopSec=`` in the shipped unit, and the outbox flush after the flash
+UNIT_STOP_TIMEOUT_S = 45.0
+STOP_FLUSH_S = 3.0
+
+
+def handover_limit_s(timings: Iterable[PhaseTimingLike]) -> float:
+    """Longest a safe hand-over to flash can take: a green that just started must run its
+    minimum (or walk + pedestrian clearance), then yellow and red clearance (+ 2 s)."""
+    worst = 0.0
+    for t in timings:
+        green = max(t.min_green, t.walk + t.ped_clear)
+        worst = max(worst, green + t.yellow + t.red_clear)
+    return worst + 2.0

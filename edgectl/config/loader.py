@@ -104,7 +104,28 @@ def check_config_file(
         problems = problems + more
         if any(p.severity == "error" for p in more):
             config = None
+    if check_files and config is not None:
+        more = _profile_problems(config)
+        problems = problems + more
+        if any(p.severity == "error" for p in more):
+            config = None
     return config, problems
+
+
+def _profile_problems(config: DaemonConfig) -> list[Problem]:
+    """The field devices' profiles, read and checked as the daemon would open them (a v2
+    profile also against the junction's channels and detectors)."""
+    from edgectl.cabinet.fieldcheck import device_profile_problems
+
+    channels = [c.id for c in config.channels]
+    detectors = [d.id for d in config.detectors]
+    out: list[Problem] = []
+    for i, device in enumerate(config.field.devices):
+        where = f"field.devices[{i}].profile"
+        out += device_profile_problems(
+            device.profile, where=where, channels=channels, detectors=detectors
+        )
+    return out
 
 
 def check_config_text(

@@ -24,6 +24,8 @@ PhaseId = Annotated[int, Field(ge=1, le=16, description="NEMA phase number 1..16
 ChannelId = Annotated[int, Field(ge=1, le=32, description="load-switch channel 1..32")]
 DetectorId = Annotated[int, Field(ge=1, le=64, description="detector input 1..64")]
 Seconds = Annotated[float, Field(ge=0.0, le=3600.0)]
+#: A sync reference: local time of day ``HH:MM`` or ``HH:MM:SS``.
+SYNC_REFERENCE_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$"
 
 
 class Recall(enum.StrEnum):
@@ -220,6 +222,12 @@ class Coordination(Frozen):
         default_factory=dict, description="Split per phase: green + yellow + red clearance"
     )
     force_off: ForceOffMode = ForceOffMode.FIXED
+    sync_reference: str | None = Field(
+        default=None,
+        pattern=SYNC_REFERENCE_PATTERN,
+        description="Local time of day HH:MM[:SS] from which this plan's cycle and offset are "
+        "counted on the wall clock; default: control.sync_reference",
+    )
 
 
 class Plan(Frozen):
@@ -268,6 +276,30 @@ class Control(Frozen):
         description="A preempt input on for longer is disregarded (NTCIP 1202 "
         "preemptMaxPresence, event 110, an alarm) until it goes off (there is no 'no limit')",
     )
+    priority_flush_s: float = Field(
+        default=8.0,
+        ge=0.0,
+        le=60.0,
+        description="Priority (emergency vehicle): the movement is green this long before the "
+        "vehicle's ETA, to flush its queue (docs/priority.md)",
+    )
+    priority_flush_phase_s: dict[PhaseId, Annotated[float, Field(ge=0.0, le=60.0)]] = Field(
+        default_factory=dict, description="Per-phase queue flush times; default priority_flush_s"
+    )
+    priority_timeout_s: float = Field(
+        default=30.0,
+        ge=5.0,
+        le=600.0,
+        description="A priority request checks out this long after its ETA when neither its "
+        "detector nor the centre checked it out first",
+    )
+    priority_recovery_max_s: float = Field(
+        default=120.0,
+        ge=0.0,
+        le=600.0,
+        description="After a priority ends, no new one starts until every phase it delayed has "
+        "been served once, or for at most this long",
+    )
     hold_max_s: float = Field(
         default=120.0,
         ge=10.0,
@@ -276,6 +308,13 @@ class Control(Frozen):
         "then the hold is ignored for the rest of that green (event 207)",
     )
     schedule: tuple[ScheduleEntry, ...] = ()
+    sync_reference: str = Field(
+        default="00:00",
+        pattern=SYNC_REFERENCE_PATTERN,
+        description="Local time of day HH:MM[:SS] from which every coordinated plan's cycle "
+        "and offset are counted on the wall clock (NTCIP 1202 sync reference); junctions "
+        "with synchronised clocks and the same reference keep a common cycle",
+    )
 
 
 class Config(Frozen):

@@ -17,6 +17,9 @@ from edgectl.config.limits import (
     MIN_WALK_REDUCED,
     MIN_YELLOW,
     PED_SPEED_MPS,
+    STOP_FLUSH_S,
+    UNIT_STOP_TIMEOUT_S,
+    handover_limit_s,
     ite_red_clear,
     ite_yellow,
 )
@@ -146,6 +149,17 @@ def plan_problems(plan: Plan, config: Config, prefix: str) -> list[Problem]:
                         f"yellow arrow (channel {ch.id}) ends with it",
                     )
                 )
+    stop = handover_limit_s(plan.timing.values()) + STOP_FLUSH_S
+    if stop > UNIT_STOP_TIMEOUT_S:
+        out.append(
+            warn(
+                join(prefix, "timing"),
+                f"a stop may take {stop:.0f} s (the longest green's minimum or walk + "
+                f"pedestrian clearance, then yellow and red clearance, then the outbox "
+                f"flush): over the unit's TimeoutStopSec={UNIT_STOP_TIMEOUT_S:.0f}s, systemd "
+                "would kill the hand-over to flash; raise it in a drop-in",
+            )
+        )
     if plan.coordination is not None:
         out += _coordination_problems(plan, config, join(prefix, "coordination"))
     return out

@@ -66,6 +66,12 @@ class MqttSettings(Frozen):
         description="mqtt://host:1883, mqtts://host:8883, unix:///path; empty = off; "
         "no credentials in it (username_file, password_file)",
     )
+    failover_urls: tuple[str, ...] = Field(
+        default=(),
+        max_length=8,
+        description="More brokers of the same cluster, tried in turn after url when a "
+        "connection fails or drops (same credentials, TLS and checks as url)",
+    )
     prefix: str = Field(default="citybrain", pattern=r"^[A-Za-z0-9_/-]{1,64}$")
     protocol: MqttProtocol = MqttProtocol.V5
     client_id: str = Field(default="", max_length=64, description="Defaults to edgectl-{id}")
@@ -81,7 +87,21 @@ class MqttSettings(Frozen):
     key_file: Path | None = None
     command_key_file: Path | None = Field(
         default=None,
-        description="HMAC-SHA256 key for command signatures; commands unsigned if unset",
+        description="HMAC-SHA256 key(s) for command signatures, one a line as KEYID:SECRET or "
+        "a bare secret, at most 8, re-read on reload (required with a broker unless "
+        "allow_unsigned_commands)",
+    )
+    allow_unsigned_commands: bool = Field(
+        default=False,
+        description="Accept unsigned commands when no command_key_file is set: anyone with "
+        "publish rights could flash, hold or preempt the junction (a bench only; check-config "
+        "warns)",
+    )
+    outflow_key_file: Path | None = Field(
+        default=None,
+        description="HMAC-SHA256 key(s) shared by the neighbours of one arterial: this "
+        "junction's outflow is signed with it, and neighbour outflow unsigned or badly signed "
+        "is refused; none = outflow unsigned and unchecked",
     )
     command_max_age_s: float = Field(default=60.0, gt=0.0, le=86400.0)
     max_command_bytes: int = Field(
@@ -90,6 +110,13 @@ class MqttSettings(Frozen):
         le=1024 * 1024,
         description="Larger command payloads are refused (too_large) before they are parsed; "
         "MQTT 5 also caps the packets the broker may send (MaximumPacketSize) just above it",
+    )
+    max_commands_per_s: float = Field(
+        default=20.0,
+        ge=1.0,
+        le=1000.0,
+        description="Commands handled per second (a burst of twice that); more are dropped "
+        "unanswered and counted (rate_limited), so a flood cannot starve the control loop",
     )
     state_interval_s: float = Field(default=5.0, gt=0.0, le=60.0)
     events_batch_s: float = Field(default=1.0, gt=0.0, le=60.0)

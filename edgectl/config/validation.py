@@ -67,32 +67,43 @@ def validate_config(config: Config) -> list[Problem]:
 
 
 def mqtt_problems(mqtt: MqttSettings, *, section: str = "mqtt") -> list[Problem]:
-    """Credentials: never inside the broker URL (refused, never dropped silently), and a
-    password never in clear over plain ``mqtt://`` unless ``allow_plaintext_password``.
+    """Credentials: never inside the broker URL (refused, never dropped silently), a
+    password never in clear over plain ``mqtt://`` unless ``allow_plaintext_password``, and
+    commands signed unless ``allow_unsigned_commands``.
 
     No message repeats the URL: it may hold a password."""
     out: list[Problem] = []
     url = mqtt.url.strip()
     if not url:
+        if mqtt.failover_urls:
+            out.append(err(f"{section}.failover_urls", "given without url"))
         return out
-    try:
-        parts = urlsplit(url)
-        has_userinfo = "@" in parts.netloc
-    except ValueError:
-        return [err(f"{section}.url", "not a valid URL")]
-    if has_userinfo:
-        out.append(
-            err(
-                f"{section}.url",
-                "credentials in the broker URL are refused (they would be logged and shown); "
-                "put them in username_file and password_file",
+    plain = False
+    named = [("url", url)] + [
+        (f"failover_urls[{i}]", u.strip()) for i, u in enumerate(mqtt.failover_urls)
+    ]
+    for where, each in named:
+        try:
+            parts = urlsplit(each)
+            has_userinfo = "@" in parts.netloc
+        except ValueError:
+            out.append(err(f"{section}.{where}", "not a valid URL"))
+            continue
+        if has_userinfo:
+            out.append(
+                err(
+                    f"{section}.{where}",
+                    "credentials in the broker URL are refused (they would be logged and "
+                    "shown); put them in username_file and password_file",
+                )
             )
+        plain = plain or (
+            parts.scheme.lower() in ("mqtt", "tcp")
+            and mqtt.ca_file is None
+            and (mqtt.cert_file is None)
         )
-    plain = (
-        parts.scheme.lower() in ("mqtt", "tcp")
-        and mqtt.ca_file is None
-        and (mqtt.cert_file is None)
-    )
+    if len({u for _, u in named}) != len(named):
+        out.append(err(f"{section}.failover_urls", "a broker is listed twice"))
     if plain and mqtt.password_file is not None:
         if mqtt.allow_plaintext_password:
             out.append(
@@ -110,7 +121,31 @@ def mqtt_problems(mqtt: MqttSettings, *, section: str = "mqtt") -> list[Problem]
                     "set allow_plaintext_password = true on a trusted network)",
                 )
             )
+    out += _signing_problems(mqtt, section)
     return out
+
+
+def _signing_problems(mqtt: MqttSettings, section: str) -> list[Problem]:
+    """Without a command key anyone with publish rights on the broker could flash, hold,
+    preempt or reset this junction: refused, unless the operator opted in (a bench)."""
+    if mqtt.command_key_file is not None:
+        return []
+    if mqtt.allow_unsigned_commands:
+        return [
+            warn(
+                f"{section}.command_key_file",
+                "commands are accepted unsigned (allow_unsigned_commands = true): anyone "
+                "with publish rights on the broker can flash, hold or preempt this junction",
+            )
+        ]
+    return [
+        err(
+            f"{section}.command_key_file",
+            "required with a broker: without it anyone with publish rights could flash, "
+            "hold or preempt this junction (`edgectl init` writes one; on a test bench set "
+            "allow_unsigned_commands = true)",
+        )
+    ]
 
 
 def _check_outflow(config: DaemonConfig) -> list[Problem]:

@@ -23,6 +23,12 @@ projected stop-bar arrivals (controller time) to the current strategy when it pl
 (:class:`ExpectsArrivals`, e.g. ``adaptive``). The controller keeps the latest list per phase
 and hands it again to the strategy of a later mode, so a mode change does not lose what the
 neighbours announced. Call it between ticks, from the thread that calls :meth:`step`.
+
+Coordination (fixed and coordinated modes): the controller keeps the junction's own cycle
+position (:class:`~edgectl.control.coordination.CycleClock`), walked into step with the
+shared clock ``inputs.sync_s`` (the controller's own time when None); strategies read it as
+``view.cycle_time()``. ``Outputs.transition`` says how it is walking into step and event 150
+(coord cycle state change) marks each change (see :mod:`edgectl.control.coordination`).
 """
 
 from __future__ import annotations
@@ -35,7 +41,15 @@ from edgectl.cabinet.channels import ChannelState
 from edgectl.config.junction import ConflictMatrix
 from edgectl.config.model import Config, Mode, Plan
 from edgectl.control import strategies
+from edgectl.control.coordination import (
+    COORD_FREE_PARAM,
+    COORD_STATE_PARAM,
+    CycleClock,
+    CycleTerms,
+    cycle_terms,
+)
 from edgectl.control.engine import Engine
+from edgectl.control.priority import PriorityAnswer, PriorityPlanner, PriorityRequest
 from edgectl.control.strategies.base import Strategy, View
 from edgectl.control.types import (
     NO_REQUESTS,
@@ -53,6 +67,7 @@ from edgectl.control.types import (
 __all__ = ["Controller", "ExpectsArrivals", "FrameMonitor"]
 
 _STRATEGY_STATES = (OperatingState.NORMAL, OperatingState.PREEMPT, OperatingState.ALL_RED)
+_CYCLE_MODES = (Mode.FIXED, Mode.COORDINATED)
 
 
 class _ViolationLike(Protocol):
@@ -129,6 +144,11 @@ class Controller:
         }
         self.violations: list[_ViolationLike] = []  # the last ones found (kept for diagnosis)
         self.last_requests: Requests = NO_REQUESTS  # strategy + operator, as given to the engine
+        self.cycle_clock = CycleClock()  # the junction's own cycle (fixed, coordinated)
+        self._terms_for: Plan | None = None
+        self._terms: CycleTerms | None = None
+        self._coord_param: int | None = None  # the last event 150 parameter emitted
+        self.priority = PriorityPlanner(config)  # emergency-vehicle requests → one preempt
 
     # --- read side ---
 
@@ -186,6 +206,24 @@ class Controller:
             else:
                 del self._expected[phase]
 
+    # --- priority (emergency vehicles with an ETA; edgectl.control.priority) ---
+
+    def request_priority(self, request: PriorityRequest) -> PriorityAnswer:
+        """Add or replace a priority request (``eta`` in controller time); the answer says
+        whether its ETA can be honoured. Call it between ticks, like :meth:`expect`.
+        ``ValueError`` for an unknown phase or detector."""
+        unknown = [p for p in request.phases if p not in self._phase_ids]
+        if unknown or not request.phases:
+            raise ValueError(f"phase(s) {unknown or '[]'} not defined")
+        detectors = {d.id for d in self.config.detectors}
+        if request.checkout_detector is not None and request.checkout_detector not in detectors:
+            raise ValueError(f"detector {request.checkout_detector} is not defined")
+        return self.priority.request(self.view.t, request, self.engine.plan)
+
+    def cancel_priority(self, request_id: str) -> bool:
+        """Check a priority request out (the centre's cancel); False if none was held."""
+        return self.priority.cancel(request_id)
+
     # --- modes ---
 
     def _select_strategy(self, mode: Mode) -> None:
@@ -203,12 +241,50 @@ class Controller:
         self._strategy_mode = mode
         self._hand_expected()
 
+    def set_alarm(self, prefix: str, text: str | None) -> None:
+        """An alarm of the shell around the core (e.g. the daemon's clock health): replaces
+        the alarms starting with ``prefix`` by ``text`` (None clears them)."""
+        self.engine.set_alarm(prefix, text)
+
+    # --- the cycle ---
+
+    def _cycle(self, now: float, sync_s: float | None) -> tuple[float | None, float, int | None]:
+        """This tick's local cycle position, its rate, and the event 150 parameter if the
+        coordination state changed."""
+        clock = self.cycle_clock
+        terms = None
+        if self._strategy_mode in _CYCLE_MODES:
+            plan = self.engine.plan
+            if plan is not self._terms_for:
+                self._terms = cycle_terms(self.config, plan)
+                self._terms_for = plan
+            terms = self._terms
+        if terms is None:
+            clock.reset()
+            param = None if self._coord_param in (None, COORD_FREE_PARAM) else COORD_FREE_PARAM
+            if param is not None:
+                self._coord_param = param
+            return None, 1.0, param
+        coord_green = bool(terms.coord_phases) and terms.coord_phases <= self.view.green_phases
+        position = clock.step(
+            now, now if sync_s is None else sync_s, terms, coord_green=coord_green
+        )
+        param = COORD_STATE_PARAM[clock.transition]
+        if param == self._coord_param:
+            return position, clock.rate(), None
+        self._coord_param = param
+        return position, clock.rate(), param
+
     # --- the tick ---
 
     def step(self, now: float, inputs: Inputs) -> Outputs:
         if self._pending:
             inputs = replace(inputs, directives=self._pending + inputs.directives)
             self._pending = ()
+        if self.priority.busy:
+            extra = self.priority.step(now, inputs.presence, self.engine.last, self.engine.plan)
+            if extra:
+                inputs = replace(inputs, directives=inputs.directives + extra)
         for d in inputs.directives:
             if isinstance(d, SetMode):
                 self._select_strategy(d.mode)
@@ -216,6 +292,8 @@ class Controller:
                 pass  # the engine applies it at the next barrier; strategies read view.plan
         operator = inputs.requests
         self.view.update(now, operator, self._mode)
+        position, rate, coord_event = self._cycle(now, inputs.sync_s)
+        self.view.set_cycle(position, rate)
         if self.engine.state in _STRATEGY_STATES:
             requested = self._strategy.requests(self.view)
         else:
@@ -226,10 +304,14 @@ class Controller:
         out = self.engine.step(now, inputs, requested)
         out = self._check(out)
         self._count(out)
-        if self._strategy_mode in (Mode.FIXED, Mode.COORDINATED):
+        if self._strategy_mode in _CYCLE_MODES:
             c = self.view.cycle_time()
             if c is not None:
-                out = replace(out, cycle_time=c)
+                transition = self.cycle_clock.transition
+                out = replace(out, cycle_time=c, transition=transition and transition.value)
+        if coord_event is not None:
+            event = Event(out.t, EventCode.COORD_CYCLE_STATE_CHANGE, coord_event)
+            out = replace(out, events=(*out.events, event))
         return out
 
     def _check(self, out: Outputs) -> Outputs:

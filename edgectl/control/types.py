@@ -124,6 +124,7 @@ class EventCode(enum.IntEnum):
     CYCLE_LENGTH_CHANGE = 132
     OFFSET_LENGTH_CHANGE = 133
     SPLIT_CHANGE = 134
+    COORD_CYCLE_STATE_CHANGE = 150  # param: 0 free, 1 in step, 3 shortway, 4 dwell, 6 pick-up
     UNIT_FLASH_STATUS_CHANGE = 173
     ALARM_STATUS_CHANGE = 174
     POWER_FAILURE = 182
@@ -223,6 +224,10 @@ class Inputs:
     ped_buttons: frozenset[int] = frozenset()  # phases whose ped push-button is pressed
     requests: Requests = NO_REQUESTS  # operator requests (commands); merged with strategy's
     directives: tuple[Directive, ...] = ()
+    # the shared clock of coordination (seconds; see edgectl.control.coordination): in the
+    # daemon UTC epoch seconds plus the zone's fixed UTC offset, in the SUMO bench the
+    # simulation time; None: the controller's own time stands in
+    sync_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +265,9 @@ class Outputs:
     detectors: tuple[DetectorStatus, ...]
     events: tuple[Event, ...] = ()
     cycle_time: float | None = None  # coordinated/fixed: position in the cycle
+    # coordinated/fixed: how the cycle walks into step with the shared clock ("immediate",
+    # "shortway", "dwell"); None in step or without a cycle
+    transition: str | None = None
 
     @property
     def frame(self) -> dict[int, ChannelState]:

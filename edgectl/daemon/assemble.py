@@ -110,14 +110,19 @@ def build_daemon(
     the metrics feed."""
     from edgectl.control.controller import Controller
     from edgectl.daemon.port import OperatorPort
+    from edgectl.field.buses import FieldBuses
+    from edgectl.field.mapped import open_devices
     from edgectl.ops.metrics import Metrics
     from edgectl.ops.sdnotify import Notifier
 
+    buses = FieldBuses()
+    # a v2 profile's units become one or two devices (detectors apart): see field/mapped.py
+    devices = open_devices(config.field.devices, buses=buses)
     closers: list[Callable[[], None]] = []
     notifier = Notifier.from_env()
     closers.append(notifier.close)
     metrics = Metrics(
-        devices=[d.name for d in config.field.devices],
+        devices=[d.name for d in devices],
         detectors=[d.id for d in config.detectors],
         neighbours=sorted({n.intersection for n in config.neighbours}),
     )
@@ -134,6 +139,8 @@ def build_daemon(
         config,
         config_path=config_path,
         config_loader=config_loader,
+        devices=devices,
+        buses=buses,
         port=port,
         sync=sync,
         notifier=notifier,

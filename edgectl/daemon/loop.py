@@ -20,6 +20,11 @@ next one goes back on the grid — missed slots are not run in a burst):
 4. hand the frame to the output devices (written with the heartbeat as one request);
 5. publish (:mod:`edgectl.daemon.publish`): systemd, metrics, logs, the MQTT link.
 
+The wall clock is read once per tick through :class:`~edgectl.daemon.clock.SharedClock`: the
+shared clock of coordination (``Inputs.sync_s``), the tick's wall time (events, telemetry,
+the time-of-day schedule) and the clock's health (alarms ``clock:unsynchronised`` and
+``clock:step:…``); the loop itself ticks on the monotonic clock.
+
 The collaborators — the devices, the operator port shared with the command handler, the sync
 service, sd_notify and the metrics — are given to the constructor
 (:func:`edgectl.daemon.assemble.build_daemon` builds them as ``edgectl run`` runs them).
@@ -40,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from edgectl import __version__
+from edgectl.config import limits
 from edgectl.config.model import DaemonConfig, Plan
 from edgectl.config.settings import Device, DeviceRole
 from edgectl.control.controller import Controller
@@ -52,6 +58,8 @@ from edgectl.control.types import (
     OperatingState,
     Outputs,
 )
+from edgectl.daemon.clock import ClockReading, SharedClock
+from edgectl.daemon.clock import from_env as shared_clock_from_env
 from edgectl.daemon.latency import LATENCY_SUMMARY_TICKS, WriteLatency
 from edgectl.daemon.neighbours import NeighbourFeed
 from edgectl.daemon.port import OperatorPort
@@ -90,13 +98,8 @@ def _test_wedge() -> tuple[float | None, float]:
 
 
 def handover_limit_s(plan: Plan) -> float:
-    """Longest a safe hand-over to flash can take: a green that just started must run its
-    minimum (or walk + pedestrian clearance), then yellow and red clearance."""
-    worst = 0.0
-    for timing in plan.timing.values():
-        green = max(timing.min_green, timing.walk + timing.ped_clear)
-        worst = max(worst, green + timing.yellow + timing.red_clear)
-    return worst + 2.0
+    """Longest a safe hand-over to flash (:func:`edgectl.config.limits.handover_limit_s`)."""
+    return limits.handover_limit_s(plan.timing.values())
 
 
 def _log_note(note: Note) -> None:
@@ -120,6 +123,7 @@ class Daemon:
         metrics: Any = None,
         hooks: Iterable[Hook] = (),
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: SharedClock | None = None,
     ) -> None:
         self.port = port if port is not None else OperatorPort(config, Controller(config))
         if self.port.config is not config:
@@ -138,6 +142,9 @@ class Daemon:
         self.metrics = metrics  # edgectl.ops.metrics.Metrics
         self.hooks: list[Hook] = list(hooks)  # called after every tick
         self._clock = clock
+        self.wall_clock = wall_clock if wall_clock is not None else shared_clock_from_env()
+        self._clock_reading: ClockReading | None = None
+        self._clock_alarms: tuple[str, ...] = ()
         self.supervisor = FieldSupervisor(
             tick=config.field.tick,
             detectors=[d.id for d in config.detectors],
@@ -285,7 +292,7 @@ class Daemon:
                 skipped = int(late // tick)
                 log.warning("late_tick", tick=n, late_ms=round(late * 1000, 1), skipped=skipped)
                 n += skipped
-            self._tick_wall = datetime.now(UTC)
+            self._read_wall_clock()
             reports = await self._read(read_budget)
             field = self.supervisor.step(self._clock(), reports, slots=1 + skipped)
             t = field.t
@@ -344,7 +351,7 @@ class Daemon:
             self._reload_requested = False
             self.reloader.reload()
         if self.ticks % SCHEDULE_CHECK_TICKS == 0:
-            self.follow_schedule(datetime.now().astimezone())
+            self.follow_schedule(self._tick_wall.astimezone())
         self.neighbours.feed(self.ticks, t, self._tick_wall)
         inputs = Inputs(
             presence=field.presence,
@@ -352,6 +359,7 @@ class Daemon:
             ped_buttons=field.ped_buttons,
             requests=self.port.requests.take(t),
             directives=(*field.directives, *self.port.take_directives()),
+            sync_s=self._clock_reading.sync_s if self._clock_reading is not None else None,
         )
         out = self.controller.step(t, inputs)
         frame = out.frame
@@ -383,6 +391,20 @@ class Daemon:
         for hook in self.hooks:
             hook(self, out)
         self.ticks += 1
+
+    def _read_wall_clock(self) -> None:
+        """The tick's wall time and shared clock; clock alarms when its health changed."""
+        reading = self.wall_clock.read()
+        self._clock_reading = reading
+        self._tick_wall = datetime.fromtimestamp(reading.wall, UTC)
+        if reading.step_s is not None:
+            log.warning("clock_step", step_s=round(reading.step_s, 3))
+        if reading.alarms != self._clock_alarms:
+            self._clock_alarms = reading.alarms
+            for prefix in ("clock:unsynchronised", "clock:step"):
+                text = next((a for a in reading.alarms if a.startswith(prefix)), None)
+                self.controller.set_alarm(prefix, text)
+            log.warning("clock_alarms", alarms=list(reading.alarms), synced=reading.synchronised)
 
     def follow_schedule(self, local_now: datetime) -> None:
         """Time-of-day plans (:mod:`edgectl.daemon.schedule`)."""

@@ -12,17 +12,20 @@ built before the handler, the sync service and the daemon, and handed to the dae
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
 from edgectl.config.model import Mode, Plan
+from edgectl.control.priority import PriorityRequest
 from edgectl.control.types import EventCode, ExitFlash, OperatingState, Preempt, SetMode, SetPlan
 from edgectl.daemon.port import OperatorPort
 from edgectl.daemon.publish import state_payload
 from edgectl.errors import CommandError
 from edgectl.sync.commands import (
     COMMAND_TYPES,
+    MAX_PRIORITY_ETA_S,
     Command,
     CommandResult,
     ExitFlashCommand,
@@ -32,6 +35,8 @@ from edgectl.sync.commands import (
     OmitCommand,
     PlaceCallCommand,
     PreemptCommand,
+    PriorityCancelCommand,
+    PriorityCommand,
     RequestStateCommand,
     SetModeCommand,
     SetPlanCommand,
@@ -43,6 +48,7 @@ DEFAULT_HOLD_S = 60.0
 DEFAULT_OMIT_S = 3600.0
 FORCE_OFF_TTL_S = 120.0
 COORDINATED_MODES = (Mode.FIXED, Mode.COORDINATED)
+PRIORITY_PAST_S = 5.0  # an ETA further in the past is refused (clock skew allowance)
 
 
 class DaemonCommandHandler:
@@ -167,7 +173,63 @@ class DaemonCommandHandler:
                 return self._applied(
                     command, "MMU reset requested; leave a conflict flash with exit_flash"
                 )
+            case PriorityCommand():
+                return self._priority(command)
+            case PriorityCancelCommand():
+                rid = command.params.request
+                if not self.port.controller.cancel_priority(rid):
+                    raise CommandError("not_allowed", f"no priority request {rid!r} is held")
+                return self._applied(command, f"priority {rid!r} checked out")
         raise CommandError("unknown_type", f"unsupported command {command.type!r}")
+
+    def _priority(self, command: PriorityCommand) -> CommandResult:
+        """A vehicle's request: its ETA turned into controller time, planned by the
+        controller's priority planner; the answer says whether the ETA can be honoured."""
+        params = command.params
+        phases = self._phases(params.movement)
+        engine = self.port.controller.engine
+        if len({engine.phase_group(p) for p in phases}) > 1 or len(
+            {engine.phase_ring(p) for p in phases}
+        ) < len(phases):
+            raise CommandError(
+                "not_allowed", f"phases {list(phases)} cannot be green together (one movement)"
+            )
+        now = datetime.now(UTC)
+        eta_in = (params.eta - now).total_seconds() if params.eta is not None else params.eta_s
+        assert eta_in is not None  # the model requires one of eta and eta_s
+        if eta_in < -PRIORITY_PAST_S:
+            raise CommandError("not_allowed", f"eta is {-eta_in:.0f} s in the past")
+        if eta_in > MAX_PRIORITY_ETA_S:
+            raise CommandError(
+                "not_allowed", f"eta is {eta_in:.0f} s ahead (at most {MAX_PRIORITY_ETA_S:.0f})"
+            )
+        t = self._t
+        checkout = params.checkout
+        request = PriorityRequest(
+            params.request,
+            phases,
+            eta=t + eta_in,
+            level=params.level,
+            checkout_detector=checkout.detector,
+            timeout_s=checkout.timeout_s,
+        )
+        try:
+            answer = self.port.controller.request_priority(request)
+        except ValueError as exc:
+            raise CommandError("not_allowed", str(exc)) from exc
+        green_at = now + timedelta(seconds=answer.green_at - t)
+        data: dict[str, object] = {
+            "request": params.request,
+            "honoured": answer.honoured,
+            "green_at": green_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "green_in_s": round(answer.green_at - t, 1),
+            "lead_s": round(answer.lead, 1),
+            "reason": answer.reason,
+        }
+        verdict = "honoured" if answer.honoured else f"late ({answer.reason})"
+        return self._applied(
+            command, f"priority {params.request!r} on {list(phases)}: {verdict}", data
+        )
 
     def _set_mode(self, command: SetModeCommand) -> CommandResult:
         from edgectl.control.strategies import registered

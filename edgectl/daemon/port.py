@@ -55,7 +55,9 @@ class OperatorPort:
 
     def __init__(self, config: DaemonConfig, controller: Controller) -> None:
         self.config = config  # in force (a reload replaces it)
-        self.controller = controller  # read only here: the plan and mode in force
+        # read here (the plan and mode in force); priority commands add their requests to its
+        # planner (Controller.request_priority), between ticks like every command
+        self.controller = controller
         self.last: Outputs | None = None
         self.reports: Mapping[str, DeviceReport] = {}
         self.field_fault = ""  # why field supervision holds the junction in flash

@@ -35,6 +35,7 @@ _LOGGED_EVENTS = frozenset(
         EventCode.MONITOR_VIOLATION,
         EventCode.MODE_CHANGE,
         EventCode.COORD_PATTERN_CHANGE,
+        EventCode.COORD_CYCLE_STATE_CHANGE,
         EventCode.PREEMPT_CALL_ON,
         EventCode.PREEMPT_EXIT,
     }
@@ -76,6 +77,8 @@ def state_payload(out: Outputs, reports: Mapping[str, DeviceReport]) -> dict[str
         "calls": sorted(out.calls),
         "alarms": sorted(out.alarms),
         "devices": {name: r.health.value for name, r in reports.items()},
+        "cycle_time": out.cycle_time,
+        "transition": out.transition,
     }
 
 
@@ -85,6 +88,7 @@ def _state_key(out: Outputs, reports: Mapping[str, DeviceReport]) -> tuple[objec
         out.mode,
         out.plan,
         out.alarms,
+        out.transition,
         tuple((r.ring, r.phase, r.interval, r.ped) for r in out.rings),
         tuple((d.id, d.failed) for d in out.detectors),
         tuple(r.health for r in reports.values()),

@@ -4,7 +4,9 @@ Follows systemd's reload protocol: ``RELOADING=1`` first, ``READY=1`` once the n
 configuration is accepted or refused (the old one keeps running when refused). What the
 daemon read at start (the junction's layout, the field, the MQTT link, neighbours) needs a
 restart; the plan goes to the engine (applied at its next barrier), the mode at once, log
-levels at once.
+levels at once. The key files ``[mqtt]`` names are read again (their paths need a restart,
+their content does not: a key rotation is a reload); a key file that cannot be read refuses
+the whole reload and the old keys stay in force.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import structlog
 
@@ -22,6 +24,9 @@ from edgectl.control.types import EventCode, SetMode, SetPlan
 if TYPE_CHECKING:
     from edgectl.daemon.port import OperatorPort
     from edgectl.daemon.publish import Publisher
+    from edgectl.sync.signing import Key
+
+    _Keys = tuple[tuple[Key, ...], tuple[Key, ...]]
 
 log = structlog.get_logger("edgectl.daemon")
 
@@ -108,6 +113,9 @@ class Reloader:
         if problems:
             self._rejected(problems, param=1)
             return False
+        keys = self._read_keys(new)
+        if keys is False:
+            return False
         if (new.daemon.log_level, new.daemon.log_levels) != (
             old.daemon.log_level,
             old.daemon.log_levels,
@@ -120,10 +128,26 @@ class Reloader:
         if new.control.mode is not port.controller.mode:
             port.directives.append(SetMode(new.control.mode))
         port.config = new
+        if keys is not None and self.publisher.sync is not None:
+            self.publisher.sync.set_keys(*keys)
         self.publisher.reloaded(applied=True, digest=config_digest(new))
         log.info("reload_accepted", plan=plan.id, mode=new.control.mode.value)
         self.publisher.emit(EventCode.CONFIG_RELOADED, plan.id)
         return True
+
+    def _read_keys(self, new: DaemonConfig) -> _Keys | Literal[False] | None:
+        """The keys of ``new``'s key files (None without a sync service); False, and the
+        reload refused, when a file cannot be read."""
+        from edgectl.errors import EdgectlError
+
+        sync = self.publisher.sync
+        if sync is None:
+            return None
+        try:
+            return sync.read_keys(new.mqtt)
+        except EdgectlError as exc:
+            self._rejected([f"[mqtt] {exc}: the old keys stay in force"], param=0)
+            return False
 
     def _rejected(self, problems: list[str], *, param: int) -> None:
         log.error("reload_rejected", problems=problems)

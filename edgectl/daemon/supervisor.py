@@ -55,7 +55,6 @@ RECOVERY_HEALTHY_S = 1.0
 MMU_AUTO_RESET_FAULTS = frozenset({4, 5})  # watchdog, power cycle: caused by the link, not traffic
 MMU_RESET_INTERVAL_S = 3.0
 
-_READY_STATES = (OperatingState.STARTUP_FLASH, OperatingState.ALL_RED, OperatingState.NORMAL)
 _RUNNING_STATES = (OperatingState.NORMAL, OperatingState.PREEMPT)
 
 
@@ -215,7 +214,11 @@ class FieldSupervisor:
         self._frames.append(out.frame)
         self._state = out.state
         self._submitted_at = submitted_at
-        if not self.ready and out.state in _READY_STATES and self._polled:
+        # ready once the field answered, whatever the engine does: a restart may find the
+        # MMU latched and enter a fault flash at t = 0, and that flash (its minimum recovery
+        # time included) runs on this clock — holding it until the engine leaves flash would
+        # wait for ever
+        if not self.ready and self._polled:
             self.ready = True
             return True
         return False

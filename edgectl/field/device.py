@@ -157,10 +157,7 @@ class CabinetDevice:
     def submit(self, frame: Mapping[int, ChannelState]) -> None:
         """The tick's output frame; written with the heartbeat as one request."""
         self._heartbeat = (self._heartbeat + 1) % HEARTBEAT_MODULO
-        regs = encode_frame(frame, self.cmap.channel_outputs.count)
-        if self.cmap.frame_contiguous:
-            regs.append(self._heartbeat)
-        self._pending = regs
+        self._pending = self._encode(frame)
         self.frames_submitted += 1
         self._frame_tick = self._ticks
         self._frame_ready.set()
@@ -201,8 +198,7 @@ class CabinetDevice:
         self._read_tick = self._ticks
         self._writing = False
         if self.reads_inputs:
-            regs = await self._with_retries(self._read_block)
-            snap = decode_inputs(regs, self.cmap, self._clock())
+            snap = await self._read_inputs()
             self.snapshot = self._inputs = snap
             self._read_error = ""
             self.last_ok = snap.t
@@ -212,9 +208,7 @@ class CabinetDevice:
             self._snapshot_ready.set()
         self._writing = True
         if self._pending_reset:
-            await self._with_retries(
-                lambda: self._io.write(self.cmap.mmu_reset.address, [MMU_RESET_MAGIC])
-            )
+            await self._reset_mmu()
             self._pending_reset = False
             log.warning("mmu_reset_sent", device=self.name)
         if self.writes_outputs:
@@ -228,7 +222,7 @@ class CabinetDevice:
             seq = self.frames_submitted
             if regs_out is None:
                 return
-            await self._with_retries(lambda: self._write_frame(regs_out))
+            await self._write_pending(regs_out)
             self.frames_written = seq
             if self._frame_tick > self._read_tick:
                 # this frame belongs to a tick that went by without our read (the control
@@ -245,6 +239,29 @@ class CabinetDevice:
                 self.stats.last_latency_s = now - self.snapshot.t
             self._ok()
             self._publish()
+
+    # --- what the register map decides (a v2 profile's device overrides these) -----------
+
+    def _encode(self, frame: Mapping[int, ChannelState]) -> list[int]:
+        """The frame (and the heartbeat, when it follows the channels) as registers."""
+        regs = encode_frame(frame, self.cmap.channel_outputs.count)
+        if self.cmap.frame_contiguous:
+            regs.append(self._heartbeat)
+        return regs
+
+    async def _read_inputs(self) -> CabinetSnapshot:
+        """The tick's read: the whole input block in one request, decoded."""
+        regs = await self._with_retries(self._read_block)
+        return decode_inputs(regs, self.cmap, self._clock())
+
+    async def _write_pending(self, regs: list[int]) -> None:
+        """The tick's write: the frame of :meth:`_encode` (retried as one request)."""
+        await self._with_retries(lambda: self._write_frame(regs))
+
+    async def _reset_mmu(self) -> None:
+        await self._with_retries(
+            lambda: self._io.write(self.cmap.mmu_reset.address, [MMU_RESET_MAGIC])
+        )
 
     async def _read_block(self) -> list[int]:
         span = self.cmap.input_span

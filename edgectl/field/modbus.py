@@ -24,7 +24,16 @@ from typing import TYPE_CHECKING, Any
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 
 from edgectl.errors import DeviceException, DeviceTimeout, DeviceUnavailable
-from edgectl.field.transport import check_read, check_write, mapped_errors, registers_of
+from edgectl.field.transport import (
+    MAX_READ_BITS,
+    MAX_WRITE_BITS,
+    bits_of,
+    check_bits,
+    check_read,
+    check_write,
+    mapped_errors,
+    registers_of,
+)
 from edgectl.field.url import RtuEndpoint, TcpEndpoint
 
 if TYPE_CHECKING:
@@ -193,6 +202,48 @@ class ModbusIO:
         unit = self.endpoint.unit
         await self._call(
             "write", lambda: self._client.write_registers(address, vals, device_id=unit)
+        )
+
+    # --- bit objects and single writes (profile format v2: ObjectIO) ---------------------
+
+    async def read_coils(self, address: int, count: int) -> list[int]:
+        check_bits(address, count, MAX_READ_BITS, self.name)
+        unit = self.endpoint.unit
+        response = await self._call(
+            "read_coils", lambda: self._client.read_coils(address, count=count, device_id=unit)
+        )
+        return bits_of(getattr(response, "bits", None), count, self.name)
+
+    async def read_discrete(self, address: int, count: int) -> list[int]:
+        check_bits(address, count, MAX_READ_BITS, self.name)
+        unit = self.endpoint.unit
+        response = await self._call(
+            "read_discrete",
+            lambda: self._client.read_discrete_inputs(address, count=count, device_id=unit),
+        )
+        return bits_of(getattr(response, "bits", None), count, self.name)
+
+    async def write_coil(self, address: int, value: int) -> None:
+        check_bits(address, 1, 1, self.name)
+        unit = self.endpoint.unit
+        await self._call(
+            "write_coil", lambda: self._client.write_coil(address, bool(value), device_id=unit)
+        )
+
+    async def write_coils(self, address: int, values: Sequence[int]) -> None:
+        bits = [bool(v) for v in values]
+        check_bits(address, len(bits), MAX_WRITE_BITS, self.name)
+        unit = self.endpoint.unit
+        await self._call(
+            "write_coils", lambda: self._client.write_coils(address, bits, device_id=unit)
+        )
+
+    async def write_register(self, address: int, value: int) -> None:
+        vals = check_write(address, [value], self.name)
+        unit = self.endpoint.unit
+        await self._call(
+            "write_register",
+            lambda: self._client.write_register(address, vals[0], device_id=unit),
         )
 
     async def close(self) -> None:

@@ -19,6 +19,10 @@ raised ``from`` the original. Which one is decided by type, never by message tex
     any other pymodbus ModbusException   → FrameError
     a Modbus exception response          → DeviceException    (with its exception_code)
 
+:class:`ObjectIO` adds the bit objects and single writes a v2 profile may use (coils FC1 /
+FC5 / FC15, discrete inputs FC2, one register FC6); :class:`~edgectl.field.modbus.ModbusIO`
+and :class:`~edgectl.field.memory.MockTransport` implement both.
+
 Arguments outside what one Modbus request can carry (address 0..65535, 1..125 registers to
 read, 1..123 to write, values 0..0xFFFF) raise :class:`~edgectl.errors.FatalFieldError` before
 anything is sent.
@@ -51,8 +55,13 @@ from edgectl.errors import (
 
 __all__ = [
     "MAX_READ",
+    "MAX_READ_BITS",
     "MAX_WRITE",
+    "MAX_WRITE_BITS",
+    "ObjectIO",
     "RegisterIO",
+    "bits_of",
+    "check_bits",
     "check_read",
     "check_write",
     "mapped_errors",
@@ -61,6 +70,8 @@ __all__ = [
 
 MAX_READ = 125  # registers in one FC3/FC4 request
 MAX_WRITE = 123  # registers in one FC16 request
+MAX_READ_BITS = 2000  # coils or discrete inputs in one FC1/FC2 request
+MAX_WRITE_BITS = 1968  # coils in one FC15 request
 
 
 class RegisterIO(Protocol):
@@ -82,6 +93,22 @@ class RegisterIO(Protocol):
     async def write(self, address: int, values: Sequence[int]) -> None: ...
 
     async def close(self) -> None: ...
+
+
+class ObjectIO(RegisterIO, Protocol):
+    """A link that also carries the bit objects and the single writes (profile format v2):
+    coils (FC1 read, FC5 one, FC15 several), discrete inputs (FC2), one holding register
+    (FC6). Bits travel as 0 / 1."""
+
+    async def read_coils(self, address: int, count: int) -> list[int]: ...
+
+    async def read_discrete(self, address: int, count: int) -> list[int]: ...
+
+    async def write_coil(self, address: int, value: int) -> None: ...
+
+    async def write_coils(self, address: int, values: Sequence[int]) -> None: ...
+
+    async def write_register(self, address: int, value: int) -> None: ...
 
 
 @contextlib.contextmanager
@@ -124,6 +151,20 @@ def check_write(address: int, values: Sequence[int], device: str = "") -> list[i
         if not 0 <= v <= 0xFFFF:
             raise FatalFieldError(f"value {v} outside 0..65535", device=device)
     return vals
+
+
+def check_bits(address: int, count: int, limit: int, device: str = "") -> None:
+    """Raise :class:`FatalFieldError` for a bit request no Modbus request can carry."""
+    _check_address(address, count, limit, device)
+
+
+def bits_of(bits: Sequence[bool | int] | None, count: int, device: str) -> list[int]:
+    """The ``count`` bits of a response as 0 / 1 (responses pad to whole bytes);
+    :class:`FrameError` if it carries fewer."""
+    got = list(bits or [])
+    if len(got) < count:
+        raise FrameError(f"expected {count} bits, got {len(got)}", device=device)
+    return [1 if b else 0 for b in got[:count]]
 
 
 def registers_of(registers: Sequence[int] | None, count: int, device: str) -> list[int]:

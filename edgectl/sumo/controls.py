@@ -134,7 +134,8 @@ class EdgectlJunction:
         from edgectl.cabinet.channels import ChannelState
         from edgectl.control.types import Inputs
 
-        out = self.controller.step(now, Inputs(presence=presence))
+        # simulation time is the shared clock of coordination (as the wall clock in the field)
+        out = self.controller.step(now, Inputs(presence=presence, sync_s=now))
         chars = ["r"] * self.model.n_links
         green = self.controller.engine.green_phases()
         for ch, st in out.channels:

@@ -6,7 +6,10 @@ The public API (pinned by ``tests/sync/test_api.py``)::
                                               over its streams: status.py, state.py,
                                               forward.py, respond.py, neighbours.py)
     Command, CommandHandler, CommandResult    what the daemon's handler implements
-    CommandProcessor, ErrorCode, build_command, sign, canonical_json   (commands.py)
+    CommandProcessor, ErrorCode                                         (commands.py)
+    build_command, sign, canonical_json, Key, read_keys, verify_response
+                                              signing (signing.py): the centre signs commands
+                                              and checks the junction's signed answers
     Outbox                                    the store-and-forward database (outbox.py)
     LinkConfig, Backoff, open_link, parse_broker_url                   (link.py)
     utc_now, iso_ms                           the timestamp format of every message
@@ -23,7 +26,14 @@ from edgectl.sync.link import LinkConfig, open_link, parse_broker_url
 from edgectl.sync.outbox import Outbox
 from edgectl.sync.processor import CommandProcessor
 from edgectl.sync.service import STATE_VOLATILE_KEYS, SyncMetrics, SyncService, Topics
-from edgectl.sync.signing import build_command, canonical_json, sign
+from edgectl.sync.signing import (
+    Key,
+    build_command,
+    canonical_json,
+    read_keys,
+    sign,
+    verify_response,
+)
 
 __all__ = [
     "COMMAND_TYPES",
@@ -34,6 +44,7 @@ __all__ = [
     "CommandProcessor",
     "CommandResult",
     "ErrorCode",
+    "Key",
     "LinkConfig",
     "Outbox",
     "SyncMetrics",
@@ -44,6 +55,8 @@ __all__ = [
     "iso_ms",
     "open_link",
     "parse_broker_url",
+    "read_keys",
     "sign",
     "utc_now",
+    "verify_response",
 ]

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal, Protocol
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from edgectl.config.model import Mode, PhaseId, Plan
+from edgectl.config.model import DetectorId, Mode, PhaseId, Plan
 
 MAX_COMMAND_BYTES = 16 * 1024
 """Larger command payloads are refused with ``too_large`` before they are parsed (the
@@ -134,6 +134,53 @@ class PreemptParams(_Strict):
     phases: Phases = Field(default=(), max_length=16, description="Dwell phases")
 
 
+MAX_PRIORITY_ETA_S = 600.0
+"""A priority request's ETA at most this far ahead (further is refused: no plan is that sure)."""
+
+
+class PriorityCheckout(_Strict):
+    """How the vehicle checks out besides ``priority_cancel``: the first actuation of
+    ``detector`` once its movement is green, or ``timeout_s`` after the ETA (default
+    ``[control] priority_timeout_s``); whichever comes first."""
+
+    detector: DetectorId | None = None
+    timeout_s: float | None = Field(default=None, ge=5.0, le=600.0)
+
+
+class PriorityParams(BaseModel):
+    """An emergency vehicle's request (docs/priority.md). Exactly one of ``phase`` and
+    ``phases``, and exactly one of ``eta`` (an ISO 8601 time) and ``eta_s`` (from now)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    request: str = Field(
+        min_length=1, max_length=64, description="The request's id: re-sent to update, cancelled"
+    )
+    phase: Annotated[int, Field(ge=1, le=16, strict=True)] | None = None
+    phases: tuple[Annotated[int, Field(ge=1, le=16, strict=True)], ...] | None = Field(
+        default=None, min_length=1, max_length=4, description="The vehicle's movement"
+    )
+    eta: AwareDatetime | None = None
+    eta_s: float | None = Field(default=None, ge=0.0, le=MAX_PRIORITY_ETA_S, strict=True)
+    level: int = Field(default=1, ge=1, le=9, strict=True, description="1 = highest")
+    checkout: PriorityCheckout = PriorityCheckout()
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> PriorityParams:
+        if (self.phase is None) == (self.phases is None):
+            raise ValueError("exactly one of phase and phases")
+        if (self.eta is None) == (self.eta_s is None):
+            raise ValueError("exactly one of eta and eta_s")
+        return self
+
+    @property
+    def movement(self) -> tuple[int, ...]:
+        return (self.phase,) if self.phase is not None else tuple(self.phases or ())
+
+
+class PriorityCancelParams(_Strict):
+    request: str = Field(min_length=1, max_length=64)
+
+
 class _Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     id: str = Field(min_length=1, max_length=128)
@@ -141,6 +188,9 @@ class _Command(BaseModel):
     issued_at: AwareDatetime
     expires_at: AwareDatetime | None = None
     sig: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    kid: str | None = Field(
+        default=None, max_length=64, description="The id of the key that signed it"
+    )
 
 
 class SetModeCommand(_Command):
@@ -178,6 +228,16 @@ class PreemptCommand(_Command):
     params: PreemptParams
 
 
+class PriorityCommand(_Command):
+    type: Literal["priority"]
+    params: PriorityParams
+
+
+class PriorityCancelCommand(_Command):
+    type: Literal["priority_cancel"]
+    params: PriorityCancelParams
+
+
 class RequestStateCommand(_Command):
     type: Literal["request_state"]
     params: EmptyParams = EmptyParams()
@@ -203,7 +263,9 @@ Command = Annotated[
     | PreemptCommand
     | RequestStateCommand
     | ExitFlashCommand
-    | MmuResetCommand,
+    | MmuResetCommand
+    | PriorityCommand
+    | PriorityCancelCommand,
     Field(discriminator="type"),
 ]
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
@@ -218,6 +280,8 @@ COMMAND_TYPES: tuple[str, ...] = (
     "request_state",
     "exit_flash",
     "mmu_reset",
+    "priority",  # appended: the COMMAND_APPLIED event's param is the position here
+    "priority_cancel",
 )
 
 

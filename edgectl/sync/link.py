@@ -41,6 +41,8 @@ from edgectl.errors import PublishRefused, SyncError
 
 PUBLISH_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 10.0
+INBOX_MAX = 256
+"""Incoming messages waiting to be handled, at most (each at most MaximumPacketSize)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,34 @@ def refuse_plaintext_password(address: BrokerAddress, *, has_password: bool, all
             "a password over plain mqtt:// would travel in clear: use mqtts:// "
             "(or opt in: [mqtt] allow_plaintext_password, --allow-plaintext-password)"
         )
+
+
+FAILOVER_AFTER_S = 5.0
+"""A session that lasted this long and ended moves to the next broker without a back-off (a
+shorter one backs off: a broker that accepts and drops at once must not be hammered)."""
+
+
+@dataclass(slots=True)
+class BrokerTurns:
+    """Which broker to try next (``url``, then ``failover_urls``, round and round), and
+    whether to back off first."""
+
+    urls: tuple[str, ...]
+    turn: int = 0
+
+    def next(self) -> str:
+        url = self.urls[self.turn % len(self.urls)]
+        self.turn += 1
+        return url
+
+    def back_off(self, session_lasted_s: float | None) -> bool:
+        """After an attempt (``None``: it never connected): wait before the next one? Not
+        when a session that ran a while ended with other brokers to fail over to; otherwise
+        once every broker of the round was tried."""
+        several = len(self.urls) > 1
+        if several and session_lasted_s is not None and session_lasted_s > FAILOVER_AFTER_S:
+            return False
+        return not several or self.turn % len(self.urls) == 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,11 +256,20 @@ def cli_client(
 
 
 class _AckingClient(aiomqtt.Client):
-    """aiomqtt client that also reports each PUBACK's reason code by packet id."""
+    """aiomqtt client that also reports each PUBACK's reason code by packet id, and keeps
+    at most ``INBOX_MAX`` incoming messages waiting (aiomqtt's queue is unbounded: a flood
+    of large messages grew a daemon past its ``MemoryMax``); more are dropped and counted."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.acks: dict[int, asyncio.Future[int]] = {}
+        self.inbox_dropped = 0
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        if self._queue.qsize() >= INBOX_MAX:
+            self.inbox_dropped += 1
+            return
+        super()._on_message(client, userdata, message)
 
     def _on_publish(
         self,
@@ -344,6 +383,11 @@ class Link:
             value = rc if isinstance(rc, int) else int(rc.value)
             if value >= 0x80:
                 raise SyncError(f"subscribe to {topic} refused ({value:#x})")
+
+    @property
+    def inbox_dropped(self) -> int:
+        """Incoming messages dropped on this connection because ``INBOX_MAX`` were waiting."""
+        return self._client.inbox_dropped
 
     async def messages(self) -> AsyncIterator[aiomqtt.Message]:
         """Incoming messages until the connection is lost (then SyncError)."""

@@ -5,7 +5,9 @@ last message go out on ``…/outflow`` (QoS 0, not retained, never through the o
 ``period_s`` while there are any. ``{prefix}/{neighbour}/outflow`` of every configured
 ``[[neighbours]]`` junction is subscribed (QoS 0) at every connect; what arrives goes to the
 :class:`~edgectl.sync.outflow.NeighbourInbox` the control loop reads. The message formats and
-checks are :mod:`edgectl.sync.outflow`'s.
+checks are :mod:`edgectl.sync.outflow`'s. With ``keys`` (``[mqtt] outflow_key_file``) what goes
+out is signed with the first key and what comes in must be signed by one of them;
+:meth:`OutflowStream.set_keys` replaces them (a reload re-read the file).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from edgectl.errors import SyncError
 from edgectl.sync.link import Link
 from edgectl.sync.outflow import NeighbourInbox, OutflowBuffer, outflow_body
 from edgectl.sync.publish import Publisher, Topics, payload_bytes, wait_event
+from edgectl.sync.signing import Key
 
 __all__ = ["OutflowStream"]
 
@@ -36,15 +39,25 @@ class OutflowStream:
         topics: Topics,
         clock: Callable[[], datetime],
         log: Any,  # a bound structlog logger
+        keys: Sequence[Key] = (),
     ) -> None:
         self.outflow = outflow if outflow is not None and outflow.enabled else None
         self.departures = OutflowBuffer()
         self.inbox = NeighbourInbox(neighbours)
+        self.inbox.keys = tuple(keys)
         self._publisher = publisher
         self._topic = topics.outflow
         self._clock = clock
         self._log = log
         self._neighbour_topics = {topics.outflow_of(i): i for i in self.inbox.intersections}
+
+    @property
+    def keys(self) -> tuple[Key, ...]:
+        return self.inbox.keys
+
+    def set_keys(self, keys: Sequence[Key]) -> None:
+        """Sign and check with ``keys`` from now on (a rotation of ``outflow_key_file``)."""
+        self.inbox.keys = tuple(keys)
 
     def add(self, departures: Sequence[tuple[datetime, int]]) -> None:
         """Queue stop-bar departures; ignored when ``[outflow]`` is off."""
@@ -78,4 +91,5 @@ class OutflowStream:
             departures = self.departures.take(self._clock())
             if departures:
                 body = outflow_body(departures)
-                await self._publisher.publish(link, "outflow", self._topic, body, qos=0)
+                key = self.keys[0] if self.keys else None
+                await self._publisher.publish(link, "outflow", self._topic, body, qos=0, key=key)

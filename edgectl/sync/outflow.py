@@ -20,13 +20,18 @@ their NTP-synchronised wall clocks are.
   service publishes what is new every ``[outflow] period_s`` and nothing when there is none.
   A departure older than :data:`MAX_DEPARTURE_AGE_S` is not sent; at most
   :data:`MAX_DEPARTURES` (the newest) wait while the broker is away.
+- Signatures (``[mqtt] outflow_key_file``, a key shared by the neighbours of one arterial):
+  a junction with the setting signs its messages (``kid``, ``sig`` over everything else, as
+  commands are signed: :func:`edgectl.sync.signing.sign_with`) and refuses neighbour messages
+  that are unsigned (``unsigned``) or badly signed (``bad_signature``); without it, messages
+  go out unsigned and a ``sig`` that comes in is not looked at.
 - Downstream: :func:`parse_outflow` checks a message, cheapest first, and either accepts all
-  of it or none: size (:data:`MAX_OUTFLOW_BYTES`) → JSON → schema (``ts``, ``seq``,
-  ``departures``: ``detector`` 1..64 and ``at`` ISO 8601 with a zone; unknown keys ignored) →
-  count (:data:`MAX_DEPARTURES`) → ``ts`` not older than :data:`MAX_MESSAGE_AGE_S` nor more
-  than :data:`FUTURE_SKEW_S` ahead of our clock → every ``at`` within
-  [``ts`` − :data:`MAX_DEPARTURE_AGE_S`, ``ts`` + :data:`FUTURE_SKEW_S`]. A refusal has a code
-  (:class:`OutflowCode`), is logged and counted, and changes nothing.
+  of it or none: size (:data:`MAX_OUTFLOW_BYTES`) → JSON → signature (with keys) → schema
+  (``ts``, ``seq``, ``departures``: ``detector`` 1..64 and ``at`` ISO 8601 with a zone;
+  unknown keys ignored) → count (:data:`MAX_DEPARTURES`) → ``ts`` not older than
+  :data:`MAX_MESSAGE_AGE_S` nor more than :data:`FUTURE_SKEW_S` ahead of our clock → every
+  ``at`` within [``ts`` − :data:`MAX_DEPARTURE_AGE_S`, ``ts`` + :data:`FUTURE_SKEW_S`]. A
+  refusal has a code (:class:`OutflowCode`), is logged and counted, and changes nothing.
   :class:`NeighbourInbox` keeps the accepted departures of the configured detectors
   (duplicates ignored; the others are for another neighbour and are not an error) and
   :meth:`NeighbourInbox.projections` turns them into controller time::
@@ -52,6 +57,7 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 
 from edgectl.config.model import Neighbour
 from edgectl.sync.clock import iso_ms
+from edgectl.sync.signing import Key, verifying_key
 
 __all__ = [
     "FUTURE_SKEW_S",
@@ -103,6 +109,8 @@ class OutflowCode(enum.StrEnum):
     STALE = "stale"
     FUTURE = "future"
     BAD_TIME = "bad_time"  # a departure far from the message's own ts
+    UNSIGNED = "unsigned"  # we have an outflow key; the message has no sig
+    BAD_SIGNATURE = "bad_signature"  # signed with no key of ours
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -161,8 +169,9 @@ def _refused(code: OutflowCode, message: str, seq: int | None = None) -> Outflow
     return OutflowVerdict(code=code, message=message[:200], seq=seq)
 
 
-def parse_outflow(raw: bytes, *, now: datetime) -> OutflowVerdict:
-    """Check an outflow message against our wall clock ``now``. Never raises."""
+def parse_outflow(raw: bytes, *, now: datetime, keys: Sequence[Key] = ()) -> OutflowVerdict:
+    """Check an outflow message against our wall clock ``now`` (and, given ``keys``, its
+    signature, before anything costlier than JSON). Never raises."""
     if len(raw) > MAX_OUTFLOW_BYTES:
         return _refused(OutflowCode.TOO_LARGE, f"{len(raw)} bytes > {MAX_OUTFLOW_BYTES}")
     try:
@@ -171,6 +180,11 @@ def parse_outflow(raw: bytes, *, now: datetime) -> OutflowVerdict:
         return _refused(OutflowCode.MALFORMED_JSON, f"not JSON: {exc}")
     if not isinstance(obj, dict):
         return _refused(OutflowCode.INVALID_SCHEMA, "an outflow message is a JSON object")
+    if keys:
+        if obj.get("sig") is None:
+            return _refused(OutflowCode.UNSIGNED, "outflow must be signed (outflow_key_file)")
+        if verifying_key(obj, keys) is None:
+            return _refused(OutflowCode.BAD_SIGNATURE, "signature does not match")
     listed = obj.get("departures")
     if isinstance(listed, list) and len(listed) > MAX_DEPARTURES:
         return _refused(OutflowCode.TOO_MANY, f"{len(listed)} departures > {MAX_DEPARTURES}")
@@ -256,13 +270,14 @@ class NeighbourInbox:
         self.version = 0  # bumped by every message that brought a new departure
         self.results: Counter[tuple[str, str]] = Counter()  # (intersection, accepted | code)
         self.last_seen: dict[str, datetime] = {}
+        self.keys: tuple[Key, ...] = ()  # [mqtt] outflow_key_file: signatures required
 
     def receive(self, intersection: str, raw: bytes, *, now: datetime) -> OutflowVerdict:
         """Check and keep one message of ``intersection``. Never raises."""
         stored = self._stored.get(intersection)
         if stored is None:
             return _refused(OutflowCode.INVALID_SCHEMA, f"{intersection!r} is not a neighbour")
-        verdict = parse_outflow(raw, now=now)
+        verdict = parse_outflow(raw, now=now, keys=self.keys)
         if verdict.code is not None:
             self.results[(intersection, verdict.code.value)] += 1
             log.warning(

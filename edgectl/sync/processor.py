@@ -5,6 +5,7 @@ One bad message is answered, logged and counted; it never drops the session.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import json
 from collections.abc import Callable, Mapping
@@ -29,7 +30,7 @@ from edgectl.sync.commands import (
     CommandStore,
     ErrorCode,
 )
-from edgectl.sync.signing import verify
+from edgectl.sync.signing import Key, verifying_key
 
 log = structlog.get_logger("edgectl.sync.commands")
 
@@ -50,6 +51,7 @@ class Verdict:
     code: str | None = None
     executed: bool = False
     duplicate: bool = False
+    key: Key | None = None  # the key the command was verified with (its answer is signed so)
 
     @property
     def ok(self) -> bool:
@@ -147,7 +149,9 @@ class CommandProcessor:
     """Runs the validation pipeline and hands valid commands to the handler.
 
     ``target`` is this junction's id: a command naming another junction is refused, and
-    when signatures are in use (``key``) one naming none is refused too. Answered ids are
+    when signatures are in use (``keys``, or one raw ``key`` with id ``""``) one naming none
+    is refused too. A command's ``kid`` picks its key; without one every key is tried.
+    :meth:`set_keys` replaces the keys (a reload that re-read the key file). Answered ids are
     remembered until the command could no longer be accepted anyway (its ``expires_at`` or
     ``issued_at`` + ``max_age_s``, whichever is earlier, plus the clock skew allowed), not
     for a number of commands.
@@ -157,12 +161,29 @@ class CommandProcessor:
     store: CommandStore
     clock: Callable[[], datetime]
     key: bytes | None = None
+    keys: tuple[Key, ...] = ()
     max_age_s: float = 60.0
     max_bytes: int = MAX_COMMAND_BYTES
     target: str | None = None
     memory_max: int = COMMAND_MEMORY_MAX
     _recent: dict[str, _Remembered] = field(default_factory=dict)
     _expiry: list[tuple[datetime, str]] = field(default_factory=list)  # a heap on ``until``
+
+    def __post_init__(self) -> None:
+        if not self.keys and self.key is not None:
+            self.keys = (Key("", self.key),)
+
+    @property
+    def signed(self) -> bool:
+        """Signatures are checked (a key is configured)."""
+        return bool(self.keys)
+
+    def set_keys(self, keys: tuple[Key, ...]) -> None:
+        """Verify with ``keys`` from the next command on (a rotation); never none once some."""
+        if not keys:
+            raise ValueError("a junction that checks signatures keeps at least one key")
+        self.keys = keys
+        self.key = None
 
     def process(self, raw: bytes, *, refuse: tuple[str, str] | None = None) -> Verdict:
         """Never raises (except ``CancelledError``/``KeyboardInterrupt``).
@@ -190,13 +211,26 @@ class CommandProcessor:
             # a lone surrogate (\ud800): no valid Unicode, no canonical form, no signature
             return _refusal(cid, ErrorCode.MALFORMED_JSON, "a string is not valid Unicode")
         # the signature first: an unsigned or forged payload costs no schema validation
-        if self.key is not None:
+        key: Key | None = None
+        if self.keys:
             if obj.get("sig") is None:
                 return _refusal(cid, ErrorCode.UNSIGNED, "commands must be signed")
-            if not verify(obj, self.key):
-                return _refusal(cid, ErrorCode.BAD_SIGNATURE, "signature does not match")
+            key = verifying_key(obj, self.keys)
+            if key is None:
+                return _refusal(cid, ErrorCode.BAD_SIGNATURE, self._no_key(obj.get("kid")))
+        verdict = self._checked(obj, cid, raw)
+        return dataclasses.replace(verdict, key=key) if key is not None else verdict
+
+    def _no_key(self, kid: object) -> str:
+        if kid is None or any(k.kid == kid for k in self.keys):
+            return "signature does not match"
+        shown = kid[:64] if isinstance(kid, str) else kid
+        return f"no key with id {shown!r}: signature not checked"
+
+    def _checked(self, obj: dict[str, object], cid: object, raw: bytes) -> Verdict:
+        """The checks after the signature's: target, schema, expiry, replay, then execute."""
         target = obj.get("target")
-        if (target is not None or self.key is not None) and target != self.target:
+        if (target is not None or self.keys) and target != self.target:
             shown = target[:64] if isinstance(target, str) else target
             return _refusal(cid, ErrorCode.WRONG_TARGET, f"target {shown!r} is not this junction")
         ctype = obj.get("type")

@@ -21,6 +21,7 @@ from typing import Any
 from edgectl.errors import PublishRefused
 from edgectl.sync.clock import iso_ms
 from edgectl.sync.link import Link
+from edgectl.sync.signing import Key, sign_with
 
 __all__ = ["Publisher", "SyncMetrics", "Topics", "dumps", "payload_bytes", "wait_event"]
 
@@ -141,10 +142,15 @@ class Publisher:
         qos: int = 1,
         retain: bool = False,
         correlation_data: bytes | None = None,
+        key: Key | None = None,
     ) -> bool:
-        """Publish ``body`` with ts/seq; False when the broker refused it."""
+        """Publish ``body`` with ts/seq (and, with a ``key``, ``kid``/``sig`` over all of it:
+        answers and outflow are signed); False when the broker refused it. ``ValueError`` for
+        a signed body that has no canonical form (a NaN): the caller isolates it."""
         self._seq[stream] += 1
-        payload = {**body, "ts": iso_ms(self._clock()), "seq": self._seq[stream]}
+        payload: dict[str, object] = {**body, "ts": iso_ms(self._clock()), "seq": self._seq[stream]}
+        if key is not None:
+            payload = sign_with(payload, key)
         try:
             await link.publish(
                 topic, dumps(payload), qos=qos, retain=retain, correlation_data=correlation_data

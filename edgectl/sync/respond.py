@@ -16,6 +16,12 @@ by the handler) emits event
 ``201 COMMAND_REJECTED`` (param = :data:`~edgectl.sync.commands.REJECT_EVENT_PARAM`);
 ``202 COMMAND_APPLIED`` is the handler's to emit (it knows what it applied). An executed
 ``request_state`` makes the state stream publish at once.
+
+With a command key every answer is signed (``kid``, ``sig``: HMAC-SHA256 over the JCS of the
+whole answer but ``sig``, ``ts`` and ``seq`` included) with the key the command was verified
+with — or, for a command that verified with none, the first key — so the centre can tell a
+junction's answer from a forged one (:func:`edgectl.sync.signing.verify_response`).
+:meth:`Publisher.publish <edgectl.sync.publish.Publisher.publish>` stamps and signs (``key=``).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from edgectl.sync.processor import CommandProcessor, Verdict
 from edgectl.sync.publish import Publisher, SyncMetrics, payload_bytes
 
 __all__ = ["EVENT_COMMAND_REJECTED", "CommandStream"]
+
 
 EVENT_COMMAND_REJECTED = 201
 
@@ -64,6 +71,10 @@ class CommandStream:
         self._add_events = add_events
         self._request_state = request_state
 
+    @property
+    def processor(self) -> CommandProcessor:
+        return self._processor
+
     async def handle(self, link: Link, message: aiomqtt.Message) -> None:
         """Process one ``…/cmd`` message and publish the answer; raises only SyncError for a
         connection that is lost."""
@@ -91,7 +102,9 @@ class CommandStream:
         body = _encodable(verdict.response)
         if verdict.duplicate:
             body["duplicate"] = True
-        await self._publisher.publish(link, "cmd_response", self._topic, body)
+        keys = self._processor.keys
+        key = verdict.key or (keys[0] if keys else None)
+        await self._publisher.publish(link, "cmd_response", self._topic, body, key=key)
         if reply_to is not None:
             correlation = getattr(props, "CorrelationData", None)
             await self._publisher.publish(
@@ -100,6 +113,7 @@ class CommandStream:
                 reply_to,
                 body,
                 correlation_data=correlation if isinstance(correlation, bytes) else None,
+                key=key,
             )
 
     def _bad_response_topic(self, topic: object) -> str:

@@ -58,14 +58,15 @@ from edgectl.errors import SyncError
 from edgectl.sync.clock import utc_now
 from edgectl.sync.commands import FUTURE_SKEW_S, Command, CommandHandler, CommandResult
 from edgectl.sync.forward import EVENT_OUTBOX_DROPPED, Forwarder, open_event_log
-from edgectl.sync.link import Link, LinkConfig, open_link
+from edgectl.sync.incoming import Incoming
+from edgectl.sync.link import BrokerTurns, Link, LinkConfig, open_link, redact_url
 from edgectl.sync.neighbours import OutflowStream
 from edgectl.sync.outbox import Outbox
 from edgectl.sync.outflow import MAX_OUTFLOW_BYTES, NeighbourInbox
 from edgectl.sync.processor import CommandProcessor
 from edgectl.sync.publish import Publisher, SyncMetrics, Topics, wait_event
 from edgectl.sync.respond import CommandStream
-from edgectl.sync.signing import read_key
+from edgectl.sync.signing import Key, read_key_files
 from edgectl.sync.state import STATE_VOLATILE_KEYS, StateStream
 from edgectl.sync.status import StatusStream
 
@@ -105,6 +106,13 @@ class SyncService:
         outflow: Outflow | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        if settings.command_key_file is None and not settings.allow_unsigned_commands:
+            # what check-config refuses, refused here too for callers that build the
+            # service themselves: an unkeyed junction obeys anyone who can publish
+            raise SyncError(
+                "no [mqtt] command_key_file: commands would be accepted unsigned "
+                "(set allow_unsigned_commands = true on a test bench only)"
+            )
         self.settings = settings
         self.topics = Topics(settings.prefix, intersection_id)
         self.intersection_id = intersection_id
@@ -147,12 +155,12 @@ class SyncService:
         self._state = StateStream(
             publisher=publisher, topic=self.topics.state, interval_s=settings.state_interval_s
         )
-        key = read_key(settings.command_key_file) if settings.command_key_file else None
+        command_keys, outflow_keys = self.read_keys(settings)
         processor = CommandProcessor(
             handler=handler,
             store=self._outbox,
             clock=clock,
-            key=key,
+            keys=command_keys,
             max_age_s=settings.command_max_age_s,
             max_bytes=settings.max_command_bytes,
             target=intersection_id,
@@ -174,6 +182,15 @@ class SyncService:
             publisher=publisher,
             topics=self.topics,
             clock=clock,
+            log=self._log,
+            keys=outflow_keys,
+        )
+        self._incoming = Incoming(
+            command_topic=self.topics.cmd,
+            commands=self._commands,
+            outflow=self._outflow,
+            metrics=self._metrics,
+            max_commands_per_s=settings.max_commands_per_s,
             log=self._log,
         )
         # lifecycle
@@ -197,6 +214,8 @@ class SyncService:
         m = self._metrics
         m.connected = self.connected
         m.neighbour_messages = self._outflow.inbox.results.copy()
+        if dropped := self._incoming.dropped["neighbour_messages"]:
+            m.neighbour_messages[("*", "rate_limited")] = dropped
         m.outflow_dropped = self._outflow.departures.dropped
         if not self._closed:
             try:
@@ -241,6 +260,24 @@ class SyncService:
         """The configuration now running (an accepted reload): the retained birth is published
         again with it while connected, and every later birth carries it."""
         self._status.set_config_digest(digest)
+
+    @staticmethod
+    def read_keys(settings: MqttSettings) -> tuple[tuple[Key, ...], tuple[Key, ...]]:
+        """The command and outflow keys the files of ``settings`` hold now (see
+        :func:`edgectl.sync.signing.read_key_files`)."""
+        return read_key_files(settings.command_key_file, settings.outflow_key_file)
+
+    def set_keys(self, command: tuple[Key, ...], outflow: tuple[Key, ...]) -> None:
+        """Use these keys from the next message on (a reload re-read the key files: a key
+        rotation). Non-blocking; a file that had keys keeps having some (read_keys)."""
+        if command:
+            self._commands.processor.set_keys(command)
+        self._outflow.set_keys(outflow)
+        self._log.info(
+            "keys_loaded",
+            command_key_ids=[k.kid for k in command],
+            outflow_key_ids=[k.kid for k in outflow],
+        )
 
     @property
     def inbox(self) -> NeighbourInbox:
@@ -313,21 +350,28 @@ class SyncService:
             await self._stop.wait()
             return
         backoff = Backoff(self.settings.backoff_initial, self.settings.backoff_max)
+        brokers = BrokerTurns((self.settings.url, *self.settings.failover_urls))
         while not self._stop.is_set():
+            url = brokers.next()
+            connects = self._metrics.connects
+            began = asyncio.get_running_loop().time()
             try:
                 config = LinkConfig.from_settings(
                     self.settings,
                     client_id=f"edgectl-{self.intersection_id}",
+                    url=url,
                     max_packet_size=self.max_packet_size,
                 )
                 await self._session(config, backoff)
             except SyncError as exc:
-                self._log.warning("mqtt_link_down", error=str(exc))
+                self._log.warning("mqtt_link_down", broker=redact_url(url), error=str(exc))
             except Exception:  # noqa: BLE001 - a bug in one session must not end the sync for good
                 self._log.exception("sync_session_failed")
             if self._stop.is_set():
                 break
-            await wait_event(self._stop, backoff.next())
+            lasted = asyncio.get_running_loop().time() - began
+            if brokers.back_off(lasted if self._metrics.connects != connects else None):
+                await wait_event(self._stop, backoff.next())
 
     async def _session(self, config: LinkConfig, backoff: Backoff) -> None:
         # a bdseq is used up once a connection with its will was accepted; a failed attempt
@@ -343,7 +387,7 @@ class SyncService:
             self._metrics.connects += 1
             self._log.info(
                 "mqtt_connected",
-                broker=config.address.host,
+                broker=f"{config.address.host}:{config.address.port}",
                 bdseq=bdseq,
                 protocol=config.protocol.value,
             )
@@ -358,7 +402,7 @@ class SyncService:
                         self._forward.pump(link, connected_at), name="edgectl[sync:outbox]"
                     )
                     tg.create_task(self._state.loop(link), name="edgectl[sync:state]")
-                    tg.create_task(self._message_loop(link), name="edgectl[sync:messages]")
+                    tg.create_task(self._incoming.loop(link), name="edgectl[sync:messages]")
                     if self._outflow.outflow is not None:
                         tg.create_task(
                             self._outflow.loop(link, self._stop), name="edgectl[sync:outflow]"
@@ -376,16 +420,3 @@ class SyncService:
     async def _until_stop(self) -> None:
         await self._stop.wait()
         raise _Stopping
-
-    async def _message_loop(self, link: Link) -> None:
-        """Incoming: commands and the neighbours' outflow."""
-        async for message in link.messages():
-            topic = str(message.topic)
-            if topic == self.topics.cmd:
-                await self._commands.handle(link, message)  # isolates its own failures
-                continue
-            try:
-                self._outflow.receive(topic, message.payload)
-            except Exception as exc:  # noqa: BLE001 - one message must never end the session
-                self._metrics.rejected["internal"] += 1
-                self._log.exception("message_failed", topic=topic[:200], error=str(exc)[:200])

@@ -2,6 +2,13 @@
 
 A centre in any language signs the JCS bytes of the command without ``sig``; edgectl checks
 the signature before any costly parsing (see :mod:`edgectl.sync.processor`).
+
+Keys have ids (:class:`Key`) so they can be rotated: a key file holds up to
+:data:`~edgectl.config.files.MAX_KEYS` of them (:func:`read_keys`), a signed object may name
+its key with ``"kid"`` (signed with it), and without ``kid`` every key is tried
+(:func:`verifying_key`). The junction signs what it sends back the same way: its answers on
+``…/cmd/response`` with the key the command was verified with, its outflow with
+``[mqtt] outflow_key_file``; :func:`verify_response` is the centre's (and a neighbour's) check.
 """
 
 from __future__ import annotations
@@ -12,11 +19,17 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from edgectl.config.files import MAX_SECRET_BYTES, read_regular
+from edgectl.config.files import (
+    MAX_SECRET_BYTES,
+    MIN_COMMAND_KEY_BYTES,
+    parse_key_file,
+    read_regular,
+)
 from edgectl.errors import EdgectlError
 from edgectl.sync.clock import iso_ms
 
@@ -149,7 +162,7 @@ def build_command(
     params: Mapping[str, object],
     *,
     now: datetime,
-    key: bytes | None = None,
+    key: bytes | Key | None = None,
     command_id: str | None = None,
     expires_in_s: float | None = 60.0,
     target: str | None = None,
@@ -157,7 +170,8 @@ def build_command(
     """A command object ready to publish (signed when ``key`` is given).
 
     ``target`` names the junction it is for; a junction that checks signatures refuses a
-    command without it or for another junction (``wrong_target``).
+    command without it or for another junction (``wrong_target``). A :class:`Key` with an id
+    puts that id in the command (``kid``, signed with it).
     """
     obj: dict[str, object] = {
         "id": command_id or uuid.uuid4().hex,
@@ -169,15 +183,102 @@ def build_command(
         obj["target"] = target
     if expires_in_s is not None:
         obj["expires_at"] = iso_ms(now + timedelta(seconds=expires_in_s))
+    if isinstance(key, Key):
+        return sign_with(obj, key)
     if key is not None:
         obj["sig"] = sign(obj, key)
     return obj
 
 
-def read_key(path: Path) -> bytes:
-    """A key file's bytes without trailing whitespace (so ``echo secret > key`` works)."""
+# --- keys with ids: rotation ---
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One HMAC-SHA256 key and its id (``""``: a key without one, as a bare key file holds)."""
+
+    kid: str
+    secret: bytes = field(repr=False)
+
+
+def parse_keys(data: bytes, *, min_bytes: int = MIN_COMMAND_KEY_BYTES) -> tuple[Key, ...]:
+    """The keys of a key file's bytes (``KEYID:SECRET`` lines or one bare secret; see
+    :func:`edgectl.config.files.parse_key_file`); ``ValueError`` naming every problem."""
+    pairs, problems = parse_key_file(data, min_bytes=min_bytes)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return tuple(Key(kid, secret) for kid, secret in pairs)
+
+
+def read_keys(path: Path, *, min_bytes: int = MIN_COMMAND_KEY_BYTES) -> tuple[Key, ...]:
+    """Every key of a key file, checked as ``check-config`` checks it; :class:`EdgectlError`
+    says why not (the daemon keeps the keys it has when a reload finds a bad file)."""
     # stat first: a FIFO or /dev/zero given as a key never hangs or fills memory
-    data = read_regular(path, limit=MAX_SECRET_BYTES, what="key file").rstrip()
-    if not data:
-        raise EdgectlError(f"key file {path} is empty")
-    return data
+    data = read_regular(path, limit=MAX_SECRET_BYTES, what="key file")
+    try:
+        return parse_keys(data, min_bytes=min_bytes)
+    except ValueError as exc:
+        raise EdgectlError(f"key file {path}: {exc}") from None
+
+
+def read_key_files(
+    command: Path | None, outflow: Path | None
+) -> tuple[tuple[Key, ...], tuple[Key, ...]]:
+    """The command keys and the outflow keys the files hold now (none for a file not
+    configured); :class:`EdgectlError` says what is wrong. The policy (a key of at least 32
+    bytes) is ``check-config``'s, at start and on reload."""
+    return (
+        read_keys(command, min_bytes=1) if command else (),
+        read_keys(outflow, min_bytes=1) if outflow else (),
+    )
+
+
+def read_key(path: Path) -> bytes:
+    """The first key's secret of a key file (any length: a bench's key)."""
+    return read_keys(path, min_bytes=1)[0].secret
+
+
+def pick_key(keys: Iterable[Key], kid: str | None = None) -> Key:
+    """The key named ``kid``, or the first one; :class:`EdgectlError` when there is none."""
+    ring = tuple(keys)
+    for key in ring:
+        if kid is None or key.kid == kid:
+            return key
+    named = f" with id {kid!r}" if kid is not None else ""
+    raise EdgectlError(f"no key{named} (ids: {', '.join(repr(k.kid) for k in ring) or 'none'})")
+
+
+def verifying_key(obj: Mapping[str, object], keys: Iterable[Key]) -> Key | None:
+    """The key whose signature ``obj`` carries, or None; never raises.
+
+    With a ``kid`` only the key of that id is tried (an unknown id verifies nothing); without
+    one, every key (at most :data:`~edgectl.config.files.MAX_KEYS`).
+    """
+    kid = obj.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        return None
+    candidates = [k for k in keys if kid is None or k.kid == kid]
+    for key in candidates:
+        if verify(obj, key.secret):
+            return key
+    return None
+
+
+def sign_with(obj: Mapping[str, object], key: Key) -> dict[str, object]:
+    """``obj`` with ``kid`` (when the key has an id) and ``sig``, signed over both."""
+    signed = {k: v for k, v in obj.items() if k not in ("sig", "kid")}
+    if key.kid:
+        signed["kid"] = key.kid
+    signed["sig"] = sign(signed, key.secret)
+    return signed
+
+
+def verify_response(obj: Mapping[str, object], keys: Iterable[Key] | bytes) -> bool:
+    """True when a message the junction published — an answer on ``…/cmd/response``, an
+    ``…/outflow`` message — is signed by one of ``keys`` (a :class:`Key` list, or one raw
+    key). The signature covers everything but ``sig``, ``ts`` and ``seq`` included, so a
+    captured answer cannot be passed off as another. Never raises."""
+    ring = (Key("", keys),) if isinstance(keys, bytes) else tuple(keys)
+    if isinstance(keys, bytes) and "kid" in obj:
+        ring = (Key(str(obj["kid"]), keys),)
+    return verifying_key(obj, ring) is not None

@@ -197,6 +197,18 @@ class Transaction:
             self._db.execute("ROLLBACK")
 
 
+def _read_only(directory: Path) -> str:
+    """Why ``directory`` cannot be written, if that is the reason ("" if it is not)."""
+    try:
+        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+            return "the state directory is on a read-only file system"
+    except OSError:
+        return ""
+    if not os.access(directory, os.W_OK):
+        return "the state directory is not writable by this user"
+    return ""
+
+
 class WalStore:
     """One WAL database of the state directory: open (waiting out a lock, moving a corrupt
     file aside), and translate errors. Subclasses set :attr:`schema` and give
@@ -242,7 +254,8 @@ class WalStore:
                     self._recover(exc, now)
                     return self._db
                 if not is_busy(exc):
-                    raise SyncError(f"cannot open {self.label} {self.path}: {exc}") from exc
+                    why = _read_only(self.path.parent)
+                    raise SyncError(f"cannot open {self.label} {self.path}: {why or exc}") from exc
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise SyncError(

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import secrets
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgectl.sync.signing import read_key
 from firmware_sim.process import LIVE, ManagedProcess, ProcessError, read_record
 from firmware_sim.process import EmulatorProcess as Emulator
 
@@ -45,6 +49,10 @@ class DaemonProcess:
     extra: Sequence[str] = ()
     name: str = "daemon"
     process: ManagedProcess | None = None
+    #: the command key of a daemon given a broker (signed commands are required, as in the
+    #: field): the config's ``[mqtt] command_key_file`` or, if it names none, a fresh key
+    #: written at start; sign with ``build_command(..., key=daemon.command_key)``
+    command_key: bytes | None = None
 
     @property
     def state_dir(self) -> Path:
@@ -52,6 +60,16 @@ class DaemonProcess:
 
     def start(self) -> DaemonProcess:
         self.state_dir.mkdir(exist_ok=True)
+        env = dict(self.env)
+        if self.broker and "EDGECTL_MQTT__ALLOW_UNSIGNED_COMMANDS" not in env:
+            configured = _configured_key_file(self.config, env)
+            if configured is None:
+                configured = self.workdir / f"{self.name}-command.key"
+                fd = os.open(configured, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w", encoding="ascii") as f:
+                    f.write(secrets.token_hex(32) + "\n")
+                env["EDGECTL_MQTT__COMMAND_KEY_FILE"] = str(configured)
+            self.command_key = read_key(configured)  # the first key of the file
         argv = [
             sys.executable,
             "-m",
@@ -70,7 +88,7 @@ class DaemonProcess:
         if self.broker:
             argv += ["--broker", self.broker]
         argv += list(self.extra)
-        self.process = ManagedProcess(argv, self.workdir / f"{self.name}.log", env=self.env)
+        self.process = ManagedProcess(argv, self.workdir / f"{self.name}.log", env=env)
         self.process.start()
         return self
 
@@ -101,6 +119,17 @@ class DaemonProcess:
 
     def stop(self, timeout: float = 25.0) -> int | None:
         return None if self.process is None else self.process.stop(timeout)
+
+
+def _configured_key_file(config: Path, env: dict[str, str]) -> Path | None:
+    """The command key file the daemon will use: the environment's, else the config's."""
+    if "EDGECTL_MQTT__COMMAND_KEY_FILE" in env:
+        return Path(env["EDGECTL_MQTT__COMMAND_KEY_FILE"])
+    with config.open("rb") as f:
+        named = tomllib.load(f).get("mqtt", {}).get("command_key_file")
+    if not named:
+        return None
+    return Path(named)
 
 
 @contextlib.contextmanager

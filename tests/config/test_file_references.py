@@ -99,7 +99,10 @@ def test_one_byte_world_writable_key_names_both_problems(tmp_path: Path) -> None
 
 def test_password_file_mode_and_emptiness(tmp_path: Path) -> None:
     pw = private(tmp_path / "pw", b"", 0o644)
-    found = problems_of(tmp_path, f'url = "mqtts://b:8883"\npassword_file = "{pw}"')
+    found = problems_of(
+        tmp_path, f'url = "mqtts://b:8883"\npassword_file = "{pw}"\nallow_unsigned_commands = true'
+    )
+    found = [f for f in found if f[1] != "mqtt.command_key_file"]  # the opt-in's warning
     assert {(p, "empty" in m or "mode 0644" in m) for s, p, m in found if s == "error"} == {
         ("mqtt.password_file", True)
     }
@@ -249,8 +252,12 @@ def test_run_refuses_a_bad_key_file_at_start(tmp_path: Path, content: bytes | No
 
 def test_credentials_in_the_url_are_refused_and_not_echoed(tmp_path: Path) -> None:
     config, problems = check_config_text(
-        two_phase() + '\n[mqtt]\nurl = "mqtts://junction:s3cr3t@broker:8883"\n', environ=NO_ENV
+        two_phase()
+        + '\n[mqtt]\nurl = "mqtts://junction:s3cr3t@broker:8883"\n'
+        + "allow_unsigned_commands = true\n",
+        environ=NO_ENV,
     )
+    problems = [p for p in problems if p.severity == "error"]
     assert config is None
     assert [p.path for p in problems] == ["mqtt.url"]
     assert "credentials in the broker URL" in problems[0].message
@@ -259,19 +266,55 @@ def test_credentials_in_the_url_are_refused_and_not_echoed(tmp_path: Path) -> No
 
 def test_password_over_plain_mqtt_needs_opting_in(tmp_path: Path) -> None:
     pw = private(tmp_path / "pw", b"secret\n")
-    mqtt = f'url = "mqtt://broker:1883"\npassword_file = "{pw}"'
+    key = private(tmp_path / "command.key", GOOD_KEY)
+    mqtt = f'url = "mqtt://broker:1883"\npassword_file = "{pw}"\ncommand_key_file = "{key}"'
     only_error(problems_of(tmp_path, mqtt), "mqtt.password_file", "in clear")
     found = problems_of(tmp_path, mqtt + "\nallow_plaintext_password = true")
     assert [(s, p) for s, p, _ in found] == [("warning", "mqtt.password_file")]
     # TLS (a CA, or mqtts://) or a local socket is fine
-    assert problems_of(tmp_path, f'url = "mqtts://broker"\npassword_file = "{pw}"') == []
-    assert (
-        problems_of(tmp_path, f'url = "unix:///run/mosquitto.sock"\npassword_file = "{pw}"') == []
+    keyed = f'password_file = "{pw}"\ncommand_key_file = "{key}"'
+    assert problems_of(tmp_path, f'url = "mqtts://broker"\n{keyed}') == []
+    assert problems_of(tmp_path, f'url = "unix:///run/mosquitto.sock"\n{keyed}') == []
+
+
+def test_a_broker_without_a_command_key_is_refused_unless_opted_in(tmp_path: Path) -> None:
+    # issue 21: unsigned commands were accepted by default, silently
+    only_error(
+        problems_of(tmp_path, 'url = "mqtts://broker:8883"'),
+        "mqtt.command_key_file",
+        "anyone with publish rights",
     )
+    found = problems_of(tmp_path, 'url = "mqtts://broker:8883"\nallow_unsigned_commands = true')
+    assert [(s, p) for s, p, _ in found] == [("warning", "mqtt.command_key_file")]
+    # no broker, no commands: nothing to sign
+    assert problems_of(tmp_path, "") == []
+
+
+def test_run_refuses_a_broker_override_without_a_command_key(tmp_path: Path) -> None:
+    done = _run(config_with(tmp_path, ""), "--field", "memory://", "--broker", "mqtt://127.0.0.1:1")
+    assert done.returncode == 78, done.stderr
+    assert "mqtt.command_key_file" in done.stderr
+
+
+def test_the_sync_service_refuses_to_run_unkeyed(tmp_path: Path) -> None:
+    from edgectl.config.settings import MqttSettings
+    from edgectl.errors import SyncError
+    from edgectl.sync.service import SyncService
+
+    with pytest.raises(SyncError, match="unsigned"):
+        SyncService(
+            MqttSettings(url="mqtt://127.0.0.1:1"),
+            intersection_id="hz-0001",
+            state_dir=tmp_path,
+            handler=None,  # type: ignore[arg-type]  # refused before it is used
+            version="0",
+            config_digest="sha256:0",
+        )
+    assert not list(tmp_path.iterdir())  # nothing opened or written
 
 
 def test_run_refuses_credentials_in_broker_override(tmp_path: Path) -> None:
-    path = config_with(tmp_path, "")
+    path = config_with(tmp_path, "allow_unsigned_commands = true")
     done = _run(path, "--field", "memory://", "--broker", "mqtt://u:topsecret@127.0.0.1:1")
     assert done.returncode not in (0, None)
     assert "credentials in the broker URL" in done.stderr

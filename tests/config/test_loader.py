@@ -128,6 +128,7 @@ def test_env_overrides_nested_keys() -> None:
     env = {
         "EDGECTL_MQTT__URL": "mqtts://broker.example:8883",
         "EDGECTL_MQTT__KEEPALIVE": "45",
+        "EDGECTL_MQTT__ALLOW_UNSIGNED_COMMANDS": "true",
         "EDGECTL_CONTROL__MODE": "fixed",
         "EDGECTL_CONTROL__PLAN": "2",
         "EDGECTL_CONTROL__REST_IN_RED": "true",
@@ -179,7 +180,12 @@ def test_secrets_are_never_echoed() -> None:
     rendered = str(info.value) + "\n".join(map(str, info.value.problems))
     assert "hunter2" not in rendered
     # credentials in the URL are refused, never dropped silently (and never echoed)
-    assert {p.path for p in info.value.problems} == {"mqtt.password", "mqtt.keepalive", "mqtt.url"}
+    assert {p.path for p in info.value.problems} == {
+        "mqtt.password",
+        "mqtt.keepalive",
+        "mqtt.url",
+        "mqtt.command_key_file",
+    }
 
 
 # --------------------------------------------------------------------------- check-config CLI
@@ -366,3 +372,13 @@ def test_mutated_example_never_crashes(mutations: list[tuple[tuple[Any, ...], An
         except (KeyError, IndexError, TypeError):
             continue
     assert_outcome(*validate_document(document))
+
+
+def test_a_plan_whose_hand_over_outlasts_the_units_stop_timeout_is_warned() -> None:
+    # walk 7 + pedestrian clearance 35 + yellow + red clearance > TimeoutStopSec=45s − flush
+    long_crossing = two_phase_text().replace("ped_clear = ", "ped_clear = 35.0 #", 1)
+    _, problems = check_config_text(long_crossing, environ={})
+    found = [p for p in problems if "TimeoutStopSec" in p.message]
+    assert found and all(p.severity == "warning" for p in found), problems
+    _, problems = check_config_text(two_phase_text(), environ={})
+    assert not [p for p in problems if "TimeoutStopSec" in p.message]

@@ -590,6 +590,7 @@ def test_controller_is_safe(mode: Mode, tick_report: None) -> None:
         database=None,
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        print_blob=True,  # a failure prints @reproduce_failure(...): replay it exactly
     )
     @given(scenarios(mode, max_ticks=1500, count=6))
     def check(scenario: tuple[DaemonConfig, int | None, list[Segment], int]) -> None:

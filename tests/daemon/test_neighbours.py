@@ -93,7 +93,12 @@ def probe_adaptive(monkeypatch: pytest.MonkeyPatch) -> None:
 def junction(
     base: DaemonConfig, iid: str, broker: MosquittoBroker, state_dir: Path, **sections: Any
 ) -> DaemonConfig:
-    mqtt = {"url": broker.url, "state_interval_s": 1.0, "events_batch_s": 0.2}
+    mqtt = {
+        "url": broker.url,
+        "state_interval_s": 1.0,
+        "events_batch_s": 0.2,
+        "allow_unsigned_commands": True,
+    }
     daemon = {"state_dir": str(state_dir), "metrics_listen": ""}
     return configure(base, intersection={"id": iid}, mqtt=mqtt, daemon=daemon, **sections)
 

@@ -46,7 +46,12 @@ def config(tmp_path: Path) -> DaemonConfig:
     return configure(
         load_config(EIGHT_PHASE, environ={}),
         # the url is the broker's in the tests that connect
-        mqtt={"url": "mqtt://127.0.0.1:1", "backoff_initial": 0.05, "backoff_max": 0.3},
+        mqtt={
+            "url": "mqtt://127.0.0.1:1",
+            "backoff_initial": 0.05,
+            "backoff_max": 0.3,
+            "allow_unsigned_commands": True,
+        },
         daemon={"state_dir": str(tmp_path / "state"), "metrics_listen": ""},
         field={"devices": [{"name": "cabinet", "url": f"memory://{bank}"}]},
     )

@@ -18,7 +18,7 @@ import pytest
 from edgectl.cabinet.channels import ChannelState
 from edgectl.cabinet.registers import CabinetSnapshot
 from edgectl.config.loader import load_config
-from edgectl.config.model import Mode
+from edgectl.config.model import DaemonConfig, Mode
 from edgectl.control.controller import Controller
 from edgectl.control.types import (
     EnterFlash,
@@ -440,13 +440,9 @@ def test_a_fault_during_recovery_starts_the_wait_again(cab: Cabinet) -> None:
 # --- the whole silent-cabinet story with the real engine -----------------------------------
 
 
-def test_a_silent_cabinet_is_failed_safe_flashed_and_taken_over_again() -> None:
-    """test_hil.py's ``silent@56+3`` in virtual time, with the engine of eight_phase.toml:
-    fail-safe calls within 2 s, flash, the MMU's watchdog latch reset automatically, recovery
-    through all-red, green again within 12 s of the cabinet answering."""
-    config = load_config(EIGHT_PHASE)
-    controller = Controller(config)
-    sup = FieldSupervisor(
+def field_supervisor(config: DaemonConfig) -> FieldSupervisor:
+    """The supervisor the daemon builds for ``config``'s single cabinet device."""
+    return FieldSupervisor(
         tick=config.field.tick,
         detectors=[d.id for d in config.detectors],
         channels=[c.id for c in config.channels],
@@ -454,6 +450,15 @@ def test_a_silent_cabinet_is_failed_safe_flashed_and_taken_over_again() -> None:
         readers=["cabinet"],
         writers=["cabinet"],
     )
+
+
+def test_a_silent_cabinet_is_failed_safe_flashed_and_taken_over_again() -> None:
+    """test_hil.py's ``silent@56+3`` in virtual time, with the engine of eight_phase.toml:
+    fail-safe calls within 2 s, flash, the MMU's watchdog latch reset automatically, recovery
+    through all-red, green again within 12 s of the cabinet answering."""
+    config = load_config(EIGHT_PHASE)
+    controller = Controller(config)
+    sup = field_supervisor(config)
     now = 0.0
     report = Report()
     shown: dict[int, ChannelState] = {}
@@ -508,3 +513,35 @@ def test_a_silent_cabinet_is_failed_safe_flashed_and_taken_over_again() -> None:
     assert by_name["output_recovered"].fields["was"] == "output device lost: cabinet"
     assert green_after is not None and green_after - silent[1] <= 12.0
     assert sup.fault == "" and sup.clock.t > 50.0
+
+
+def test_a_restart_into_a_latched_mmu_gets_ready_and_takes_the_cabinet_over() -> None:
+    """A daemon restarted after the watchdog killed a wedged one finds the MMU latched
+    (watchdog fault) before its first frame. The fault flash it enters at t = 0 must not stop
+    the controller clock — recovery waits ``min_recovery_flash`` of controller time, and a
+    clock held for want of READY would wait for ever (systemd then killed the daemon at
+    ``TimeoutStartSec``: the junction flashed a minute instead of seconds)."""
+    config = load_config(EIGHT_PHASE)
+    controller = Controller(config)
+    sup = field_supervisor(config)
+    now, report, watchdog = 0.0, Report(), True
+    shown: dict[int, ChannelState] = {}
+    ready_at: float | None = None
+    green_at: float | None = None
+    for _ in range(400):
+        now = round(now + 0.1, 6)
+        snap = snapshot(now, readback=shown, mmu_fault=4 if watchdog else 0)
+        report = replace(report, health=Health.ONLINE, snapshot=snap, last_ok=now)
+        step = sup.step(now, {"cabinet": report})
+        if step.mmu_reset:
+            watchdog = False
+        out = controller.step(step.t, Inputs(directives=step.directives))
+        if sup.sent(out, submitted_at=now + 0.001):
+            ready_at = now
+        shown = dict(out.channels)
+        report = replace(report, last_write_ok=now + 0.005)
+        if green_at is None and any(r.interval is Interval.GREEN for r in out.rings):
+            green_at = now
+    assert ready_at is not None and ready_at <= 1.0, "READY=1 once the field answered"
+    assert green_at is not None and green_at <= 20.0, "the cabinet taken over, green again"
+    assert sup.fault == ""

@@ -117,3 +117,24 @@ def test_print_error_prefixes_every_line_only_on_the_journal_stream(tmp_path: Pa
     plain = io.StringIO()
     print_error("edgectl: one", "two\nthree", stream=plain)
     assert plain.getvalue() == "edgectl: one\ntwo\nthree\n"
+
+
+def test_a_state_directory_that_cannot_be_opened_is_one_error_line_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """The outbox cannot be opened (here the state directory is a file; on a cabinet, a
+    read-only or broken SD card): one JSON line at error priority, exit 1 so that systemd
+    tries again (the card may come back), no traceback."""
+    config = tmp_path / "junction.toml"
+    config.write_text(
+        EIGHT_PHASE.read_text()
+        + '\n[mqtt]\nurl = "mqtt://127.0.0.1:1"\nallow_unsigned_commands = true\n'
+    )
+    (tmp_path / "state").write_text("not a directory")
+    rc, out, err = run_edgectl(
+        tmp_path, "--config", str(config), "--field", "memory://x", "--log-json", journal=True
+    )
+    assert rc == 1
+    errors = [line for line in out if '"sync_start_failed"' in line]
+    assert errors and errors[0].startswith("<3>{"), out
+    assert "Traceback" not in "\n".join(out + err)

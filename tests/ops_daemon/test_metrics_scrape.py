@@ -28,7 +28,8 @@ pytestmark = [
     pytest.mark.skipif(not mosquitto_available(), reason="mosquitto is not installed"),
 ]
 
-ROOT = "citybrain/hz-0001"
+IID = "hz-0001"
+ROOT = f"citybrain/{IID}"
 OUTBOX_MAX_ROWS = 10  # the smallest bound allowed; events are batched once a second
 CHATTER_DETECTOR = 4
 
@@ -119,8 +120,13 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Session:
                     daemon=daemon,
                 )
                 now = datetime.now(UTC)
-                good = build_command("place_call", {"phases": [2]}, now=now, command_id="ok-1")
-                bad = build_command("place_call", {"phases": [9]}, now=now, command_id="bad-1")
+                key = daemon.command_key
+                good = build_command(
+                    "place_call", {"phases": [2]}, now=now, key=key, target=IID, command_id="ok-1"
+                )
+                bad = build_command(
+                    "place_call", {"phases": [9]}, now=now, key=key, target=IID, command_id="bad-1"
+                )
                 tap.publish(f"{ROOT}/cmd", good)
                 tap.publish(f"{ROOT}/cmd", bad)
                 wait_until(

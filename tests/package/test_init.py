@@ -83,6 +83,52 @@ def test_init_takes_a_profile_and_refuses_an_unknown_one(
     assert not Path("x.toml").exists()
 
 
+@pytest.mark.parametrize("profile", ["builtin:io-modules", "builtin:cabinet-v1"])
+def test_init_takes_a_format_2_profile_and_check_config_accepts_the_result(
+    profile: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A v2 profile (several Modbus units) is checked as check-config checks it, not
+    refused by the v1 register-map loader."""
+    secrets = make_secrets(tmp_path / "etc")
+    argv = ["init", "--profile", profile, "--secrets-dir", str(secrets), "edgectl.toml"]
+    assert main(argv) == 0, capsys.readouterr().err
+    config, problems = check_config_file("edgectl.toml", environ=NO_ENV, check_files=True)
+    assert config is not None, problems
+    assert [p for p in problems if p.severity == "error"] == []
+    assert config.field.devices[0].profile == profile
+
+
+def test_init_refuses_a_v2_profile_with_every_problem_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        "format = 2\n"
+        'name = "bad"\n'
+        '[[devices]]\nname = "do"\nunit = 3\n'
+        '[[map]]\nsignal = "channel.1.green"\ndevice = "do"\ntype = "coil"\naddress = 0\n'
+        '[[map]]\nsignal = "channel.1.flash"\ndevice = "do"\ntype = "coil"\naddress = 0\n'
+        '[[map]]\nsignal = "heartbeat"\ndevice = "nowhere"\ntype = "relay"\naddress = 9\n'
+    )
+    assert main(["init", "--profile", str(bad), "x.toml"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown device 'nowhere'" in err
+    assert "unknown object type 'relay'" in err
+    assert "overlaps" in err
+    assert "channel 1 has no red" in err
+    assert "channel 2 of the junction has no output" in err
+    assert not Path("x.toml").exists()
+
+
+def test_init_names_every_builtin_profile_when_one_is_unknown(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["init", "--profile", "builtin:no-such-cabinet", "-"]) == 2
+    err = capsys.readouterr().err
+    for name in ("cabinet-v1", "io-modules", "nema-cabinet", "two-phase"):
+        assert name in err
+
+
 def test_init_never_overwrites_without_force(capsys: pytest.CaptureFixture[str]) -> None:
     target = Path("edgectl.toml")
     target.write_text("# mine\n")

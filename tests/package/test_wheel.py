@@ -112,8 +112,11 @@ def test_the_wheel_carries_its_data_license_and_types(installed: Installed) -> N
     assert {
         "edgectl/examples/eight_phase.toml",
         "edgectl/examples/two_phase.toml",
+        "edgectl/examples/io_modules.toml",
         "edgectl/cabinet/profiles/nema-cabinet.toml",
         "edgectl/cabinet/profiles/two-phase.toml",
+        "edgectl/cabinet/profiles/cabinet-v1.toml",
+        "edgectl/cabinet/profiles/io-modules.toml",
         "edgectl/py.typed",
         "firmware_sim/py.typed",
         f"edgectl-{version}.dist-info/licenses/LICENSE",

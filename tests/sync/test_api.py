@@ -19,6 +19,7 @@ def test_public_api_is_pinned() -> None:
             "CommandProcessor",
             "CommandResult",
             "ErrorCode",
+            "Key",
             "LinkConfig",
             "Outbox",
             "SyncMetrics",
@@ -29,8 +30,10 @@ def test_public_api_is_pinned() -> None:
             "iso_ms",
             "open_link",
             "parse_broker_url",
+            "read_keys",
             "sign",
             "utc_now",
+            "verify_response",
         ]
     )
     for name in edgectl.sync.__all__:

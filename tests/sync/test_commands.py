@@ -42,6 +42,8 @@ VALID_PARAMS: dict[str, dict[str, Any]] = {
     "request_state": {},
     "exit_flash": {},
     "mmu_reset": {},
+    "priority": {"request": "ev-1", "phases": [4, 8], "eta_s": 60.0},
+    "priority_cancel": {"request": "ev-1"},
 }
 
 

@@ -235,3 +235,23 @@ def test_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
     for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", "events.sqlite3"):
         mode = stat.S_IMODE((tmp_path / "s" / name).stat().st_mode)
         assert mode == 0o600, (name, oct(mode))
+
+
+# --------------------------------------------------------------------------- read-only
+
+
+def test_a_read_only_state_directory_is_a_clear_error(small_disk: SmallDisk) -> None:
+    """The SD card's file system mounted read-only (what ext4 does after an I/O error) when
+    the daemon starts: a clear error naming the directory — never a traceback, never a
+    database moved aside as corrupt."""
+    state_dir = small_disk.root / "state"
+    state_dir.mkdir()
+    _populated(state_dir)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk.root)], check=True)
+    try:
+        with pytest.raises(SyncError, match="read-only file system") as info:
+            Outbox(state_dir)
+        assert str(state_dir) in str(info.value)
+        assert sorted(p.name for p in state_dir.iterdir()) == [DB_NAME]  # nothing moved aside
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk.root)], check=True)

@@ -27,7 +27,11 @@ and ``adaptive`` read:
 ``ring(r)``                :class:`~edgectl.control.types.RingStatus` of ring ``r``
 ``time_in_interval(r)``    seconds ring ``r`` has been in its current interval
 ``phase_ring(p)``, ``phase_group(p)``, ``phases_conflict(a, b)``  the ring/barrier structure
-``cycle_time()``           position in the plan's cycle (s), or None without coordination
+``cycle_time()``           position in the plan's cycle (s), or None without coordination:
+                           the junction's own cycle, walked into step with the shared clock
+                           (:mod:`edgectl.control.coordination`)
+``cycle_rate()``           how fast that cycle runs against real time (1 in step; up to 1.2
+                           in a shortway transition, 0 while dwelling)
 ``windows()``              the plan's split windows (:class:`SplitWindow` per phase)
 ========================  ==================================================================
 """
@@ -120,11 +124,19 @@ class View:
         self.operator: Requests = NO_REQUESTS
         self._windows_for: Plan | None = None
         self._windows: dict[int, SplitWindow] = {}
+        self._cycle: float | None = None  # set by the controller every tick in a cycle mode
+        self._cycle_rate = 1.0
 
     def update(self, t: float, operator: Requests, mode: Mode) -> None:
         self.t = t
         self.operator = operator
         self.mode = mode
+
+    def set_cycle(self, position: float | None, rate: float = 1.0) -> None:
+        """The local cycle position of this tick (the controller's :class:`CycleClock`);
+        None: count it on the controller's time (``(t − offset) mod cycle``)."""
+        self._cycle = position
+        self._cycle_rate = rate
 
     # --- structure ---
     @property
@@ -200,7 +212,13 @@ class View:
         coord = self.plan.coordination
         if coord is None or coord.cycle <= 0:
             return None
+        if self._cycle is not None:
+            return round(self._cycle, 3) % coord.cycle
         return round((self.t - coord.offset) % coord.cycle, 3)
+
+    def cycle_rate(self) -> float:
+        """Local cycle seconds per real second this tick (1 in step)."""
+        return self._cycle_rate
 
     def windows(self) -> Mapping[int, SplitWindow]:
         plan = self.plan
