@@ -35,6 +35,7 @@ overlap / flashing yellow arrow channels (to look past an open bug in one of the
 from __future__ import annotations
 
 import importlib
+import json
 import math
 import os
 import pkgutil
@@ -657,3 +658,16 @@ def test_the_harness_catches_a_broken_controller(monkeypatch: pytest.MonkeyPatch
     assert "green_not_to_yellow" in message
     assert "at tick" in message
     assert "last ticks" in message
+
+
+def test_maxpressure_takes_every_ring_to_a_barrier_another_ring_waits_at() -> None:
+    """The scenario the default run drew in CI (kept as data): ring 2's phase 4 was past its
+    max green with phase 5 across the barrier waiting, while max pressure kept ring 1 going
+    1 → 2 → 1 in the same barrier group — phase 4 held green 78 s, phases 3 and 5 starved."""
+    data = json.loads(
+        (Path(__file__).parent / "data" / "maxpressure_barrier_starvation.json").read_text()
+    )
+    config = DaemonConfig.model_validate(data["doc"])
+    names = {"Segment": Segment, "Requests": Requests, "SetMode": SetMode, "Preempt": Preempt}
+    segs = eval(data["segs"], {"__builtins__": {"frozenset": frozenset}, "Mode": Mode, **names})
+    simulate(config, Mode.MAXPRESSURE, data["plan_id"], segs, data["seed"])

@@ -16,6 +16,10 @@ one only *requests*; the engine still enforces min green, clearances and barrier
   competing phase could discharge during the lost time of the switch;
 - **starvation guard**: a phase whose call has waited ``max_wait`` seconds is served next;
 - **max green**: never longer than the plan's max 2 (max 1 when no max 2);
+- **barriers**: once a ring's green is past its max green with its best next phase across
+  the barrier, the other rings are not kept in their barrier group (they end their green
+  when due and the engine takes every ring to the barrier), so no ring's phases can hold
+  another ring's green — and the other group's calls — for ever;
 - phases whose detectors failed get the engine's actuated behaviour (their own constant
   call, gap/max-out) — the strategy neither holds nor forces them off.
 """
@@ -25,6 +29,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from edgectl.config.junction import barrier_groups
 from edgectl.config.model import Config, DetectorType, Mode, Plan
 from edgectl.control.strategies.base import View
 from edgectl.control.types import NO_REQUESTS, Interval, Requests
@@ -250,6 +255,7 @@ class MaxPressure:
         self.config = config
         self.queues = LoopQueues(config)
         self.max_wait_s = max_wait_s
+        self._group = barrier_groups(config)
 
     def pressure(self, view: View, p: int) -> float:
         if self.queues.failed(view, p):
@@ -265,6 +271,7 @@ class MaxPressure:
         force: set[int] = set()
         nxt: dict[int, int] = {}
         omit = view.operator.omit
+        crossing = self._crossing(view, calls, omit)
         for ring in self.config.rings:
             status = view.ring(ring.id)
             if status is None or status.phase is None:
@@ -278,6 +285,14 @@ class MaxPressure:
             best = self._best(view, ring.sequence, g, calls, omit)
             if best is None:
                 continue  # nobody else wants the junction: rest
+            if crossing and self._group[best] == self._group[g]:
+                # another ring waits to cross the barrier: do not keep this ring in its group
+                # (a phase of ours after another would hold that ring's green for ever, the
+                # other barrier group starving); leave the order to the engine's barrier logic
+                # and end this green once it is due
+                if t - q.green_since.get(g, t) >= max_green_s(view, g):
+                    force.add(g)
+                continue
             nxt[ring.id] = best
             if q.failed(view, g):
                 continue  # actuated fallback for a phase without working loops
@@ -297,6 +312,22 @@ class MaxPressure:
         return Requests(
             calls=calls, hold=frozenset(hold), force_off=frozenset(force), next_phase=nxt
         )
+
+    def _crossing(self, view: View, calls: frozenset[int], omit: frozenset[int]) -> bool:
+        """Whether a ring's green is over its max green with its best next phase across the
+        barrier: then every ring must reach the barrier."""
+        t = view.t
+        for ring in self.config.rings:
+            status = view.ring(ring.id)
+            if status is None or status.phase is None or status.interval is not Interval.GREEN:
+                continue
+            g = status.phase
+            best = self._best(view, ring.sequence, g, calls, omit)
+            if best is None or self._group[best] == self._group[g]:
+                continue
+            if t - self.queues.green_since.get(g, t) >= max_green_s(view, g):
+                return True
+        return False
 
     def _best(
         self,
