@@ -41,11 +41,11 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edgectl.config.settings import MqttProtocol
+from edgectl.commands.broker import add_broker_arguments, broker_client
 from edgectl.errors import EdgectlError
 from edgectl.sync.clock import utc_now
 from edgectl.sync.commands import COMMAND_TYPES
-from edgectl.sync.link import cli_client, redact_url
+from edgectl.sync.link import redact_url
 from edgectl.sync.signing import Key, build_command, pick_key, read_keys, verify_response
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR, EXIT_TIMEOUT = 0, 1, 2, 3
@@ -62,7 +62,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key-id", help="the key of --key-file to sign with (default: the first)")
     parser.add_argument("--prefix", default="citybrain", help="topic prefix")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (10)")
-    parser.add_argument("--mqtt-version", choices=("5", "3.1.1"), default="5")
     parser.add_argument("--id", dest="command_id", help="command id (default: random)")
     parser.add_argument(
         "--expires-in",
@@ -70,16 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=60.0,
         help="seconds until expires_at (60); 0 = no expiry",
     )
-    parser.add_argument("--ca-file", type=Path, help="CA certificate (TLS)")
-    parser.add_argument("--cert-file", type=Path, help="client certificate (TLS)")
-    parser.add_argument("--cert-key-file", type=Path, help="client certificate's key (TLS)")
-    parser.add_argument("--username-file", type=Path)
-    parser.add_argument("--password-file", type=Path)
-    parser.add_argument(
-        "--allow-plaintext-password",
-        action="store_true",
-        help="send the password even over plain mqtt:// (in clear)",
-    )
+    add_broker_arguments(parser)
 
 
 def parse_params(items: list[str]) -> dict[str, object]:
@@ -164,17 +154,7 @@ async def _send(args: argparse.Namespace) -> int:
     root = f"{args.prefix}/{args.intersection}"
     response_topic = f"{root}/cmd/response"
     private_topic = f"{response_topic}/{uuid.uuid4().hex[:12]}"
-    client = cli_client(
-        args.broker,
-        protocol=MqttProtocol(args.mqtt_version),
-        ca_file=args.ca_file,
-        cert_file=args.cert_file,
-        key_file=args.cert_key_file,
-        username_file=args.username_file,
-        password_file=args.password_file,
-        allow_plaintext_password=args.allow_plaintext_password,
-        timeout=args.timeout,
-    )
+    client = broker_client(args, timeout=args.timeout)
     props = None
     if v5:
         props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]

@@ -20,15 +20,14 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import aiomqtt
 
-from edgectl.config.settings import MqttProtocol
+from edgectl.commands.broker import add_broker_arguments, broker_client
 from edgectl.errors import EdgectlError
 from edgectl.sync.clock import utc_now
-from edgectl.sync.link import cli_client, redact_url
+from edgectl.sync.link import redact_url
 
 COLUMNS = ("junction", "online", "mode", "plan", "rings", "alarms", "last seen")
 
@@ -40,17 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--once", type=float, metavar="S", help="collect for S seconds, print a plain table, exit"
     )
-    parser.add_argument("--mqtt-version", choices=("5", "3.1.1"), default="5")
-    parser.add_argument("--ca-file", type=Path)
-    parser.add_argument("--cert-file", type=Path)
-    parser.add_argument("--cert-key-file", type=Path)
-    parser.add_argument("--username-file", type=Path)
-    parser.add_argument("--password-file", type=Path)
-    parser.add_argument(
-        "--allow-plaintext-password",
-        action="store_true",
-        help="send the password even over plain mqtt:// (in clear)",
-    )
+    add_broker_arguments(parser)
 
 
 @dataclass
@@ -171,16 +160,7 @@ async def _watch(args: argparse.Namespace) -> int:
             raise EdgectlError(f"--{name} {value!r}: not a valid topic level")
     if args.once is not None and (not math.isfinite(args.once) or args.once < 0):
         raise EdgectlError(f"--once {args.once}: seconds >= 0")
-    client = cli_client(
-        args.broker,
-        protocol=MqttProtocol(args.mqtt_version),
-        ca_file=args.ca_file,
-        cert_file=args.cert_file,
-        key_file=args.cert_key_file,
-        username_file=args.username_file,
-        password_file=args.password_file,
-        allow_plaintext_password=args.allow_plaintext_password,
-    )
+    client = broker_client(args)
     fleet = Fleet(args.prefix)
     try:
         async with client:

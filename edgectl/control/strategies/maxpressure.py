@@ -271,18 +271,29 @@ class MaxPressure:
         force: set[int] = set()
         nxt: dict[int, int] = {}
         omit = view.operator.omit
-        crossing = self._crossing(view, calls, omit)
+        # each ring not in a change interval: its green phase (None: no phase) and its best next
+        # phase
+        rings: list[tuple[int, int | None, int | None]] = []
         for ring in self.config.rings:
             status = view.ring(ring.id)
-            if status is None or status.phase is None:
-                best = self._best(view, ring.sequence, None, calls, omit)
+            g = None if status is None else status.phase
+            if g is not None and status is not None and status.interval is not Interval.GREEN:
+                continue
+            rings.append((ring.id, g, self._best(view, ring.sequence, g, calls, omit)))
+        # a ring past its max green with its best phase across the barrier: every ring must
+        # reach the barrier
+        crossing = any(
+            g is not None
+            and best is not None
+            and self._group[best] != self._group[g]
+            and t - q.green_since.get(g, t) >= max_green_s(view, g)
+            for _, g, best in rings
+        )
+        for ring_id, g, best in rings:
+            if g is None:
                 if best is not None:
-                    nxt[ring.id] = best
+                    nxt[ring_id] = best
                 continue
-            g = status.phase
-            if status.interval is not Interval.GREEN:
-                continue
-            best = self._best(view, ring.sequence, g, calls, omit)
             if best is None:
                 continue  # nobody else wants the junction: rest
             if crossing and self._group[best] == self._group[g]:
@@ -293,7 +304,7 @@ class MaxPressure:
                 if t - q.green_since.get(g, t) >= max_green_s(view, g):
                     force.add(g)
                 continue
-            nxt[ring.id] = best
+            nxt[ring_id] = best
             if q.failed(view, g):
                 continue  # actuated fallback for a phase without working loops
             green_for = t - q.green_since.get(g, t)
@@ -312,22 +323,6 @@ class MaxPressure:
         return Requests(
             calls=calls, hold=frozenset(hold), force_off=frozenset(force), next_phase=nxt
         )
-
-    def _crossing(self, view: View, calls: frozenset[int], omit: frozenset[int]) -> bool:
-        """Whether a ring's green is over its max green with its best next phase across the
-        barrier: then every ring must reach the barrier."""
-        t = view.t
-        for ring in self.config.rings:
-            status = view.ring(ring.id)
-            if status is None or status.phase is None or status.interval is not Interval.GREEN:
-                continue
-            g = status.phase
-            best = self._best(view, ring.sequence, g, calls, omit)
-            if best is None or self._group[best] == self._group[g]:
-                continue
-            if t - self.queues.green_since.get(g, t) >= max_green_s(view, g):
-                return True
-        return False
 
     def _best(
         self,
