@@ -43,6 +43,13 @@ def port_accepts(port: int) -> bool:
         return False
 
 
+BIND_ATTEMPTS = 3
+
+
+class _PortTaken(Exception):
+    """The broker exited at start: its port was taken meanwhile."""
+
+
 class BrokerProcess:
     """One broker process on its own loopback port(s); subclasses say which and how.
 
@@ -62,6 +69,7 @@ class BrokerProcess:
         self._start_timeout = start_timeout
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._started = False  # once started, restarts keep the port(s)
         self.port = 0
 
     @classmethod
@@ -117,12 +125,29 @@ class BrokerProcess:
         self._configure(self.directory)
 
     def start(self) -> None:
-        """Start (or restart after :meth:`stop`) on the same port(s)."""
+        """Start (or restart after :meth:`stop`) on the same port(s). A first start whose
+        port another process took between choosing it and binding it ("Address already in
+        use": tests run in parallel) is tried again on fresh ports."""
         if self._tmp is None:
             self._setup()
         if self.running:
             return
+        for attempt in range(BIND_ATTEMPTS):
+            try:
+                self._launch()
+            except _PortTaken:
+                if self._started or attempt == BIND_ATTEMPTS - 1:
+                    raise RuntimeError(
+                        f"{self.program.name} could not bind its port:\n{self.log()}"
+                    ) from None
+                self._configure(self.directory)  # fresh ports
+            else:
+                self._started = True
+                return
+
+    def _launch(self) -> None:
         name = self.program.name
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 [str(self.program), "-c", str(self.directory / self.config_name)],
@@ -136,6 +161,8 @@ class BrokerProcess:
             if self._proc.poll() is not None:
                 code = self._proc.returncode
                 self._forget()
+                if "address already in use" in self.log()[offset:].lower():
+                    raise _PortTaken
                 raise RuntimeError(f"{name} exited with {code}:\n{self.log()}")
             if self._accepts():
                 return
