@@ -47,6 +47,8 @@ EXAMPLES = REPO / "edgectl" / "examples"
 #: profile → (example config, emulator profile)
 PROFILES = {
     "io-modules": ("io_modules.toml", "builtin:io-modules"),
+    # io-modules plus a zone-sensor unit (unit 6: four zones, one FC4 of 88 registers a tick)
+    "io-modules-zones": ("io_modules_zones.toml", "builtin:io-modules-zones"),
     "cabinet-v1": ("eight_phase.toml", "builtin:nema-cabinet"),
 }
 
@@ -70,7 +72,7 @@ def write_config(profile: str, timeout: float, gap: float | None, workdir: Path)
     inter-request gap, None: the example's) set."""
     example, _ = PROFILES[profile]
     text = (EXAMPLES / example).read_text(encoding="utf-8")
-    if profile == "io-modules":
+    if profile.startswith("io-modules"):
         text = text.replace("timeout = 0.08", f"timeout = {timeout}")
     else:
         text += CABINET_V1_FIELD.format(timeout=timeout)

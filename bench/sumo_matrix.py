@@ -335,7 +335,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.permissive_lefts:
             cmd += " --permissive-lefts"
         doc.parent.mkdir(parents=True, exist_ok=True)
-        doc.write_text(write_markdown(runs, args.seeds, wall, cmd, png=png))
+        from bench.issue19_baseline import kept_section  # written by its own command
+
+        doc.write_text(write_markdown(runs, args.seeds, wall, cmd, png=png) + kept_section(doc))
         raw.write_text(json.dumps(runs, indent=1, sort_keys=True) + "\n")
         write_plot(runs, png)
         print(f"wrote {doc}, {raw}, {png}")

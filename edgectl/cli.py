@@ -25,6 +25,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("edgectl.commands.demo", "emulator + broker + daemon with a live view"),
     "cmd": ("edgectl.commands.cmd", "send a signed command and wait for its response"),
     "watch": ("edgectl.commands.watch", "live view of the fleet's state and alarms"),
+    "priority": (
+        "edgectl.commands.priority",
+        "`edgectl priority route`: a green wave's requests along a route, from positions",
+    ),
     "bench": ("edgectl.commands.bench", "benchmarks: `edgectl bench sumo SCENARIO.sumocfg`"),
     "report": ("edgectl.commands.report", "split monitor and Purdue diagram from an event log"),
     "export-events": (

@@ -38,6 +38,13 @@ from firmware_sim.units import (
     is_unit_fault,
     parse_unit_fault,
 )
+from firmware_sim.zones import (
+    ZoneFault,
+    ZoneSensors,
+    ZoneSettings,
+    is_zone_fault,
+    parse_zone_fault,
+)
 
 __all__ = ["Emulator"]
 
@@ -61,6 +68,7 @@ class Emulator:
         tick: float = 0.1,
         mmu_reset: bool = False,
         line_time: bool = False,
+        zones: ZoneSettings | None = None,
     ) -> None:
         field = None
         if isinstance(profile, DeviceProfile):
@@ -73,19 +81,39 @@ class Emulator:
         self.listen = parse_listen(listen)
         parsed = [
             f
-            if isinstance(f, FaultSpec | UnitFault)
+            if isinstance(f, FaultSpec | UnitFault | ZoneFault)
             else parse_unit_fault(f)
             if is_unit_fault(f)
+            else parse_zone_fault(f)
+            if is_zone_fault(f)
             else parse_fault(f)
             for f in faults
         ]
         specs = tuple(f for f in parsed if isinstance(f, FaultSpec))
         unit_faults = tuple(f for f in parsed if isinstance(f, UnitFault))
+        zone_faults = tuple(f for f in parsed if isinstance(f, ZoneFault))
         if unit_faults and field is None:
             raise ValueError(f"fault {unit_faults[0]}: the profile has one unit (use format 2)")
+        wiring_zones = self.profile.cabinet.zones if self.profile.cabinet is not None else ()
+        if zone_faults and not wiring_zones:
+            raise ValueError(f"fault {zone_faults[0]}: the profile has no zone sensors")
         schedule = DemandSchedule.load(demand) if isinstance(demand, Path) else demand
         self.model = CabinetModel(self.profile, seed=seed, faults=specs, demand=schedule, tick=tick)
-        self.units = None if field is None else UnitsCabinet(field, self.model, unit_faults)
+        self.zones: ZoneSensors | None = None
+        if wiring_zones and self.profile.cabinet is not None:
+            self.zones = ZoneSensors(
+                wiring_zones,
+                self.profile.cabinet.movements,
+                self.model.traffic,
+                settings=zones or ZoneSettings(),
+                faults=zone_faults,
+                seed=seed,
+            )
+        self.units = (
+            None
+            if field is None
+            else UnitsCabinet(field, self.model, unit_faults, zones=self.zones)
+        )
         if mmu_reset:  # a fresh emulator has no latch; kept for parity with a real cabinet
             self.model.cabinet.reset(0.0)
         self.clock_mode: ClockMode = clock
@@ -207,4 +235,17 @@ class Emulator:
             if self.units is not None
             else [{"name": "cabinet", "unit": self.listen.unit, "model": self.profile.name}]
         )
+        if self.zones is not None:
+            s = self.zones.settings
+            data["zones"] = {
+                "zones": [
+                    {"zone": z.id, "movement": z.movement, "length_m": z.length_m}
+                    for z in self.zones.zones
+                ],
+                "range_m": None if s.range_m == float("inf") else s.range_m,
+                "noise": s.noise,
+                "miss": s.miss,
+                "measurements": self.zones.measurements,
+                "faults": [str(f) for f in self.zones.faults],
+            }
         return data

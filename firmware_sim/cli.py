@@ -20,6 +20,7 @@ from edgectl.errors import EdgectlError
 from firmware_sim.api import Emulator
 from firmware_sim.faults import parse_fault
 from firmware_sim.units import is_unit_fault, parse_unit_fault
+from firmware_sim.zones import ZoneSettings, is_zone_fault, parse_zone_fault
 
 __all__ = ["main"]
 
@@ -53,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="KIND[:VALUE][@START[+DURATION]], repeatable; e.g. drop:0.3@10+20, silent@30+10, "
         "stuck:3@20+30, power_cycle@60 (see docs/firmware_sim.md); with a profile of several "
-        "units also unit_dead:U@S+D, unit_slow:U=SECONDS@S, relay_stuck:U.COIL@S",
+        "units also unit_dead:U@S+D, unit_slow:U=SECONDS@S, relay_stuck:U.COIL@S; with zone "
+        "sensors zone_dead:N@S+D, zone_stuck:N@S+D",
     )
     p.add_argument("--demand", type=Path, help="CSV demand schedule (time_s,multiplier|movements)")
     p.add_argument("--duration", type=float, help="exit by itself after S seconds")
@@ -64,6 +66,28 @@ def _parser() -> argparse.ArgumentParser:
         help="on a pty (modbus+rtu://pty?baudrate=N): delay every request and response by the "
         "time its bytes take on a serial line at N baud (11 bits a character, 3.5-character "
         "frame gap), one frame at a time; for benches (a pty itself has no baud rate)",
+    )
+    p.add_argument(
+        "--zone-range",
+        type=float,
+        default=float("inf"),
+        metavar="M",
+        help="zone sensors (a profile with [[cabinet.zones]]): detection range from the stop "
+        "line in m (default: each zone's length)",
+    )
+    p.add_argument(
+        "--zone-noise",
+        type=float,
+        default=0.0,
+        metavar="STD",
+        help="zone sensors: std of the noise on object distances (m) and speeds (m/s)",
+    )
+    p.add_argument(
+        "--zone-miss",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="zone sensors: probability that a vehicle is missed in one measurement",
     )
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     return p
@@ -80,6 +104,7 @@ async def _serve(args: argparse.Namespace) -> int:
         summary=args.summary,
         mmu_reset=args.mmu_reset,
         line_time=args.line_time,
+        zones=ZoneSettings(range_m=args.zone_range, noise=args.zone_noise, miss=args.zone_miss),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -114,9 +139,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--duration {args.duration}: seconds > 0")
     for spec in args.fault:
         try:
-            parse_unit_fault(spec) if is_unit_fault(spec) else parse_fault(spec)
+            if is_unit_fault(spec):
+                parse_unit_fault(spec)
+            elif is_zone_fault(spec):
+                parse_zone_fault(spec)
+            else:
+                parse_fault(spec)
         except ValueError as exc:
             parser.error(f"--fault: {exc}")  # a usage error: status 2
+    try:
+        ZoneSettings(range_m=args.zone_range, noise=args.zone_noise, miss=args.zone_miss)
+    except ValueError as exc:
+        parser.error(f"--zone-*: {exc}")
     _configure_logging(args.log_level)
     try:
         return asyncio.run(_serve(args))

@@ -457,14 +457,20 @@ class ModbusEndpoint:
                 buf = buf[size:]
             state["buf"] = buf
 
+        async def answer(frame: bytes) -> None:
+            out = await self._wire.pass_response(frame, frame[0], _corrupt_rtu)
+            if out is not None:
+                if self.line_time:  # the response's own time on the line
+                    await asyncio.sleep(frame_time(len(out), baud))
+                _write(b_master, out)
+
         async def deliver() -> None:
+            # each unit on the line answers on its own: a slow one answers late (and its
+            # answer may land in the middle of another unit's transaction, as on RS-485)
+            # without holding up the others' answers
             while True:
                 frame = await responses.get()
-                out = await self._wire.pass_response(frame, frame[0], _corrupt_rtu)
-                if out is not None:
-                    if self.line_time:  # the response's own time on the line
-                        await asyncio.sleep(frame_time(len(out), baud))
-                    _write(b_master, out)
+                tg.create_task(answer(frame), name="firmware_sim[rtu:answer]")
 
         loop.add_reader(b_master, on_request)
         loop.add_reader(a_master, on_response)

@@ -167,6 +167,26 @@ class TrafficModel:
         m = self._movements[movement]
         return sum(1 for v in m.queue if v.t_ff <= now)
 
+    def positions(self, movement: str, now: float) -> list[tuple[float, float]]:
+        """(distance upstream of the stop line m, speed m/s) of every vehicle on the approach
+        at ``now``, nearest first. The model keeps a point queue, so positions are derived:
+        the queued vehicles (past their free-flow stop-line time) stand ``jam_spacing_m``
+        apart per lane from the stop line; the others travel at the free-flow speed, and
+        one that would be inside the standing queue has joined its back."""
+        m = self._movements[movement]
+        lanes = m.spec.lanes
+        jam = m.spec.jam_spacing_m
+        out: list[tuple[float, float]] = []
+        standing = 0
+        for v in m.queue:
+            slot = (standing // lanes) * jam
+            if v.t_ff <= now or (v.t_ff - now) * m.speed_ms <= slot:
+                out.append((slot, 0.0))
+                standing += 1
+            else:
+                out.append(((v.t_ff - now) * m.speed_ms, m.speed_ms))
+        return sorted(out)
+
     @property
     def arrived(self) -> int:
         return sum(m.stats.arrived for m in self._movements.values())

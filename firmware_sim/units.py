@@ -18,6 +18,7 @@ is what was written — unless a relay is stuck. Per-unit faults (``--fault``)::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ from edgectl.cabinet.registers import (
     encode_frame,
 )
 from firmware_sim.model import CabinetModel
+from firmware_sim.zones import ZoneSensors
 
 __all__ = ["UnitFault", "UnitsCabinet", "inner_profile", "is_unit_fault", "parse_unit_fault"]
 
@@ -108,12 +110,19 @@ class UnitsCabinet:
     """The units of a v2 profile, served from one :class:`CabinetModel`."""
 
     def __init__(
-        self, field: FieldProfile, model: CabinetModel, faults: Sequence[UnitFault] = ()
+        self,
+        field: FieldProfile,
+        model: CabinetModel,
+        faults: Sequence[UnitFault] = (),
+        *,
+        zones: ZoneSensors | None = None,
     ) -> None:
         self.field = field
         self.plan = FieldPlan(field)
         self.model = model
         self.faults = tuple(faults)
+        self.zones = zones
+        self._zone_units = {p.device for p in self.plan.inputs if p.pattern.startswith("zone.")}
         self.names = {d.unit: d.name for d in field.devices}
         known = set(self.names)
         for f in self.faults:
@@ -167,6 +176,8 @@ class UnitsCabinet:
             image = self._outputs.get((name, otype), {})
         else:
             snap = decode_inputs(self.model.input_image(now), self._cmap, now)
+            if self.zones is not None and name in self._zone_units:
+                snap = dataclasses.replace(snap, zones=self.zones.frames(self.model.now))
             image = encode_inputs(self.plan, snap).get((name, otype), {})
         return [image.get(a, 0) for a in range(address, address + count)]
 

@@ -6,7 +6,13 @@ For every scenario this writes ``bench/scenarios/<name>/generated/``: the plain
 ``.nod.xml/.edg.xml/.con.xml`` files, the network (``netconvert``), the demand (flows with
 time-varying, asymmetric rates and Poisson arrivals, so the SUMO seed matters), E1 induction
 loops at the stop bar and ~40 m upstream on every incoming lane of every signalised junction,
-and the ``.sumocfg``. Nothing is hand-edited; the whole directory is regenerated.
+and the ``.sumocfg``. The zone scenarios (``ZONE_SCENARIOS``, issue 19) also get E2
+lane-area detectors from the stop line to 150 m upstream on those lanes (the bench's zone
+sensors, :mod:`edgectl.sumo.zones`) and run SUMO at 1 s steps. The priority scenarios
+(``PRIORITY_SCENARIOS``, issue 22: ``corridor``, ``grid``) also get emergency vehicles and
+scheduled buses (:class:`Fleet`), their bus stops (``.stops.add.xml``) and the priority
+vehicles alone (``.fleet.rou.xml``, the reference of ``bench/priority_bench.py``). Nothing is
+hand-edited; the whole directory is regenerated.
 
 The geometry is described by a few tables below (junctions, arms, lanes, demand), so a new
 scenario "built the same way" is a few lines.
@@ -15,6 +21,7 @@ scenario "built the same way" is a few lines.
 from __future__ import annotations
 
 import argparse
+import itertools
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -29,6 +36,8 @@ STOP_BAR_SETBACK_M = 3.0  # a point loop inside the first stopped vehicle
 # SUMO shows a signal state for whole steps: at 1 s a 3.3 s ITE yellow is shown for 4 s
 # (0.7 s of lost time at every change, which no real cabinet has); at 0.5 s for 3.5 s
 STEP_S = 0.5
+ZONE_M = 150.0  # E2 lane-area detectors (zone sensors): stop line to 150 m upstream
+ZONE_STEP_S = 1.0  # the issue-19 scenarios run SUMO at 1 s (the controller sub-steps inside)
 
 
 def sumo_binary(name: str) -> str:
@@ -50,6 +59,96 @@ class Flow:
     origin: str  # edge id
     dest: str  # edge id
     periods: list[tuple[float, float, float]]  # (begin, end, veh/h)
+
+
+EMERGENCY_VTYPE = (
+    # vClass emergency, no bluelight device: it obeys the signals and no one yields to it, so
+    # what helps it is the controllers' priority (the bench's GPS feed), nothing else
+    '    <vType id="ambulance" vClass="emergency" length="6.5" minGap="2.5" accel="2.6"'
+    ' decel="4.5" sigma="0.3" maxSpeed="16.7" speedFactor="1.0" speedDev="0"/>'
+)
+BUS_VTYPE = (
+    '    <vType id="bus" vClass="bus" length="12.0" minGap="3.0" accel="1.2" decel="4.0"'
+    ' sigma="0.3" maxSpeed="16.7" speedFactor="1.0" speedDev="0"/>'
+)
+
+
+@dataclass(frozen=True)
+class Trip:
+    """One emergency vehicle: departure time and its route (edge ids)."""
+
+    id: str
+    depart: float
+    edges: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BusStop:
+    id: str
+    lane: str
+    start_m: float
+    end_m: float
+
+
+@dataclass(frozen=True)
+class BusLine:
+    """A scheduled bus line: one bus every ``headway_s`` from ``begin`` to ``end``."""
+
+    id: str
+    edges: tuple[str, ...]
+    begin: float
+    end: float
+    headway_s: float
+    stops: tuple[str, ...] = ()  # bus stop ids, in route order
+    dwell_s: float = 15.0
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """The priority vehicles of a scenario: emergency vehicles, bus lines, their stops."""
+
+    emergency: tuple[Trip, ...]
+    buses: tuple[BusLine, ...] = ()
+    stops: tuple[BusStop, ...] = ()
+
+    def rows(self) -> list[tuple[float, str, str]]:
+        """``(depart, id, xml)`` rows for the route file."""
+        rows = []
+        for ev in self.emergency:
+            rows.append(
+                (
+                    ev.depart,
+                    ev.id,
+                    f'    <vehicle id="{ev.id}" type="ambulance" depart="{ev.depart:.0f}"'
+                    ' departLane="best" departSpeed="max">'
+                    f'<route edges="{" ".join(ev.edges)}"/></vehicle>',
+                )
+            )
+        for line in self.buses:
+            stops = "".join(
+                f'<stop busStop="{sid}" duration="{line.dwell_s:.0f}"/>' for sid in line.stops
+            )
+            rows.append(
+                (
+                    line.begin,
+                    line.id,
+                    f'    <flow id="{line.id}" type="bus" begin="{line.begin:.0f}"'
+                    f' end="{line.end:.0f}" period="{line.headway_s:.0f}" departLane="best"'
+                    f' departSpeed="max"><route edges="{" ".join(line.edges)}"/>{stops}</flow>',
+                )
+            )
+        return rows
+
+
+def write_stops(out: Path, name: str, fleet: Fleet) -> None:
+    lines = ["<additional>"]
+    for st in fleet.stops:
+        lines.append(
+            f'    <busStop id="{st.id}" lane="{st.lane}" startPos="{st.start_m:.1f}"'
+            f' endPos="{st.end_m:.1f}"/>'
+        )
+    lines.append("</additional>")
+    (out / f"{name}.stops.add.xml").write_text("\n".join(lines) + "\n")
 
 
 def _arm_connections(layout: Layout) -> list[str]:
@@ -147,25 +246,44 @@ def netconvert(out: Path, name: str) -> Path:
     return net
 
 
-def write_routes(out: Path, name: str, flows: list[Flow]) -> None:
+def write_routes(out: Path, name: str, flows: list[Flow], fleet: Fleet | None = None) -> None:
     lines = [
         "<routes>",
         '    <vType id="car" length="5.0" minGap="2.5" accel="2.6" decel="4.5" sigma="0.5"'
         ' maxSpeed="16.7"/>',
     ]
-    rows = []
+    if fleet is not None:
+        lines += [EMERGENCY_VTYPE, BUS_VTYPE]
+    rows: list[tuple[float, str, str]] = []
     for f in flows:
         for i, (begin, end, vph) in enumerate(f.periods):
             if vph <= 0:
                 continue
-            rows.append((begin, f"{f.origin}_{f.dest}_{i}", f, end, vph))
-    for begin, fid, f, end, vph in sorted(rows, key=lambda r: (r[0], r[1])):
-        lines.append(
-            f'    <flow id="{fid}" type="car" begin="{begin:.0f}" end="{end:.0f}"'
-            f' period="exp({vph / 3600.0:.6f})" from="{f.origin}" to="{f.dest}"'
-            ' departLane="best" departSpeed="max"/>'
-        )
+            fid = f"{f.origin}_{f.dest}_{i}"
+            rows.append(
+                (
+                    begin,
+                    fid,
+                    f'    <flow id="{fid}" type="car" begin="{begin:.0f}" end="{end:.0f}"'
+                    f' period="exp({vph / 3600.0:.6f})" from="{f.origin}" to="{f.dest}"'
+                    ' departLane="best" departSpeed="max"/>',
+                )
+            )
+    if fleet is not None:
+        rows += fleet.rows()
+    # SUMO reads a route file in departure order
+    lines += [text for _, _, text in sorted(rows, key=lambda r: (r[0], r[1]))]
     lines.append("</routes>")
+    if fleet is not None:
+        # the priority vehicles alone: their time loss with no traffic and no signals is the
+        # part no controller can remove (stops, turns; bench/priority_bench.py)
+        alone = sorted(fleet.rows(), key=lambda r: (r[0], r[1]))
+        (out / f"{name}.fleet.rou.xml").write_text(
+            "\n".join(
+                ["<routes>", EMERGENCY_VTYPE, BUS_VTYPE, *(t for _, _, t in alone), "</routes>"]
+            )
+            + "\n"
+        )
     (out / f"{name}.rou.xml").write_text("\n".join(lines) + "\n")
 
 
@@ -195,16 +313,40 @@ def write_loops(out: Path, name: str, net_path: Path) -> None:
     (out / f"{name}.det.add.xml").write_text("\n".join(lines) + "\n")
 
 
-def write_cfg(out: Path, name: str) -> None:
+def write_zones(out: Path, name: str, net_path: Path) -> None:
+    """E2 lane-area detectors (the bench's zone sensors) from the stop line to ``ZONE_M``
+    upstream, or the whole lane when it is shorter, on every incoming lane of every tls."""
+    import sumolib
+
+    net = sumolib.net.readNet(str(net_path), withPrograms=True)
+    lines = ["<additional>"]
+    for tls in net.getTrafficLights():
+        for lane_id in sorted({conn[0].getID() for conn in tls.getConnections()}):
+            length = net.getLane(lane_id).getLength()
+            start = max(0.0, length - ZONE_M)
+            lines.append(
+                f"    <laneAreaDetector id={quoteattr(f'{lane_id}_zone')}"
+                f' lane={quoteattr(lane_id)} pos="{start:.2f}" endPos="{length:.2f}"'
+                ' period="60" file="NUL"/>'
+            )
+    lines.append("</additional>")
+    (out / f"{name}.zones.add.xml").write_text("\n".join(lines) + "\n")
+
+
+def write_cfg(
+    out: Path, name: str, *, stops: bool = False, zones: bool = False, step_s: float = STEP_S
+) -> None:
+    additional = f"{name}.det.add.xml" + (f",{name}.stops.add.xml" if stops else "")
+    additional += f",{name}.zones.add.xml" if zones else ""
     (out / f"{name}.sumocfg").write_text(
         f"""<configuration>
     <input>
         <net-file value="{name}.net.xml"/>
         <route-files value="{name}.rou.xml"/>
-        <additional-files value="{name}.det.add.xml"/>
+        <additional-files value="{additional}"/>
     </input>
     <time>
-        <step-length value="{STEP_S}"/>
+        <step-length value="{step_s}"/>
     </time>
     <processing>
         <time-to-teleport value="300"/>
@@ -468,6 +610,225 @@ def pair() -> tuple[Layout, list[Flow]]:
     return Layout(nodes=nodes, roads=roads), flows
 
 
+# ------------------------------------------------ zone scenarios (issue 19): E2 + loops, 1 s
+# Four-arm junctions here have three lanes in on every arm (right + through, through,
+# protected left), unlike the main-street / side-street junctions above.
+
+
+def saturated() -> tuple[Layout, list[Flow]]:
+    """A four-arm junction near capacity at its peak (Webster's Y ≈ 0.85): heavy through
+    traffic both ways on both roads and heavy protected lefts (300–380 veh/h each)."""
+    roads = [("W", "C", 3, 3), ("C", "E", 3, 3), ("N", "C", 3, 3), ("C", "S", 3, 3)]
+    rates = {
+        "W>E": [750, 1000, 650],
+        "E>W": [600, 850, 800],
+        "N>S": [400, 560, 420],
+        "S>N": [380, 480, 560],
+        "W>N": [260, 360, 220],
+        "E>S": [200, 300, 320],
+        "N>E": [220, 300, 200],
+        "S>W": [180, 250, 300],
+        "W>S": [100, 110, 80],
+        "E>N": [80, 90, 110],
+        "N>W": [80, 90, 70],
+        "S>E": [70, 80, 100],
+    }
+    return _cross(450.0, roads), _flows_through_c(rates, 360.0)
+
+
+def turning() -> tuple[Layout, list[Flow]]:
+    """A four-arm junction where turning dominates: on the busy arms a third to a half of the
+    traffic turns (heavy lefts into the north arm, heavy rights out of the west), three lanes
+    in on the two main arms, two on the others (right + through, left)."""
+    roads = [("W", "C", 3, 3), ("C", "E", 3, 3), ("N", "C", 3, 3), ("C", "S", 2, 2)]
+    rates = {
+        "W>E": [350, 450, 300],
+        "W>N": [300, 420, 250],  # left
+        "W>S": [250, 300, 200],  # right
+        "E>W": [300, 350, 400],
+        "E>S": [150, 200, 280],  # left
+        "E>N": [200, 250, 300],  # right
+        "N>S": [200, 250, 300],
+        "N>E": [250, 300, 380],  # left
+        "N>W": [300, 350, 400],  # right
+        "S>N": [120, 150, 120],
+        "S>W": [100, 150, 120],  # left
+        "S>E": [120, 150, 100],  # right
+    }
+    return _cross(400.0, roads), _flows_through_c(rates, 360.0)
+
+
+def grid2x2() -> tuple[Layout, list[Flow]]:
+    """A 2 × 2 grid of signalised junctions 300 m apart: east-west streets three lanes in,
+    north-south avenues two; through traffic on every street, L-shaped trips across the grid,
+    tides that reverse."""
+    spacing = 300.0
+    nodes: dict[str, tuple[float, float, bool]] = {}
+    roads: list[tuple[str, str, int, int]] = []
+    for r in (1, 2):
+        for c in (1, 2):
+            nodes[f"J{r}{c}"] = ((c - 1) * spacing, -(r - 1) * spacing, True)
+    for k in (1, 2):
+        x = y = (k - 1) * spacing
+        nodes[f"N{k}"] = (x, 300.0, False)
+        nodes[f"S{k}"] = (x, -spacing - 300.0, False)
+        nodes[f"W{k}"] = (-300.0, -y, False)
+        nodes[f"E{k}"] = (spacing + 300.0, -y, False)
+        row = [f"W{k}", f"J{k}1", f"J{k}2", f"E{k}"]
+        col = [f"N{k}", f"J1{k}", f"J2{k}", f"S{k}"]
+        roads += [(a, b, 3, 3) for a, b in itertools.pairwise(row)]
+        roads += [(a, b, 2, 2) for a, b in itertools.pairwise(col)]
+    p = 360.0
+    flows: list[Flow] = []
+    for k in (1, 2):
+        j = 3 - k
+        flows.append(Flow(f"W{k}_J{k}1", f"J{k}2_E{k}", _periods([450, 650, 400], p)))
+        flows.append(Flow(f"E{k}_J{k}2", f"J{k}1_W{k}", _periods([380, 480, 600], p)))
+        flows.append(Flow(f"N{k}_J1{k}", f"J2{k}_S{k}", _periods([250, 350, 220], p)))
+        flows.append(Flow(f"S{k}_J2{k}", f"J1{k}_N{k}", _periods([220, 260, 330], p)))
+        turns = [70, 100, 60]
+        flows.append(Flow(f"W{k}_J{k}1", f"J2{j}_S{j}", _periods(turns, p)))
+        flows.append(Flow(f"N{k}_J1{k}", f"J{k}2_E{k}", _periods(turns, p)))
+        flows.append(Flow(f"E{k}_J{k}2", f"J1{j}_N{j}", _periods(turns[::-1], p)))
+        flows.append(Flow(f"S{k}_J2{k}", f"J{j}1_W{j}", _periods(turns[::-1], p)))
+    return Layout(nodes=nodes, roads=roads), flows
+
+
+# ------------------------------------------------------- priority scenarios (issue 22)
+# Emergency vehicles (vClass emergency, without SUMO's bluelight device: they obey the
+# signals) on routes through four or five signals, and scheduled buses (vClass bus) with
+# curbside stops. Demand in three 10-minute periods, then the network drains.
+
+PRIORITY_PERIOD_S = 600.0
+EV_DEPARTS = (150.0, 450.0, 750.0, 1050.0, 1350.0, 1650.0)  # one every 5 min while demand runs
+
+
+def _bus_stop(edge: str, start_m: float = 30.0) -> BusStop:
+    """A curbside stop on ``edge``'s right lane; by default far-side (just after the
+    junction the edge leaves), where cities put stops on TSP routes: the dwell then comes
+    after the signal, so a check-in's ETA does not depend on it."""
+    return BusStop(f"bs_{edge}", f"{edge}_0", start_m, start_m + 20.0)
+
+
+def corridor() -> tuple[Layout, list[Flow], Fleet]:
+    """Five signalised junctions 270–330 m apart on an east-west arterial with side streets
+    at each, turning traffic at every junction; six emergency vehicles (through the whole
+    corridor, or turning in / out at an end: four or five signals each) and a bus line each
+    way every 5 minutes with two far-side curbside stops."""
+    xs = [0.0, 320.0, 600.0, 930.0, 1200.0]
+    n = len(xs)
+    nodes: dict[str, tuple[float, float, bool]] = {
+        "W": (-400.0, 0.0, False),
+        "E": (xs[-1] + 400.0, 0.0, False),
+    }
+    roads: list[tuple[str, str, int, int]] = []
+    for i, x in enumerate(xs, start=1):
+        nodes[f"J{i}"] = (x, 0.0, True)
+        nodes[f"N{i}"] = (x, 250.0, False)
+        nodes[f"S{i}"] = (x, -250.0, False)
+        roads.append((f"N{i}", f"J{i}", 2, 2))
+        roads.append((f"J{i}", f"S{i}", 2, 2))
+    main = ["W", *(f"J{i}" for i in range(1, n + 1)), "E"]
+    roads += [(a, b, 3, 3) for a, b in itertools.pairwise(main)]
+    east = [f"{a}_{b}" for a, b in itertools.pairwise(main)]  # W_J1 … J5_E
+    west = [f"{b}_{a}" for a, b in reversed(list(itertools.pairwise(main)))]
+    p = PRIORITY_PERIOD_S
+    flows = [
+        Flow("W_J1", f"J{n}_E", _periods([450, 650, 400], p)),
+        Flow(f"E_J{n}", "J1_W", _periods([350, 450, 600], p)),
+    ]
+    for i in range(1, n + 1):
+        north = [100, 150, 90]
+        south = [90, 110, 140]
+        flows.append(Flow(f"N{i}_J{i}", f"J{i}_S{i}", _periods(north, p)))
+        flows.append(Flow(f"S{i}_J{i}", f"J{i}_N{i}", _periods(south, p)))
+        flows.append(Flow(f"N{i}_J{i}", f"J{n}_E", _periods([r * 0.3 for r in north], p)))
+        flows.append(Flow(f"N{i}_J{i}", "J1_W", _periods([r * 0.25 for r in north], p)))
+        flows.append(Flow(f"S{i}_J{i}", "J1_W", _periods([r * 0.3 for r in south], p)))
+        flows.append(Flow(f"S{i}_J{i}", f"J{n}_E", _periods([r * 0.25 for r in south], p)))
+        flows.append(Flow("W_J1", f"J{i}_N{i}", _periods([20, 30, 15], p)))
+        flows.append(Flow("W_J1", f"J{i}_S{i}", _periods([15, 20, 15], p)))
+        flows.append(Flow(f"E_J{n}", f"J{i}_S{i}", _periods([15, 25, 30], p)))
+        flows.append(Flow(f"E_J{n}", f"J{i}_N{i}", _periods([15, 15, 25], p)))
+    routes = [
+        tuple(east),
+        tuple(west),
+        ("N1_J1", *east[1:]),  # left at J1, then through J2..J5
+        (f"S{n}_J{n}", *west[1:]),  # left at J5, then through J4..J1
+        (*east[:4], "J4_S4"),  # through J1..J3, right at J4
+        (*west[:-1], "J1_N1"),  # through J5..J2, right at J1
+    ]
+    emergency = tuple(
+        Trip(f"ev{k}", t, r) for k, (t, r) in enumerate(zip(EV_DEPARTS, routes, strict=True))
+    )
+    stops = (
+        _bus_stop("J2_J3"),
+        _bus_stop("J4_J5"),
+        _bus_stop("J4_J3"),
+        _bus_stop("J2_J1"),
+    )
+    buses = (
+        BusLine("bus_we", tuple(east), 60.0, 1800.0, 300.0, ("bs_J2_J3", "bs_J4_J5")),
+        BusLine("bus_ew", tuple(west), 210.0, 1800.0, 300.0, ("bs_J4_J3", "bs_J2_J1")),
+    )
+    return Layout(nodes=nodes, roads=roads), flows, Fleet(emergency, buses, stops)
+
+
+def grid() -> tuple[Layout, list[Flow], Fleet]:
+    """A 3 × 3 grid of signalised junctions 300 m apart (east-west streets three lanes in,
+    north-south avenues two), through traffic on every street and L-shaped trips; six
+    emergency vehicles on L-shaped routes through four or five signals, a bus line each way
+    along the middle street every 6 minutes (a far-side stop each)."""
+    spacing = 300.0
+    nodes: dict[str, tuple[float, float, bool]] = {}
+    roads: list[tuple[str, str, int, int]] = []
+    for r in (1, 2, 3):
+        for c in (1, 2, 3):
+            nodes[f"J{r}{c}"] = ((c - 1) * spacing, -(r - 1) * spacing, True)
+    for k in (1, 2, 3):
+        x = y = (k - 1) * spacing
+        nodes[f"N{k}"] = (x, 250.0, False)
+        nodes[f"S{k}"] = (x, -2 * spacing - 250.0, False)
+        nodes[f"W{k}"] = (-250.0, -y, False)
+        nodes[f"E{k}"] = (2 * spacing + 250.0, -y, False)
+        row = [f"W{k}", f"J{k}1", f"J{k}2", f"J{k}3", f"E{k}"]
+        col = [f"N{k}", f"J1{k}", f"J2{k}", f"J3{k}", f"S{k}"]
+        roads += [(a, b, 3, 3) for a, b in itertools.pairwise(row)]
+        roads += [(a, b, 2, 2) for a, b in itertools.pairwise(col)]
+    p = PRIORITY_PERIOD_S
+    flows: list[Flow] = []
+    for k in (1, 2, 3):
+        flows.append(Flow(f"W{k}_J{k}1", f"J{k}3_E{k}", _periods([300, 450, 280], p)))
+        flows.append(Flow(f"E{k}_J{k}3", f"J{k}1_W{k}", _periods([250, 320, 400], p)))
+        flows.append(Flow(f"N{k}_J1{k}", f"J3{k}_S{k}", _periods([150, 220, 130], p)))
+        flows.append(Flow(f"S{k}_J3{k}", f"J1{k}_N{k}", _periods([130, 160, 200], p)))
+        j = 4 - k
+        turns = [40, 60, 40]
+        flows.append(Flow(f"W{k}_J{k}1", f"J3{j}_S{j}", _periods(turns, p)))
+        flows.append(Flow(f"N{k}_J1{k}", f"J{k}3_E{k}", _periods(turns, p)))
+        flows.append(Flow(f"E{k}_J{k}3", f"J1{k}_N{k}", _periods(turns, p)))
+        flows.append(Flow(f"S{k}_J3{k}", f"J{j}1_W{j}", _periods(turns, p)))
+    routes = [
+        ("W1_J11", "J11_J12", "J12_J13", "J13_J23", "J23_J33", "J33_S3"),
+        ("S1_J31", "J31_J21", "J21_J11", "J11_J12", "J12_J13", "J13_E1"),
+        ("E3_J33", "J33_J32", "J32_J31", "J31_J21", "J21_J11", "J11_N1"),
+        ("N3_J13", "J13_J23", "J23_J33", "J33_J32", "J32_J31", "J31_W3"),
+        ("W2_J21", "J21_J22", "J22_J23", "J23_J13", "J13_N3"),
+        ("N2_J12", "J12_J22", "J22_J32", "J32_J33", "J33_E3"),
+    ]
+    emergency = tuple(
+        Trip(f"ev{k}", t, r) for k, (t, r) in enumerate(zip(EV_DEPARTS, routes, strict=True))
+    )
+    east = ("W2_J21", "J21_J22", "J22_J23", "J23_E2")
+    west = ("E2_J23", "J23_J22", "J22_J21", "J21_W2")
+    stops = (_bus_stop("J21_J22"), _bus_stop("J23_J22"))
+    buses = (
+        BusLine("bus_we", east, 60.0, 1800.0, 360.0, ("bs_J21_J22",)),
+        BusLine("bus_ew", west, 240.0, 1800.0, 360.0, ("bs_J23_J22",)),
+    )
+    return Layout(nodes=nodes, roads=roads), flows, Fleet(emergency, buses, stops)
+
+
 def _flows_through_c(rates: Mapping[str, Sequence[float]], period_s: float) -> list[Flow]:
     """Flows ``"O>D"`` from arm O into junction C and out to arm D, per period."""
     flows = []
@@ -491,29 +852,63 @@ SCENARIOS = {
     "skewed_tee": skewed_tee,
     "pair": pair,
 }
+# built the same way plus E2 zones on every signalised incoming lane, SUMO at 1 s (issue 19)
+ZONE_SCENARIOS = {
+    "saturated": saturated,
+    "turning": turning,
+    "grid2x2": grid2x2,
+}
+# built the same way, with emergency vehicles and buses; not part of the controller matrix
+PRIORITY_SCENARIOS = {
+    "corridor": corridor,
+    "grid": grid,
+}
 
 
-def build(name: str, root: Path = HERE) -> Path:
-    """Build scenario ``name`` under ``root/<name>/generated``; returns its ``.sumocfg``."""
+def build(name: str, root: Path = HERE, *, zones: bool | None = None) -> Path:
+    """Build scenario ``name`` under ``root/<name>/generated``; returns its ``.sumocfg``.
+
+    ``zones``: E2 zones on every signalised incoming lane (default: the zone scenarios
+    only; True adds them to any scenario, keeping its step length)."""
     out = root / name / "generated"
     out.mkdir(parents=True, exist_ok=True)
-    layout, flows = SCENARIOS[name]()
+    fleet: Fleet | None = None
+    if name in PRIORITY_SCENARIOS:
+        layout, flows, fleet = PRIORITY_SCENARIOS[name]()
+    elif name in ZONE_SCENARIOS:
+        layout, flows = ZONE_SCENARIOS[name]()
+    else:
+        layout, flows = SCENARIOS[name]()
     write_plain(out, name, layout)
     net = netconvert(out, name)
-    write_routes(out, name, flows)
+    write_routes(out, name, flows, fleet)
     write_loops(out, name, net)
-    write_cfg(out, name)
+    if fleet is not None and fleet.stops:
+        write_stops(out, name, fleet)
+    if zones or (zones is None and name in ZONE_SCENARIOS):
+        write_zones(out, name, net)
+    step_s = ZONE_STEP_S if name in ZONE_SCENARIOS else STEP_S
+    with_zones = bool(zones or (zones is None and name in ZONE_SCENARIOS))
+    stops = fleet is not None and bool(fleet.stops)
+    write_cfg(out, name, stops=stops, zones=with_zones, step_s=step_s)
     return out / f"{name}.sumocfg"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(SCENARIOS)}")
+    every = [*SCENARIOS, *ZONE_SCENARIOS, *PRIORITY_SCENARIOS]
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(every)}")
+    parser.add_argument(
+        "--zones",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="E2 zones on every signalised incoming lane (default: the zone scenarios only)",
+    )
     args = parser.parse_args(argv)
-    for name in args.names or list(SCENARIOS):
-        if name not in SCENARIOS:
+    for name in args.names or every:
+        if name not in every:
             parser.error(f"unknown scenario {name!r}")
-        print(build(name))
+        print(build(name, zones=args.zones))
     return 0
 
 

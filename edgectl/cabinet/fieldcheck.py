@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tomllib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from edgectl.cabinet.fieldmap import (
     FieldProfile,
     ObjectType,
     Placement,
+    SignalMap,
     expand,
     parse_signal,
     spec_of,
@@ -34,14 +35,17 @@ from edgectl.errors import ConfigError, FatalFieldError, Problem
 __all__ = [
     "BUILTIN_FIELD_PROFILES",
     "device_profile_problems",
+    "field_zones",
     "is_field_profile",
     "load_field_profile",
     "profile_problems",
+    "profile_zones",
     "read_profile_document",
+    "zone_config_problems",
 ]
 
 #: builtin v2 profiles (``builtin:NAME``), next to the v1 ones in ``cabinet/profiles``
-BUILTIN_FIELD_PROFILES = ("cabinet-v1", "io-modules")
+BUILTIN_FIELD_PROFILES = ("cabinet-v1", "io-modules", "io-modules-zones")
 
 _TYPES = ", ".join(t.value for t in ObjectType)
 _READERS_OF_OUTPUTS = ("readback.", "heartbeat.echo")
@@ -76,6 +80,13 @@ def _entry_problems(profile: FieldProfile) -> list[Problem]:
         if parsed is None:
             continue
         spec = spec_of(parsed[0])
+        if parsed[0].startswith("zone."):
+            out += _zone_entry_problems(entry, otype, spec.kind, at)
+            continue
+        if entry.objects is not None:
+            out.append(
+                _err(f"{at}.objects", f"only zone.N.objects takes objects, not {entry.signal}")
+            )
         if spec.direction is Direction.OUT and not otype.writable:
             out.append(_err(f"{at}.type", f"{entry.signal} is an output: {otype} is read-only"))
         if otype.is_bit and entry.bit is not None:
@@ -101,6 +112,57 @@ def _entry_problems(profile: FieldProfile) -> list[Problem]:
             if p.end > 0x10000:
                 out.append(_err(f"{at}.address", f"{p.signal} ends past address 65535"))
                 break
+    return out
+
+
+def _zone_entry_problems(entry: SignalMap, otype: ObjectType, kind: str, at: str) -> list[Problem]:
+    """A zone signal: whole 16-bit registers; ``objects`` on the object run and only there."""
+    out: list[Problem] = []
+    if otype.is_bit:
+        out.append(_err(f"{at}.type", f"{entry.signal}: zone data are registers, not a {otype}"))
+    if entry.bit not in (None, 0) or entry.bits not in (None, 16) or entry.words != 1:
+        out.append(
+            _err(
+                f"{at}.bits",
+                f"{entry.signal}: one whole register per value (no bit, bits or words)",
+            )
+        )
+    if kind == "block" and entry.objects is None:
+        out.append(_err(f"{at}.objects", f"{entry.signal} needs objects = how many the run holds"))
+    if kind != "block" and entry.objects is not None:
+        out.append(_err(f"{at}.objects", f"only zone.N.objects takes objects, not {entry.signal}"))
+    for p in expand(entry, 0):
+        if p.end > 0x10000:
+            out.append(_err(f"{at}.address", f"{p.signal} ends past address 65535"))
+            break
+    return out
+
+
+def _zones(places: list[Placement]) -> list[Problem]:
+    """Each zone mapped has its measurement counter (what tells a stuck sensor from an
+    empty road) and its counts."""
+    out: list[Problem] = []
+    found: dict[int, dict[str, Placement]] = defaultdict(dict)
+    for p in places:
+        if p.pattern.startswith("zone."):
+            found[p.number][p.pattern.rsplit(".", 1)[1]] = p
+    for zone, fields in sorted(found.items()):
+        at = f"map[{min(p.source for p in fields.values())}]"
+        for need in ("frame", "vehicles", "halting", "queue", "speed"):
+            if need not in fields:
+                out.append(_err(at, f"zone {zone} has no zone.{zone}.{need}"))
+    return out
+
+
+def profile_zones(profile: FieldProfile) -> dict[int, int]:
+    """Zone number → how many objects its object run holds (0: no object run) of every
+    zone a profile maps."""
+    out: dict[int, int] = {}
+    for i, entry in enumerate(profile.map):
+        for p in expand(entry, i):
+            if p.pattern.startswith("zone."):
+                run = (p.words - 1) // 2 if p.pattern == "zone.{n}.objects" else 0
+                out[p.number] = max(out.get(p.number, 0), run)
     return out
 
 
@@ -217,6 +279,7 @@ def profile_problems(profile: FieldProfile) -> list[Problem]:
     out += _overlaps(places)
     out += _channels(places, "channel.", "channel")
     out += _channels(places, "readback.", "readback of channel")
+    out += _zones(places)
     signals = {p.signal for p in places}
     if not any(s.startswith("channel.") for s in signals):
         out.append(_err("map", "no channel output is mapped"))
@@ -277,7 +340,11 @@ def load_field_profile(ref: str | Path) -> FieldProfile:
 
 
 def device_profile_problems(
-    ref: str, *, where: str, channels: Iterable[int] = (), detectors: Iterable[int] = ()
+    ref: str,
+    *,
+    where: str,
+    channels: Iterable[int] = (),
+    detectors: Iterable[int] = (),
 ) -> list[Problem]:
     """Problems of the profile a configured field device names (``where``: its path in
     the configuration), v1 or v2: it cannot be read, it is invalid (every problem, under
@@ -312,4 +379,54 @@ def device_profile_problems(
     for det in detectors:
         if f"detector.{det}" not in signals:
             out.append(_warn(where, f"{ref}: detector {det} of the junction is not mapped"))
+    return out
+
+
+def field_zones(ref: str) -> dict[int, int] | None:
+    """The zones a configured device's profile maps (:func:`profile_zones`); None when it is
+    not a readable, structurally valid v2 profile (its own problems say why)."""
+    try:
+        if not is_field_profile(ref):
+            return None
+        document, _ = read_profile_document(ref)
+        return profile_zones(FieldProfile.model_validate(document))
+    except (ConfigError, FatalFieldError, ValidationError):
+        return None
+
+
+def zone_config_problems(
+    where: str,
+    source: str,
+    mapped: Mapping[int, int],
+    zones: Mapping[int, int],
+    *,
+    extra_only: bool = False,
+) -> list[Problem]:
+    """The junction's zones (zone id → its ``max_objects``) against those the field profiles
+    map (``mapped``, zone → objects its run holds): each configured zone mapped, with an
+    object run at least ``max_objects`` long, and no zone mapped that is not configured
+    (``extra_only``: only that last check, for one device's profile ``source``)."""
+    out: list[Problem] = []
+    if extra_only:
+        for zone in sorted(set(mapped) - set(zones)):
+            out.append(
+                _err(
+                    where,
+                    f"{source}: zone {zone} is in the profile but not in the junction's [[zones]]",
+                )
+            )
+        return out
+    for zone, wanted in sorted(zones.items()):
+        if zone not in mapped:
+            out.append(_err(where, f"zone {zone} is not mapped in {source}"))
+        elif wanted and mapped[zone] == 0:
+            out.append(_warn(where, f"zone {zone} has no zone.{zone}.objects: no object list"))
+        elif mapped[zone] < wanted:
+            out.append(
+                _err(
+                    where,
+                    f"zone {zone}: its objects run holds {mapped[zone]} objects, "
+                    f"max_objects is {wanted}",
+                )
+            )
     return out

@@ -21,11 +21,19 @@ from edgectl.cabinet.channels import ChannelState
 from edgectl.cabinet.fieldmap import Placement
 from edgectl.cabinet.planner import FieldPlan, Image, ImageKey
 from edgectl.cabinet.registers import CabinetSnapshot
+from edgectl.cabinet.zones import (
+    ZoneFrame,
+    decode_distance,
+    decode_speed,
+    encode_distance,
+    encode_speed,
+)
 
 __all__ = [
     "Images",
     "decode_inputs",
     "decode_outputs",
+    "decode_zones",
     "encode_inputs",
     "encode_outputs",
     "get_value",
@@ -129,6 +137,8 @@ def decode_inputs(
     codes: dict[int, int] = {}
     counts: dict[int, int] = {}
     for p in plan.inputs:
+        if p.pattern.startswith("zone."):
+            continue  # decode_zones
         v = get_value(logical, p, little_words=_word_order_little(plan, p.device))
         head = p.pattern
         if head == "readback.{n}.state":
@@ -168,7 +178,74 @@ def decode_inputs(
         counts=tuple(counts.get(n, 0) for n in range(1, max(counts, default=0) + 1)),
         uptime_s=values.get("uptime_s", 0),
         power_cycles=values.get("power_cycles", 0),
+        zones=decode_zones(plan, logical),
     )
+
+
+def _word(images: Mapping[ImageKey, Mapping[int, int]], p: Placement, at: int) -> int:
+    return images.get((p.device, p.otype), {}).get(at, 0) & 0xFFFF
+
+
+def decode_zones(
+    plan: FieldPlan, logical: Mapping[ImageKey, Mapping[int, int]]
+) -> tuple[ZoneFrame, ...]:
+    """The zones of the read pass's (logical) images, ascending zone number: words in the
+    scales of :mod:`edgectl.cabinet.zones`. An object count beyond the run is cut to it."""
+    fields: dict[int, dict[str, Placement]] = {}
+    for p in plan.inputs:
+        if p.pattern.startswith("zone."):
+            fields.setdefault(p.number, {})[p.pattern.rsplit(".", 1)[1]] = p
+    out: list[ZoneFrame] = []
+    for zone, f in sorted(fields.items()):
+        words = {k: _word(logical, p, p.address) for k, p in f.items() if k != "objects"}
+        objects: tuple[tuple[float, float], ...] = ()
+        run = f.get("objects")
+        if run is not None:
+            n = min(_word(logical, run, run.address), (run.words - 1) // 2)
+            objects = tuple(
+                (
+                    decode_distance(_word(logical, run, run.address + 1 + 2 * i)),
+                    decode_speed(_word(logical, run, run.address + 2 + 2 * i)),
+                )
+                for i in range(n)
+            )
+        out.append(
+            ZoneFrame(
+                zone=zone,
+                frame=words.get("frame", 0),
+                vehicles=words.get("vehicles", 0),
+                halting=words.get("halting", 0),
+                queue_m=decode_distance(words.get("queue", 0)),
+                speed_mps=decode_speed(words.get("speed", 0)),
+                objects=objects,
+            )
+        )
+    return tuple(out)
+
+
+def _put_zone(images: Images, p: Placement, zone: ZoneFrame | None) -> None:
+    """One zone signal's words (a zone the sensor does not report reads 0: no data)."""
+    image = images.setdefault((p.device, p.otype), {})
+    what = p.pattern.rsplit(".", 1)[1]
+    if what == "objects":
+        cap = (p.words - 1) // 2
+        objects = zone.objects[:cap] if zone is not None else ()
+        image[p.address] = len(objects)
+        for i in range(cap):
+            d, v = objects[i] if i < len(objects) else (0.0, 0.0)
+            image[p.address + 1 + 2 * i] = encode_distance(d) if i < len(objects) else 0
+            image[p.address + 2 + 2 * i] = encode_speed(v) if i < len(objects) else 0
+        return
+    if zone is None:
+        image[p.address] = 0
+        return
+    image[p.address] = {
+        "frame": zone.frame & 0xFFFF,
+        "vehicles": min(zone.vehicles, 0xFFFF),
+        "halting": min(zone.halting, 0xFFFF),
+        "queue": encode_distance(zone.queue_m),
+        "speed": encode_speed(zone.speed_mps),
+    }[what]
 
 
 def encode_outputs(plan: FieldPlan, frame: Mapping[int, ChannelState], heartbeat: int) -> Images:
@@ -194,8 +271,12 @@ def encode_outputs(plan: FieldPlan, frame: Mapping[int, ChannelState], heartbeat
 def encode_inputs(plan: FieldPlan, snap: CabinetSnapshot) -> Images:
     """The input images (wire words) a cabinet serves so that they decode to ``snap``."""
     images: Images = {}
+    zones = {z.zone: z for z in snap.zones}
     for p in plan.inputs:
         head, n = p.pattern, p.number
+        if head.startswith("zone."):
+            _put_zone(images, p, zones.get(n))
+            continue
         if head == "readback.{n}.state":
             v = int(snap.readback.get(n, ChannelState.OFF))
         elif head.startswith("readback."):

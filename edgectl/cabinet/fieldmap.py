@@ -40,11 +40,20 @@ channel.N.state           out         value  the state code commanded for channe
 channel.N.LAMP            out         bit    drive lamp LAMP of channel N (below)
 heartbeat                 out         value  changes every tick (one bit: toggles) — the watchdog
 mmu.reset                 out         cmd    written with ``value`` when an MMU reset is due
+zone.N.frame              in          value  zone sensor N's measurement counter (0: none)
+zone.N.vehicles           in          value  vehicles in zone N (a whole register, as all
+                                             zone values)
+zone.N.halting            in          value  of them, those halting (under 0.5 m/s)
+zone.N.queue              in          value  queue length from the stop line, 0.1 m
+zone.N.speed              in          value  mean speed of the zone's vehicles, 0.1 m/s
+zone.N.objects            in          block  ``objects = K``: the count, then K (distance
+                                             0.1 m, speed 0.1 m/s) pairs (1 + 2K registers)
 ========================  ==========  =====  =====================================================
 
 ``LAMP`` is ``red``, ``yellow``, ``green`` (vehicle), ``dont_walk``, ``walk`` (pedestrian) or
 ``flash`` (the channel's flasher: with ``red`` it is FR, with ``yellow`` FY, with
-``dont_walk`` FDW). Validation (:mod:`edgectl.cabinet.fieldcheck`) names every problem.
+``dont_walk`` FDW). Zone signals are described in :mod:`edgectl.cabinet.zones`. Validation
+(:mod:`edgectl.cabinet.fieldcheck`) names every problem.
 """
 
 from __future__ import annotations
@@ -120,7 +129,7 @@ class SignalSpec:
     """What a signal name means: direction, whether it is one bit, a value or a command."""
 
     direction: Direction
-    kind: Literal["bit", "value", "command"]
+    kind: Literal["bit", "value", "command", "block"]
 
 
 _FIXED: dict[str, SignalSpec] = {
@@ -144,8 +153,14 @@ _NUMBERED: dict[str, SignalSpec] = {  # pattern with {n} → spec
     "channel.{n}.state": SignalSpec(Direction.OUT, "value"),
     **{f"readback.{{n}}.{lamp}": SignalSpec(Direction.IN, "bit") for lamp in LAMPS},
     **{f"channel.{{n}}.{lamp}": SignalSpec(Direction.OUT, "bit") for lamp in LAMPS},
+    # zone sensors (camera / radar): edgectl.cabinet.zones says what the words mean
+    **{
+        f"zone.{{n}}.{what}": SignalSpec(Direction.IN, "value")
+        for what in ("frame", "vehicles", "halting", "queue", "speed")
+    },
+    "zone.{n}.objects": SignalSpec(Direction.IN, "block"),
 }
-_LIMITS = {"detector": 64, "ped": 16, "mmu": 32, "readback": 32, "channel": 32}
+_LIMITS = {"detector": 64, "ped": 16, "mmu": 32, "readback": 32, "channel": 32, "zone": 32}
 _RANGE = re.compile(r"^(?P<head>[a-z_.]*?)(?P<lo>\d+)(?:-(?P<hi>\d+))?(?P<tail>(?:\.[a-z_]+)*)$")
 
 
@@ -236,6 +251,12 @@ class SignalMap(Frozen):
     )
     active: Literal["high", "low"] = "high"
     value: int | None = Field(default=None, ge=0, le=0xFFFF, description="mmu.reset: written")
+    objects: int | None = Field(
+        default=None,
+        ge=1,
+        le=60,
+        description="zone.N.objects: how many objects the run holds (1 + 2 x objects registers)",
+    )
     description: str = Field(default="", max_length=500)
 
 
@@ -323,10 +344,17 @@ def expand(entry: SignalMap, index: int) -> list[Placement]:
     spec = spec_of(pattern)
     bits = entry.bits or _default_bits(spec.kind, otype, entry.words)
     first_bit = entry.bit or 0
+    words = entry.words
+    if spec.kind == "block":  # a run of registers: the count, then the pairs
+        if otype.is_bit:
+            return []
+        words, bits, first_bit = 1 + 2 * (entry.objects or 1), 16, 0
     out: list[Placement] = []
     for i, n in enumerate(numbers or [0]):
         address, bit = entry.address, first_bit
-        if otype.is_bit:
+        if spec.kind == "block":
+            address += i * (entry.stride or words)
+        elif otype.is_bit:
             address += i * (entry.stride or bits)
         elif spec.kind == "bit" and entry.words == 1 and bits == 1:
             absolute = entry.address * 16 + first_bit + i * (entry.stride or 1)
@@ -343,7 +371,7 @@ def expand(entry: SignalMap, index: int) -> list[Placement]:
                 address=address,
                 bit=bit,
                 bits=bits,
-                words=entry.words,
+                words=words,
                 active_low=entry.active == "low",
                 value=entry.value,
                 source=index,

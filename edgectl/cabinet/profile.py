@@ -40,6 +40,7 @@ __all__ = [
     "CabinetChannel",
     "CabinetDetector",
     "CabinetWiring",
+    "CabinetZone",
     "DetectorPosition",
     "DeviceProfile",
     "MmuCard",
@@ -213,6 +214,16 @@ class PedestrianButton(Frozen):
     rate_per_h: float = Field(default=30.0, ge=0.0, le=3600.0, description="Mean button presses")
 
 
+class CabinetZone(Frozen):
+    """A zone sensor's zone (camera / radar) over the lanes of one movement, emulated."""
+
+    id: int = Field(ge=1, le=32, description="Zone number (zone.N in the v2 map)")
+    movement: str = Field(description="Movement id whose vehicles the zone sees")
+    length_m: float = Field(
+        default=150.0, gt=0.0, le=1000.0, description="From the stop line upstream"
+    )
+
+
 class CabinetWiring(Frozen):
     """The emulated cabinet: channels, MMU card, detectors, the traffic on the approaches."""
 
@@ -221,6 +232,7 @@ class CabinetWiring(Frozen):
     detectors: tuple[CabinetDetector, ...] = Field(default=(), max_length=64)
     movements: tuple[Movement, ...] = ()
     pedestrians: tuple[PedestrianButton, ...] = ()
+    zones: tuple[CabinetZone, ...] = Field(default=(), max_length=32)
 
     @model_validator(mode="after")
     def _consistent(self) -> CabinetWiring:
@@ -255,6 +267,12 @@ class CabinetWiring(Frozen):
         for d in self.detectors:
             if d.movement not in moves:
                 raise ValueError(f"detector {d.id} on unknown movement {d.movement}")
+        zones = [z.id for z in self.zones]
+        if len(set(zones)) != len(zones):
+            raise ValueError("duplicate zone ids")
+        for z in self.zones:
+            if z.movement not in moves:
+                raise ValueError(f"zone {z.id} on unknown movement {z.movement}")
         return self
 
     def channel(self, channel_id: int) -> CabinetChannel:

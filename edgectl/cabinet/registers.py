@@ -25,6 +25,7 @@ from types import MappingProxyType
 
 from edgectl.cabinet.channels import ChannelState
 from edgectl.cabinet.profile import DeviceProfile
+from edgectl.cabinet.zones import ZoneFrame
 
 __all__ = [
     "HEARTBEAT_MODULO",
@@ -147,6 +148,7 @@ class CabinetSnapshot:
     counts: tuple[int, ...]
     uptime_s: int
     power_cycles: int
+    zones: tuple[ZoneFrame, ...] = ()  # zone sensors (v2 profiles), ascending zone
 
 
 def members(words: Sequence[int]) -> frozenset[int]:

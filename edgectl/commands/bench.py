@@ -1,7 +1,8 @@
 """``edgectl bench``: benchmarks of the controller.
 
-``edgectl bench sumo SCENARIO.sumocfg --controller NAME [--seed N] [--json OUT] [-- SUMO_ARGS…]``
-runs one controller against a SUMO scenario (software-in-the-loop, SPEC §10). Everything
+``edgectl bench sumo SCENARIO.sumocfg --controller NAME [--seed N] [--json OUT] [--no-priority]
+[-- SUMO_ARGS…]`` runs one controller against a SUMO scenario (software-in-the-loop, SPEC §10);
+emergency vehicles and buses feed priority requests unless ``--no-priority``. Everything
 after ``--`` goes to SUMO verbatim. Exit status: 0 for a valid run, 1 for an invalid one
 (a teleport or a collision), 2 for a usage or scenario error.
 """
@@ -74,6 +75,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep the permissive turns of lefts the network's program runs protected /"
         " permissive (every controller; edgectl's dual ring shows a flashing yellow arrow)",
     )
+    p.add_argument(
+        "--no-priority",
+        action="store_true",
+        help="send no priority requests: emergency vehicles and buses are tracked and measured"
+        " as usual but their GPS feed reaches no junction (the comparison run)",
+    )
+    p.add_argument(
+        "--peer-timing",
+        choices=("webster", "default"),
+        default="webster",
+        help="sumo:static / sumo:actuated timed by Webster for the scenario's peak flows"
+        " (default), or on the network's demand-blind default splits",
+    )
+    p.add_argument(
+        "--no-zones",
+        action="store_true",
+        help="ignore the scenario's E2 detectors: edgectl controllers run on their loops alone",
+    )
+    p.add_argument(
+        "--zone-degrade",
+        default="",
+        metavar="SPEC",
+        help="make the zone sensors worse, e.g. range=80,miss=0.1,dead=1 (keys: range m,"
+        " noise m, speed_noise m/s, miss and dropout probabilities, dead zones per junction,"
+        " seed)",
+    )
     p.epilog = "-- SUMO_ARGS…  everything after `--` is passed to SUMO verbatim"
 
 
@@ -86,8 +113,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_sumo(args: argparse.Namespace) -> int:
     from edgectl.sumo import BenchError, SumoUnavailable, run_bench
+    from edgectl.sumo.zones import ZoneDegrade
 
     sumo_args = list(getattr(args, "sumo_args", []))
+    try:
+        degrade = ZoneDegrade.parse(args.zone_degrade) if args.zone_degrade else None
+    except ValueError as exc:
+        print(f"edgectl bench sumo: {exc}", file=sys.stderr)
+        return 2
     try:
         result = run_bench(
             args.scenario,
@@ -97,6 +130,10 @@ def _run_sumo(args: argparse.Namespace) -> int:
             coordinate=args.coordinate,
             dual_ring=not args.single_ring,
             permissive_lefts=args.permissive_lefts,
+            priority=not args.no_priority,
+            peer_timing=args.peer_timing,
+            zones=not args.no_zones,
+            zone_degrade=degrade,
         )
     except (BenchError, SumoUnavailable) as exc:
         print(f"edgectl bench sumo: {exc}", file=sys.stderr)
@@ -113,6 +150,14 @@ def _run_sumo(args: argparse.Namespace) -> int:
         f"worst approach {result.worst_approach} {result.worst_approach_delay_s:.1f} s, "
         f"wall {result.wall_s:.2f} s"
     )
+    if set(result.time_loss_by_class_s) - {"other"}:
+        by_class = ", ".join(f"{k} {v:.2f} s" for k, v in result.time_loss_by_class_s.items())
+        feed = result.priority
+        print(
+            f"time loss by class: {by_class}; priority requests sent {feed.get('sent', 0)}"
+            f" (updates {feed.get('updates', 0)}, cancels {feed.get('cancels', 0)}),"
+            f" TSP check-ins {feed.get('tsp_checkins', 0)}"
+        )
     if not result.valid:
         print(f"INVALID run: {result.invalid_reason}", file=sys.stderr)
         return 1

@@ -162,7 +162,11 @@ def profile_errors(example: str, profile: str) -> list[str]:
     """What is wrong with ``profile`` for the junction of ``example``: the very check
     ``check-config`` makes of a field device's profile (a v1 register map, or a v2 profile
     also against the junction's channels and detectors), errors only."""
-    from edgectl.cabinet.fieldcheck import device_profile_problems
+    from edgectl.cabinet.fieldcheck import (
+        device_profile_problems,
+        field_zones,
+        zone_config_problems,
+    )
     from edgectl.config.loader import check_config_text
 
     config, _ = check_config_text(example_text(example), environ={})
@@ -171,6 +175,10 @@ def profile_errors(example: str, profile: str) -> list[str]:
     problems = device_profile_problems(
         profile, where="--profile", channels=channels, detectors=detectors
     )
+    mapped = field_zones(profile)
+    if mapped:  # zone sensors need the junction's [[zones]], which the examples written here lack
+        zones = {} if config is None else {z.id: z.max_objects for z in config.zones}
+        problems += zone_config_problems("--profile", profile, mapped, zones, extra_only=True)
     return [p.message for p in problems if p.severity == "error"]
 
 

@@ -115,16 +115,28 @@ def check_config_file(
 def _profile_problems(config: DaemonConfig) -> list[Problem]:
     """The field devices' profiles, read and checked as the daemon would open them (a v2
     profile also against the junction's channels and detectors)."""
-    from edgectl.cabinet.fieldcheck import device_profile_problems
+    from edgectl.cabinet.fieldcheck import (
+        device_profile_problems,
+        field_zones,
+        zone_config_problems,
+    )
 
     channels = [c.id for c in config.channels]
     detectors = [d.id for d in config.detectors]
+    wanted = {z.id: z.max_objects for z in config.zones}
+    mapped: dict[int, int] = {}
     out: list[Problem] = []
     for i, device in enumerate(config.field.devices):
         where = f"field.devices[{i}].profile"
         out += device_profile_problems(
             device.profile, where=where, channels=channels, detectors=detectors
         )
+        found = field_zones(device.profile)
+        if found is not None:
+            mapped.update(found)
+            out += zone_config_problems(where, device.profile, found, wanted, extra_only=True)
+    if config.zones or mapped:
+        out += zone_config_problems("zones", "the field profiles", mapped, wanted)
     return out
 
 

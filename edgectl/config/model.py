@@ -180,6 +180,93 @@ class Detector(Frozen):
         return self.call_phases if self.extend_phases is None else self.extend_phases
 
 
+ZoneId = Annotated[int, Field(ge=1, le=32, description="zone sensor zone 1..32")]
+
+
+class Zone(Frozen):
+    """A zone sensor's zone (camera / radar); a failed one falls back to the lane's loops.
+
+    One lane group from the stop line upstream, reported as vehicles, halting vehicles,
+    queue length, mean speed and an object list (docs/field.md#zone-sensors), diagnosed
+    like a loop (no data, stuck, implausible)."""
+
+    id: ZoneId = Field(description="Zone number: zone.N of the field profile")
+    phases: tuple[PhaseId, ...] = Field(
+        min_length=1, max_length=16, description="Phases the zone's lanes feed"
+    )
+    lane: str = Field(default="", max_length=32, description="Free text, e.g. N1, WB through")
+    lanes: int = Field(default=1, ge=1, le=6, description="Lanes the zone covers")
+    length_m: float = Field(
+        default=150.0, gt=0.0, le=1000.0, description="Zone length from the stop line upstream"
+    )
+    loops: tuple[DetectorId, ...] = Field(
+        default=(),
+        max_length=16,
+        description="The lane's loop detectors: what strategies use while the zone is failed",
+    )
+    max_objects: int = Field(
+        default=8, ge=0, le=60, description="Objects of the object list used (nearest first)"
+    )
+    no_data_s: float = Field(
+        default=2.0,
+        ge=0.2,
+        le=600.0,
+        description="No measurement (unit silent, counter 0) for this long: the zone fails",
+    )
+    stuck_s: float = Field(
+        default=3.0,
+        ge=0.0,
+        le=600.0,
+        description="Measurement counter unchanged for this long: stuck, the zone fails; "
+        "0 disables",
+    )
+    implausible_s: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=600.0,
+        description="Implausible measurements for this long: the zone fails; 0 disables",
+    )
+    recovery_s: float = Field(
+        default=5.0,
+        ge=0.0,
+        le=3600.0,
+        description="A failed zone returns after this long of clean measurements",
+    )
+    jam_spacing_m: float = Field(
+        default=5.0,
+        ge=3.0,
+        le=30.0,
+        description="Densest plausible spacing per lane: more than lanes x length / spacing "
+        "vehicles is implausible",
+    )
+    max_speed_kmh: float = Field(
+        default=150.0, gt=0.0, le=300.0, description="A faster mean or object speed is implausible"
+    )
+
+
+class PriorityInput(Frozen):
+    """A local priority input: an optical / radio / GPS preempt or bus detector wired to the
+    cabinet as a detector input. Its actuation (off → on) becomes a priority request
+    (``emergency``) or a TSP check-in (``transit``); docs/priority.md#local-priority-inputs."""
+
+    detector: DetectorId = Field(description="The detector input the receiver is wired to")
+    kind: Literal["emergency", "transit"] = Field(
+        description="emergency: a priority request (a preempt); transit: a TSP check-in"
+    )
+    phases: tuple[PhaseId, ...] = Field(
+        min_length=1, max_length=4, description="The vehicle's movement (green together)"
+    )
+    level: int = Field(default=1, ge=1, le=9, description="Emergency: 1 = highest")
+    eta_s: float = Field(
+        default=0.0, ge=0.0, le=300.0, description="Detection to stop line time of the vehicle"
+    )
+    checkout_detector: DetectorId | None = Field(
+        default=None,
+        description="Check out on this detector's actuation (once the movement shows green); "
+        "otherwise by the timeout",
+    )
+
+
 class PhaseTiming(Frozen):
     """Per-phase timing of a plan (NTCIP 1202 names, seconds)."""
 
@@ -236,6 +323,36 @@ class Plan(Frozen):
     timing: dict[PhaseId, PhaseTiming] = Field(description="Timing of every phase of the rings")
     coordination: Coordination | None = Field(
         default=None, description="Cycle/offset/splits, used by fixed and coordinated modes"
+    )
+    # transit signal priority (docs/priority.md#transit-signal-priority)
+    tsp_enabled: bool = Field(
+        default=False, description="Transit signal priority: bus check-ins are honoured"
+    )
+    tsp_max_extend_s: float = Field(
+        default=10.0, ge=0.0, le=60.0, description="TSP green extension: at most this long"
+    )
+    tsp_max_early_s: float = Field(
+        default=10.0,
+        ge=0.0,
+        le=60.0,
+        description="TSP early green: each conflicting green ends at most this much earlier "
+        "(never below its minimum green)",
+    )
+    tsp_lockout_cycles: int = Field(
+        default=2,
+        ge=0,
+        le=20,
+        description="TSP acts at most once per this many cycles per approach",
+    )
+    tsp_phases: tuple[PhaseId, ...] = Field(
+        default=(), max_length=16, description="Phases TSP may serve; empty = every phase"
+    )
+    tsp_timeout_s: float = Field(
+        default=60.0,
+        ge=5.0,
+        le=600.0,
+        description="A bus checks out this long after its ETA (after its check-in without an "
+        "ETA) unless it checked out first",
     )
 
 
@@ -326,8 +443,17 @@ class Config(Frozen):
     barriers: tuple[Barrier, ...] = Field(min_length=1, max_length=8)
     channels: tuple[Channel, ...] = Field(min_length=1, max_length=32)
     detectors: tuple[Detector, ...] = Field(default=(), max_length=64)
+    zones: tuple[Zone, ...] = Field(
+        default=(), max_length=32, description="Zone sensors (camera / radar) of the lanes"
+    )
     plans: tuple[Plan, ...] = Field(min_length=1, max_length=32)
     control: Control = Control()
+    priority_inputs: tuple[PriorityInput, ...] = Field(
+        default=(),
+        max_length=16,
+        description="Local priority inputs: detectors whose actuation is a priority request "
+        "or a TSP check-in",
+    )
     conflict_overrides: tuple[tuple[PhaseId, PhaseId], ...] = Field(
         default=(), description="Extra phase pairs that must never be non-red together"
     )

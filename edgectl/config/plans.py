@@ -162,6 +162,9 @@ def plan_problems(plan: Plan, config: Config, prefix: str) -> list[Problem]:
         )
     if plan.coordination is not None:
         out += _coordination_problems(plan, config, join(prefix, "coordination"))
+    unknown_tsp = sorted(set(plan.tsp_phases) - set(phases))
+    if unknown_tsp:
+        out.append(err(join(prefix, "tsp_phases"), f"TSP on phase(s) {unknown_tsp}, not defined"))
     return out
 
 

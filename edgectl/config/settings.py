@@ -53,6 +53,14 @@ class FieldSettings(Frozen):
     detector_loss_s: float = Field(
         default=1.0, gt=0.0, le=10.0, description="Detector device silent this long → failed"
     )
+    zone_poll_s: float = Field(
+        default=0.1,
+        ge=0.05,
+        le=5.0,
+        description="Zone sensors are read at most this often, each time after the tick's "
+        "frame is written (on a shared RS-485 line 0.5 keeps their long reads away from "
+        "most frames; docs/field.md#zone-sensors)",
+    )
 
 
 class MqttProtocol(enum.StrEnum):

@@ -57,6 +57,8 @@ def validate_config(config: Config) -> list[Problem]:
                 err(f"control.schedule[{index}].plan", f"plan {entry.plan} is not defined")
             )
     problems += _check_mode_needs(config)
+    problems += _check_priority_inputs(config, defined)
+    problems += _check_zones(config, defined)
     for index, plan in enumerate(config.plans):
         problems += plan_problems(plan, config, f"plans[{index}]")
     if isinstance(config, DaemonConfig):
@@ -447,4 +449,63 @@ def _check_startup(config: Config) -> list[Problem]:
                 f"start-up phases {[pid for _, pid in startup]} are in different barrier groups",
             )
         )
+    return out
+
+
+def _check_zones(config: Config, defined: set[int]) -> list[Problem]:
+    """Zone sensors: unique ids, defined phases, fallback loops that exist and serve the
+    zone's phases (a zone without loops has nothing to fall back to: a warning)."""
+    out = duplicates("zone", "zones", [z.id for z in config.zones])
+    loops = {d.id: d for d in config.detectors}
+    for index, zone in enumerate(config.zones):
+        path = f"zones[{index}]"
+        for phase in zone.phases:
+            if phase not in defined:
+                out.append(err(f"{path}.phases", f"phase {phase} is not defined"))
+        for det in zone.loops:
+            d = loops.get(det)
+            if d is None:
+                out.append(err(f"{path}.loops", f"detector {det} is not defined"))
+            elif not (set(d.call_phases) | set(d.extends)) & set(zone.phases):
+                out.append(
+                    warn(
+                        f"{path}.loops",
+                        f"detector {det} neither calls nor extends phases {list(zone.phases)}",
+                    )
+                )
+        if len(set(zone.loops)) != len(zone.loops):
+            out.append(err(f"{path}.loops", "a detector listed twice"))
+        if not zone.loops:
+            out.append(warn(f"{path}.loops", f"zone {zone.id} has no loops to fall back to"))
+    return out
+
+
+def _check_priority_inputs(config: Config, defined: set[int]) -> list[Problem]:
+    """Local priority inputs: defined detectors and phases, one movement, one input each."""
+    out: list[Problem] = []
+    detectors = {d.id for d in config.detectors}
+    group_of = barrier_groups(config)
+    ring_of = {p: r.id for r in config.rings for p in r.sequence}
+    for index, pin in enumerate(config.priority_inputs):
+        path = f"priority_inputs[{index}]"
+        for name, det in (("detector", pin.detector), ("checkout_detector", pin.checkout_detector)):
+            if det is not None and det not in detectors:
+                out.append(err(f"{path}.{name}", f"detector {det} is not defined"))
+        unknown = [p for p in pin.phases if p not in defined]
+        if unknown:
+            out.append(err(f"{path}.phases", f"phase(s) {unknown} not defined"))
+        elif len({group_of.get(p) for p in pin.phases}) > 1 or len(
+            {ring_of.get(p) for p in pin.phases}
+        ) < len(pin.phases):
+            out.append(err(f"{path}.phases", f"phases {list(pin.phases)} cannot be green together"))
+    seen: dict[int, int] = {}
+    for index, pin in enumerate(config.priority_inputs):
+        if pin.detector in seen:
+            out.append(
+                err(
+                    f"priority_inputs[{index}].detector",
+                    f"detector {pin.detector} is already priority_inputs[{seen[pin.detector]}]",
+                )
+            )
+        seen.setdefault(pin.detector, index)
     return out

@@ -29,6 +29,12 @@ position (:class:`~edgectl.control.coordination.CycleClock`), walked into step w
 shared clock ``inputs.sync_s`` (the controller's own time when None); strategies read it as
 ``view.cycle_time()``. ``Outputs.transition`` says how it is walking into step and event 150
 (coord cycle state change) marks each change (see :mod:`edgectl.control.coordination`).
+
+Priority: :meth:`Controller.request_priority` (emergency vehicles, a preempt planned for the
+ETA; :mod:`edgectl.control.priority`) and :meth:`Controller.transit_checkin` /
+:meth:`Controller.transit_checkout` (buses: TSP edits the strategy's requests before the
+operator's are merged; :mod:`edgectl.control.transit`; events 112–115 in the tick's outputs).
+``config.priority_inputs`` turns a detector's actuation into either (a local receiver).
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from edgectl.control.coordination import (
 from edgectl.control.engine import Engine
 from edgectl.control.priority import PriorityAnswer, PriorityPlanner, PriorityRequest
 from edgectl.control.strategies.base import Strategy, View
+from edgectl.control.transit import TransitAnswer, TransitPlanner, TransitRequest
 from edgectl.control.types import (
     NO_REQUESTS,
     Event,
@@ -63,6 +70,7 @@ from edgectl.control.types import (
     SetMode,
     SetPlan,
 )
+from edgectl.control.zones import ZoneBank
 
 __all__ = ["Controller", "ExpectsArrivals", "FrameMonitor"]
 
@@ -123,6 +131,8 @@ class Controller:
         start_mode = config.control.mode if mode is None else mode
         self._mode = start_mode
         self.view = View(self.engine, start_mode)
+        self.zones = ZoneBank(config.zones)  # zone sensors: diagnostics, healthy readings
+        self.view.attach_zones(self.zones)
         self._strategy_mode: Mode | None = None
         self._strategy: Strategy = strategies.get_strategy(Mode.ACTUATED, config, self.engine.plan)
         self._phase_ids = frozenset(p.id for p in config.phases)
@@ -149,6 +159,8 @@ class Controller:
         self._terms: CycleTerms | None = None
         self._coord_param: int | None = None  # the last event 150 parameter emitted
         self.priority = PriorityPlanner(config)  # emergency-vehicle requests → one preempt
+        self.transit = TransitPlanner(config)  # bus check-ins → holds, force-offs, calls
+        self._inputs_on: frozenset[int] = frozenset()  # priority input detectors on last tick
 
     # --- read side ---
 
@@ -212,17 +224,71 @@ class Controller:
         """Add or replace a priority request (``eta`` in controller time); the answer says
         whether its ETA can be honoured. Call it between ticks, like :meth:`expect`.
         ``ValueError`` for an unknown phase or detector."""
-        unknown = [p for p in request.phases if p not in self._phase_ids]
-        if unknown or not request.phases:
-            raise ValueError(f"phase(s) {unknown or '[]'} not defined")
-        detectors = {d.id for d in self.config.detectors}
-        if request.checkout_detector is not None and request.checkout_detector not in detectors:
-            raise ValueError(f"detector {request.checkout_detector} is not defined")
+        self._known(request.phases, request.checkout_detector)
         return self.priority.request(self.view.t, request, self.engine.plan)
 
     def cancel_priority(self, request_id: str) -> bool:
         """Check a priority request out (the centre's cancel); False if none was held."""
         return self.priority.cancel(request_id)
+
+    # --- transit signal priority (buses; edgectl.control.transit) ---
+
+    def transit_checkin(self, request: TransitRequest) -> TransitAnswer:
+        """A bus checks in (or updates its ETA, same ``id``; ``eta`` in controller time). The
+        answer is refused (``accepted`` false, with a ``code``) when the plan in force has TSP
+        disabled or not on these phases, or the ETA is out of range. Call it between ticks.
+        ``ValueError`` for an unknown phase or detector."""
+        self._known(request.phases, request.checkout_detector)
+        return self.transit.checkin(
+            self.view.t, request, self.engine.plan, emergency=self.priority.busy
+        )
+
+    def transit_checkout(self, request_id: str) -> bool:
+        """A bus checks out (the centre's check-out); False if it was not checked in."""
+        return self.transit.checkout(self.view.t, request_id)
+
+    def _priority_inputs(self, now: float, inputs: Inputs) -> None:
+        """Local priority inputs (``[[priority_inputs]]``): an actuation (off → on) of the
+        receiver's detector is a priority request or a TSP check-in, id ``input-<detector>``
+        (a new actuation updates it), ETA ``now + eta_s``; check-out by its
+        ``checkout_detector`` or the timeout."""
+        wired = {p.detector for p in self.config.priority_inputs}
+        on = frozenset(d for d in inputs.presence if d in wired) - inputs.failed_detectors
+        rising = on - self._inputs_on
+        self._inputs_on = on
+        if not rising or self.engine.last is None:
+            return
+        self.view.t = now  # the requests' "now" (view.update sets it again below)
+        for pin in self.config.priority_inputs:
+            if pin.detector not in rising:
+                continue
+            rid = f"input-{pin.detector}"
+            if pin.kind == "emergency":
+                self.request_priority(
+                    PriorityRequest(
+                        rid,
+                        pin.phases,
+                        eta=now + pin.eta_s,
+                        level=pin.level,
+                        checkout_detector=pin.checkout_detector,
+                    )
+                )
+            else:
+                self.transit_checkin(
+                    TransitRequest(
+                        rid,
+                        pin.phases,
+                        eta=now + pin.eta_s,
+                        checkout_detector=pin.checkout_detector,
+                    )
+                )
+
+    def _known(self, phases: tuple[int, ...], detector: int | None) -> None:
+        unknown = [p for p in phases if p not in self._phase_ids]
+        if unknown or not phases:
+            raise ValueError(f"phase(s) {unknown or '[]'} not defined")
+        if detector is not None and detector not in {d.id for d in self.config.detectors}:
+            raise ValueError(f"detector {detector} is not defined")
 
     # --- modes ---
 
@@ -281,6 +347,8 @@ class Controller:
         if self._pending:
             inputs = replace(inputs, directives=self._pending + inputs.directives)
             self._pending = ()
+        if self.config.priority_inputs:
+            self._priority_inputs(now, inputs)
         if self.priority.busy:
             extra = self.priority.step(now, inputs.presence, self.engine.last, self.engine.plan)
             if extra:
@@ -292,12 +360,16 @@ class Controller:
                 pass  # the engine applies it at the next barrier; strategies read view.plan
         operator = inputs.requests
         self.view.update(now, operator, self._mode)
+        zone_events = self._zones_step(now, inputs) if self.zones.configured else ()
         position, rate, coord_event = self._cycle(now, inputs.sync_s)
         self.view.set_cycle(position, rate)
         if self.engine.state in _STRATEGY_STATES:
             requested = self._strategy.requests(self.view)
         else:
             requested = NO_REQUESTS
+        self.transit.observe(self.engine.last)
+        if self.transit.busy:
+            requested = self._transit(now, inputs, requested)
         if operator is not NO_REQUESTS:
             requested = requested.merged(operator) if requested is not NO_REQUESTS else operator
         self.last_requests = requested
@@ -312,7 +384,40 @@ class Controller:
         if coord_event is not None:
             event = Event(out.t, EventCode.COORD_CYCLE_STATE_CHANGE, coord_event)
             out = replace(out, events=(*out.events, event))
+        tsp = self.transit.events()
+        if tsp:
+            out = replace(out, events=(*out.events, *(replace(e, t=out.t) for e in tsp)))
+        if self.zones.configured:
+            out = replace(out, zones=self.zones.statuses, events=(*out.events, *zone_events))
         return out
+
+    def _zones_step(self, now: float, inputs: Inputs) -> tuple[Event, ...]:
+        """Zone sensor diagnostics for this tick (before the strategy reads the view); the
+        alarm ``zone:failed:…`` lists the failed zones."""
+        raw = self.zones.update(round(now * 10), inputs.zones)
+        if not raw:
+            return ()
+        failed = self.zones.failed
+        text = f"zone:failed:{','.join(map(str, sorted(failed)))}" if failed else None
+        self.engine.set_alarm("zone:", text)
+        return tuple(Event(now, code, param) for code, param in raw)
+
+    def _transit(self, now: float, inputs: Inputs, requested: Requests) -> Requests:
+        """The strategy's requests with the TSP adjustments (none during a priority, outside
+        normal operation, or in a cycle mode while the cycle clock is in a transition)."""
+        cycle_time = self.view.cycle_time() if self._strategy_mode in _CYCLE_MODES else None
+        return self.transit.step(
+            now,
+            requested,
+            plan=self.engine.plan,
+            last=self.engine.last,
+            presence=inputs.presence,
+            cycle_time=cycle_time,
+            in_step=self.cycle_clock.transition is None,
+            suspended=self.priority.busy
+            or self.engine.state is not OperatingState.NORMAL
+            or self._mode in (Mode.FLASH, Mode.MANUAL),
+        )
 
     def _check(self, out: Outputs) -> Outputs:
         if out.channels is self._last_frame:

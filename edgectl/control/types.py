@@ -138,6 +138,8 @@ class EventCode(enum.IntEnum):
     CONFIG_REJECTED = 205
     OUTBOX_DROPPED = 206
     HOLD_LIMIT_REACHED = 207  # param: the phase whose hold is ignored for the rest of its green
+    ZONE_FAULT = 220  # param: the zone sensor zone that failed (no data, stuck, implausible)
+    ZONE_RESTORED = 221  # param: the zone that is healthy again (or for the first time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +218,26 @@ Directive = SetMode | SetPlan | EnterFlash | ExitFlash | Preempt
 
 
 @dataclass(frozen=True, slots=True)
+class ZoneReading:
+    """One zone sensor measurement (camera / radar) as the field decoded it.
+
+    ``frame`` is the sensor's measurement counter (it advances with every new measurement:
+    that tells a stuck sensor from an empty road); ``t`` the controller time of the read.
+    ``objects``: (distance to the stop line m, speed m/s) per vehicle, nearest first, no
+    identities.
+    """
+
+    zone: int
+    frame: int
+    vehicles: int
+    halting: int
+    queue_m: float
+    mean_speed_mps: float
+    objects: tuple[tuple[float, float], ...] = ()
+    t: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Inputs:
     """Everything the core sees in one tick."""
 
@@ -228,6 +250,8 @@ class Inputs:
     # daemon UTC epoch seconds plus the zone's fixed UTC offset, in the SUMO bench the
     # simulation time; None: the controller's own time stands in
     sync_s: float | None = None
+    # zone sensors: this tick's measurements (a zone whose sensor said nothing is absent)
+    zones: tuple[ZoneReading, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +270,17 @@ class DetectorStatus:
     on: bool
     failed: bool
     fault: str | None = None  # "no_activity" | "max_presence" | "erratic" | "lost"
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneStatus:
+    """A zone sensor zone as the controller sees it this tick."""
+
+    id: int
+    failed: bool  # strategies use the zone's loops instead
+    fault: str | None = None  # "no_data" | "stuck" | "implausible"; a failed zone in its
+    # recovery hold-off keeps the fault it had
+    reading: ZoneReading | None = None  # the latest measurement (None: none yet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +303,7 @@ class Outputs:
     # coordinated/fixed: how the cycle walks into step with the shared clock ("immediate",
     # "shortway", "dwell"); None in step or without a cycle
     transition: str | None = None
+    zones: tuple[ZoneStatus, ...] = ()  # zone sensors, ascending id (none configured: ())
 
     @property
     def frame(self) -> dict[int, ChannelState]:

@@ -60,6 +60,8 @@ class MetricsFeed:
                     self._errors_seen[key] = count
         for det in out.detectors:
             m.set_detector_fault(det.id, det.fault if det.failed else None)
+        for zone in out.zones:
+            m.set_zone_fault(zone.id, zone.fault if zone.failed else None)
         snap = daemon.supervisor.output
         m.set_mmu_tripped(bool(snap and snap.mmu_tripped))
         m.set_mode(out.mode, out.plan)

@@ -19,6 +19,9 @@ next one goes back on the grid — missed slots are not run in a burst):
 3. ``Controller.step`` — the strategy's requests, the engine, the software conflict monitor;
 4. hand the frame to the output devices (written with the heartbeat as one request);
 5. publish (:mod:`edgectl.daemon.publish`): systemd, metrics, logs, the MQTT link.
+6. zone sensors (camera / radar devices, if any): told to read once the other devices are
+   done with the tick (:meth:`Daemon._read_zones`); their measurements go to the controller
+   with the next tick's inputs (:mod:`edgectl.daemon.zones`).
 
 The wall clock is read once per tick through :class:`~edgectl.daemon.clock.SharedClock`: the
 shared clock of coordination (``Inputs.sync_s``), the tick's wall time (events, telemetry,
@@ -67,6 +70,7 @@ from edgectl.daemon.publish import Publisher
 from edgectl.daemon.reload import Reloader, reload_problems
 from edgectl.daemon.schedule import SCHEDULE_CHECK_TICKS, ScheduleFollower
 from edgectl.daemon.supervisor import DeliveryClock, FieldSupervisor, Note, Supervision
+from edgectl.daemon.zones import zone_readings
 from edgectl.field.buses import FieldBuses
 from edgectl.field.device import CabinetDevice, await_written
 from edgectl.field.report import DeviceReport, Health
@@ -77,6 +81,10 @@ if TYPE_CHECKING:
     from edgectl.sync.service import SyncService
 
 log = structlog.get_logger("edgectl.daemon")
+
+#: the zone sensors' read starts at the latest this far into the tick (in ticks), once the
+#: frame is written (:meth:`Daemon._read_zones`)
+ZONE_READ_BY = 0.7
 
 #: Test hook (tests/ops_daemon): block the event loop when the controller clock reaches
 #: ``EDGECTL_TEST_WEDGE_AFTER_S`` (it starts at READY), for ``EDGECTL_TEST_WEDGE_FOR_S`` seconds
@@ -135,7 +143,13 @@ class Daemon:
             if devices is not None
             else [CabinetDevice(d, buses=self.buses) for d in config.field.devices]
         )
-        self.readers = [d for d in self.devices if d.reads_inputs]
+        # detector devices: the tick waits for their reads; zone sensors (camera / radar)
+        # are read too, but never waited for, and a silent one fails only its zones
+        self.readers = [d for d in self.devices if d.reads_inputs and not d.zone_sensor]
+        self.zone_devices = [d for d in self.devices if d.zone_sensor]
+        self._zone_ticks: dict[str, int] = {}  # zone device → the number of its last read
+        self.zone_reads_skipped = 0  # ticks whose zone read was left for a later one
+        self._zone_read_at = -1e9  # when the zone devices were last told to read
         self.writers = [d for d in self.devices if d.writes_outputs]
         self.sync = sync
         self.notifier = notifier  # edgectl.ops.sdnotify.Notifier
@@ -262,7 +276,12 @@ class Daemon:
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.remove_signal_handler(sig)
             log.info("tick_latency_summary", final=True, **self.write_latency.histogram.summary())
-            log.info("daemon_stopped", ticks=self.ticks, late_ticks=self.late_ticks)
+            log.info(
+                "daemon_stopped",
+                ticks=self.ticks,
+                late_ticks=self.late_ticks,
+                **({"zone_reads_skipped": self.zone_reads_skipped} if self.zone_devices else {}),
+            )
         return 0
 
     # --- the control loop --------------------------------------------------------------
@@ -303,6 +322,8 @@ class Daemon:
                 self.publisher.stopping()
             out, became_ready = self._step(field, reports)
             self._after_tick(t, out, loop.time() - started, late > tick / 2, became_ready)
+            if self.zone_devices:
+                await self._read_zones(t0 + (n + ZONE_READ_BY) * tick - loop.time())
             n += 1
             if stopping_since is not None and (
                 out.state is OperatingState.FLASH or t - stopping_since > self.handover_limit_s()
@@ -322,11 +343,11 @@ class Daemon:
             self.port.mmu_reset = False
             for d in self.writers:
                 d.request_mmu_reset()
-        ticks = [(d, d.tick()) for d in self.devices]
+        ticks = [(d, d.tick()) for d in self.devices if not d.zone_sensor]
         waiting = [
             d.wait_report(n)
             for d, n in ticks
-            if d.reads_inputs and d.report.health is not Health.OFFLINE
+            if d.reads_inputs and not d.zone_sensor and d.report.health is not Health.OFFLINE
         ]
         if waiting:
             with contextlib.suppress(TimeoutError):
@@ -335,6 +356,35 @@ class Daemon:
                     # wrap it in a task of its own, one more loop pass before the frame
                     await (waiting[0] if len(waiting) == 1 else asyncio.gather(*waiting))
         return {d.name: d.report for d in self.devices}
+
+    async def _read_zones(self, budget: float) -> None:
+        """The zone sensors are read, at most every ``field.zone_poll_s``, once the other
+        devices have done this tick's reads and writes, if that happens within ``budget``
+        s: on a shared RS-485 line their long reads then fill the idle rest of the tick. A
+        zone read that would start later is left for a later tick (zone data a tick older),
+        and so is one whose previous read has not ended: a zone read in front of a frame
+        makes it late, a late frame holds the controller's clock and, on a slow line, starves
+        the MMU's watchdog (bench/field_bench.py saw it trip at 38400 baud)."""
+        now = self._clock()
+        if now - self._zone_read_at < self.config.field.zone_poll_s - 0.01:
+            return
+        if budget <= 0:
+            self.zone_reads_skipped += 1
+            return
+        others = [d for d in self.devices if not d.zone_sensor and d.health is not Health.OFFLINE]
+        try:
+            async with asyncio.timeout(budget):
+                for d in others:
+                    await d.wait_idle()
+        except TimeoutError:
+            self.zone_reads_skipped += 1
+            return
+        for d in self.zone_devices:
+            if d.report.tick < self._zone_ticks.get(d.name, 0) and d.health is not Health.OFFLINE:
+                self.zone_reads_skipped += 1  # still reading the last time's
+                continue
+            self._zone_ticks[d.name] = d.tick()
+        self._zone_read_at = now
 
     def _step(self, field: Supervision, reports: dict[str, DeviceReport]) -> tuple[Outputs, bool]:
         """Supervision decided: the controller's step and the frame to the output devices.
@@ -360,6 +410,7 @@ class Daemon:
             requests=self.port.requests.take(t),
             directives=(*field.directives, *self.port.take_directives()),
             sync_s=self._clock_reading.sync_s if self._clock_reading is not None else None,
+            zones=zone_readings(self.config.zones, reports.values(), now=self._clock(), t=t),
         )
         out = self.controller.step(t, inputs)
         frame = out.frame

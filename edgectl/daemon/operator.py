@@ -19,6 +19,7 @@ import structlog
 
 from edgectl.config.model import Mode, Plan
 from edgectl.control.priority import PriorityRequest
+from edgectl.control.transit import ETA_PAST_S, MAX_ETA_AHEAD_S, TransitRequest
 from edgectl.control.types import EventCode, ExitFlash, OperatingState, Preempt, SetMode, SetPlan
 from edgectl.daemon.port import OperatorPort
 from edgectl.daemon.publish import state_payload
@@ -40,6 +41,8 @@ from edgectl.sync.commands import (
     RequestStateCommand,
     SetModeCommand,
     SetPlanCommand,
+    TspCheckinCommand,
+    TspCheckoutCommand,
 )
 
 log = structlog.get_logger("edgectl.sync")
@@ -180,6 +183,13 @@ class DaemonCommandHandler:
                 if not self.port.controller.cancel_priority(rid):
                     raise CommandError("not_allowed", f"no priority request {rid!r} is held")
                 return self._applied(command, f"priority {rid!r} checked out")
+            case TspCheckinCommand():
+                return self._tsp_checkin(command)
+            case TspCheckoutCommand():
+                rid = command.params.request
+                if not self.port.controller.transit_checkout(rid):
+                    raise CommandError("not_allowed", f"no bus {rid!r} is checked in")
+                return self._applied(command, f"bus {rid!r} checked out")
         raise CommandError("unknown_type", f"unsupported command {command.type!r}")
 
     def _priority(self, command: PriorityCommand) -> CommandResult:
@@ -230,6 +240,57 @@ class DaemonCommandHandler:
         return self._applied(
             command, f"priority {params.request!r} on {list(phases)}: {verdict}", data
         )
+
+    def _tsp_checkin(self, command: TspCheckinCommand) -> CommandResult:
+        """A bus checks in: refused with ``unknown_phase``, ``tsp_disabled`` (the plan in
+        force) or ``eta_out_of_range``; else held by the controller's TSP planner until it
+        checks out (docs/priority.md#transit-signal-priority)."""
+        params = command.params
+        known = {p.id for p in self.port.config.phases}
+        unknown = sorted(set(params.movement) - known)
+        if unknown:
+            raise CommandError("unknown_phase", f"no such phase(s) {unknown}")
+        phases = tuple(sorted(set(params.movement)))
+        engine = self.port.controller.engine
+        if len({engine.phase_group(p) for p in phases}) > 1 or len(
+            {engine.phase_ring(p) for p in phases}
+        ) < len(phases):
+            raise CommandError(
+                "not_allowed", f"phases {list(phases)} cannot be green together (one movement)"
+            )
+        t = self._t
+        eta: float | None = None
+        if params.eta is not None or params.eta_s is not None:
+            eta_in = (
+                (params.eta - datetime.now(UTC)).total_seconds()
+                if params.eta is not None
+                else params.eta_s
+            )
+            assert eta_in is not None
+            if not -ETA_PAST_S <= eta_in <= MAX_ETA_AHEAD_S:
+                raise CommandError(
+                    "eta_out_of_range",
+                    f"eta {eta_in:+.0f} s from now (allowed -{ETA_PAST_S:g} … "
+                    f"+{MAX_ETA_AHEAD_S:g} s)",
+                )
+            eta = t + eta_in
+        request = TransitRequest(
+            params.request,
+            phases,
+            eta=eta,
+            timeout_s=params.checkout.timeout_s,
+            checkout_detector=params.checkout.detector,
+        )
+        try:
+            answer = self.port.controller.transit_checkin(request)
+        except ValueError as exc:
+            raise CommandError("not_allowed", str(exc)) from exc
+        if not answer.accepted:
+            code = "eta_out_of_range" if answer.code == "eta_out_of_range" else "tsp_disabled"
+            raise CommandError(code, answer.reason)
+        data: dict[str, object] = {"request": params.request, "reason": answer.reason}
+        verdict = answer.reason or "checked in"
+        return self._applied(command, f"bus {params.request!r} on {list(phases)}: {verdict}", data)
 
     def _set_mode(self, command: SetModeCommand) -> CommandResult:
         from edgectl.control.strategies import registered

@@ -79,7 +79,24 @@ def state_payload(out: Outputs, reports: Mapping[str, DeviceReport]) -> dict[str
         "devices": {name: r.health.value for name, r in reports.items()},
         "cycle_time": out.cycle_time,
         "transition": out.transition,
+        **({"zones": zones_payload(out)} if out.zones else {}),
     }
+
+
+def zones_payload(out: Outputs) -> dict[str, dict[str, object]]:
+    """The zone sensors in ``…/state``: health and the latest measurement's counts."""
+    payload: dict[str, dict[str, object]] = {}
+    for z in out.zones:
+        r = z.reading
+        payload[str(z.id)] = {
+            "health": "failed" if z.failed else "ok",
+            "fault": z.fault,
+            "vehicles": None if r is None else r.vehicles,
+            "halting": None if r is None else r.halting,
+            "queue_m": None if r is None else r.queue_m,
+            "mean_speed_mps": None if r is None else r.mean_speed_mps,
+        }
+    return payload
 
 
 def _state_key(out: Outputs, reports: Mapping[str, DeviceReport]) -> tuple[object, ...]:
@@ -91,6 +108,7 @@ def _state_key(out: Outputs, reports: Mapping[str, DeviceReport]) -> tuple[objec
         out.transition,
         tuple((r.ring, r.phase, r.interval, r.ped) for r in out.rings),
         tuple((d.id, d.failed) for d in out.detectors),
+        tuple((z.id, z.failed) for z in out.zones),
         tuple(r.health for r in reports.values()),
     )
 
@@ -225,3 +243,27 @@ def _log_events(out: Outputs) -> None:
             log.warning("detector_fault", detector=ev.param, code=ev.code, t=ev.t)
         elif ev.code == EventCode.DETECTOR_RESTORED:
             log.info("detector_restored", detector=ev.param, t=ev.t)
+        elif ev.code in (EventCode.ZONE_FAULT, EventCode.ZONE_RESTORED):
+            _log_zone(out, ev.code, ev.param, ev.t)
+
+
+def _log_zone(out: Outputs, code: int, zone: int, t: float) -> None:
+    status = next((z for z in out.zones if z.id == zone), None)
+    r = status.reading if status is not None else None
+    seen = (
+        {}
+        if r is None
+        else {
+            "vehicles": r.vehicles,
+            "halting": r.halting,
+            "queue_m": r.queue_m,
+            "mean_speed_mps": r.mean_speed_mps,
+            "objects": len(r.objects),
+            "frame": r.frame,
+        }
+    )
+    if code == EventCode.ZONE_FAULT:
+        fault = status.fault if status is not None else None
+        log.warning("zone_failed", zone=zone, fault=fault, t=t, **seen)
+    else:
+        log.info("zone_ok", zone=zone, t=t, **seen)

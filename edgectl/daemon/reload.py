@@ -37,6 +37,7 @@ RESTART_SECTIONS = (
     "barriers",
     "channels",
     "detectors",
+    "zones",
     "field",
     "mqtt",
     "outflow",

@@ -85,6 +85,9 @@ class CabinetDevice:
         self.cmap = cmap or CabinetMap.from_profile(load_profile(spec.profile))
         self.reads_inputs = spec.role in (DeviceRole.CABINET, DeviceRole.DETECTORS)
         self.writes_outputs = spec.role in (DeviceRole.CABINET, DeviceRole.OUTPUTS)
+        # a device of zone sensors only (edgectl.field.mapped): it reads, but the control loop
+        # neither waits for it nor takes detectors from it; a silent one fails its zones only
+        self.zone_sensor = False
         self._io = io or open_io(
             parse_url(spec.url),
             buses=buses if buses is not None else FieldBuses(),
@@ -122,6 +125,8 @@ class CabinetDevice:
         self._write_error = ""
         self._written: tuple[int, ...] = ()
         self._waiters: list[tuple[int, asyncio.Future[DeviceReport]]] = []
+        self._idle = asyncio.Event()  # between ticks: nothing of ours on the link
+        self._idle.set()
         self.report = DeviceReport(device=self.name)
 
     # --- the control loop's side -------------------------------------------------------
@@ -154,6 +159,11 @@ class CabinetDevice:
         finally:
             self._waiters.remove(entry)
 
+    async def wait_idle(self) -> None:
+        """Until the device has done what its latest tick asked (its read, and the frame
+        write that follows it): it holds no request on its link (the caller bounds it)."""
+        await self._idle.wait()
+
     def submit(self, frame: Mapping[int, ChannelState]) -> None:
         """The tick's output frame; written with the heartbeat as one request."""
         self._heartbeat = (self._heartbeat + 1) % HEARTBEAT_MODULO
@@ -181,6 +191,7 @@ class CabinetDevice:
                 except Exception as exc:  # a bug must not end field I/O for good
                     log.exception("device_task_error", device=self.name)
                     await self._failed(FatalFieldError(f"internal: {exc!r}", device=self.name))
+                self._idle.set()
         finally:
             await self._io.close()
 
@@ -194,6 +205,7 @@ class CabinetDevice:
 
     async def _serve_tick(self) -> None:
         await self._tick.wait()
+        self._idle.clear()
         self._tick.clear()
         self._read_tick = self._ticks
         self._writing = False

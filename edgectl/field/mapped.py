@@ -6,10 +6,14 @@ what ``edgectl run --field URL`` names) with the unit's id, or on the unit's own
 serves them as field devices with the same task, health, retries and
 :class:`~edgectl.field.report.DeviceReport` as :class:`~edgectl.field.device.CabinetDevice`:
 
-- the units that carry only detector inputs and push-buttons become one device named
-  ``NAME-detectors`` (it reads; a silent one fails the detectors, the NTCIP fail-safe),
+- the units that carry only detector inputs and push-buttons (zone data beside them
+  included) become one device named ``NAME-detectors`` (it reads; a silent one fails the
+  detectors, the NTCIP fail-safe),
 - the others (load-switch drivers, the MMU, readback) one device named ``NAME`` (it reads
-  the MMU and the readback, and writes the frame; a silent one flashes the junction).
+  the MMU and the readback, and writes the frame; a silent one flashes the junction),
+- the units that carry only zone sensors (camera / radar) one device named ``NAME-zones``
+  (it reads; the control loop does not wait for it, and a silent one fails only its zones,
+  which fall back to their loops).
 
 A profile whose units are all of one kind is one device. Per tick a device makes its read
 pass (:attr:`~edgectl.cabinet.planner.FieldPlan.reads`, each request retried on its own) and
@@ -47,9 +51,11 @@ __all__ = [
     "open_mapped",
     "open_unit",
     "unit_groups",
+    "zone_units",
 ]
 
-_INPUT_ONLY = ("detector.", "ped.")
+_ZONES = "zone."
+_INPUT_ONLY = ("detector.", "ped.", _ZONES)  # a unit of detectors and zones: a detector unit
 
 
 class UnitLinks:
@@ -120,6 +126,9 @@ class MappedDevice(CabinetDevice):
         self.links = links
         self.reads_inputs = bool(plan.reads)
         self.writes_outputs = bool(plan.output_cells)
+        self.zone_sensor = bool(plan.devices) and all(
+            p.signal.startswith(_ZONES) for p in plan.placements
+        )
         self._images: Images = {}
         self._frame: dict[int, ChannelState] = {}
         self._last_written: Images | None = None
@@ -176,15 +185,29 @@ def unit_groups(profile: FieldProfile) -> list[tuple[bool, tuple[str, ...]]]:
     carrying only detector inputs and push-buttons, and the others (one group when all
     units are of one kind)."""
     plan = FieldPlan(profile)
+    zones = zone_units(profile)
     inputs_only = tuple(
         d
         for d in plan.devices
-        if all(p.signal.startswith(_INPUT_ONLY) for p in plan.placements if p.device == d)
+        if d not in zones
+        and all(p.signal.startswith(_INPUT_ONLY) for p in plan.placements if p.device == d)
     )
-    rest = tuple(d for d in plan.devices if d not in inputs_only)
+    rest = tuple(d for d in plan.devices if d not in inputs_only and d not in zones)
     if not inputs_only or not rest:
-        return [(not rest, plan.devices)]
+        both = tuple(d for d in plan.devices if d not in zones)
+        return [(not rest, both)] if both else []
     return [(True, inputs_only), (False, rest)]
+
+
+def zone_units(profile: FieldProfile) -> tuple[str, ...]:
+    """The units that carry nothing but zone sensors (served as ``NAME-zones``)."""
+    plan = FieldPlan(profile)
+    return tuple(
+        d
+        for d in plan.devices
+        if (mine := [p for p in plan.placements if p.device == d])
+        and all(p.signal.startswith(_ZONES) for p in mine)
+    )
 
 
 def open_unit(spec: Device, unit: ModbusDevice, *, buses: FieldBuses, name: str = "") -> ObjectIO:
@@ -218,6 +241,14 @@ def open_mapped(
         )
         group = spec.model_copy(update={"name": name})
         out.append(MappedDevice(group, FieldPlan(profile, only=units), links, clock=clock))
+    zones = zone_units(profile)
+    if zones:
+        name = f"{spec.name[:26]}-zones"
+        links = UnitLinks(
+            {u: open_unit(spec, profile.device(u), buses=buses, name=f"{name}/{u}") for u in zones}
+        )
+        group = spec.model_copy(update={"name": name})
+        out.append(MappedDevice(group, FieldPlan(profile, only=zones), links, clock=clock))
     return out
 
 

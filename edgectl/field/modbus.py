@@ -12,6 +12,13 @@ two units never talk over each other. A link holds the line from ``connect`` to 
 the last one to let go closes the port. After a request that went unanswered (timed out or
 cancelled) the line stays quiet for one more timeout before the next request: RTU frames
 carry no transaction id, so a late answer would otherwise be taken for the next one's.
+
+A unit on a serial line that leaves :data:`QUARANTINE_AFTER` requests in a row unanswered (a
+dead or slow module) is only **probed** from then on, once every :data:`PROBE_S`: its other
+requests fail at once without touching the line. Otherwise every tick would spend its
+timeouts, retries and quiet time on it, and a slow unit's late answers would land in the
+healthy units' transactions, so one bad module would take the whole bus down with it. The
+first answer ends the quarantine.
 """
 
 from __future__ import annotations
@@ -39,9 +46,11 @@ from edgectl.field.url import RtuEndpoint, TcpEndpoint
 if TYPE_CHECKING:
     from edgectl.field.buses import FieldBuses
 
-__all__ = ["SILENT_LIMIT", "ModbusIO", "SerialLine"]
+__all__ = ["PROBE_S", "QUARANTINE_AFTER", "SILENT_LIMIT", "ModbusIO", "SerialLine"]
 
 SILENT_LIMIT = 5  # unanswered requests in a row after which a TCP link is dropped
+QUARANTINE_AFTER = 3  # unanswered requests in a row after which a serial unit is only probed
+PROBE_S = 1.0  # how often a quarantined serial unit is tried
 
 
 def _client_timeout(timeout: float) -> float:
@@ -93,6 +102,7 @@ class ModbusIO:
         self._buses = buses
         self._line: SerialLine | None = None
         self._silent = 0  # requests in a row without an answer
+        self._probe_at = 0.0  # quarantined serial unit: loop time of the next probe
         self._client: Any  # AsyncModbusTcpClient | AsyncModbusSerialClient
         if isinstance(endpoint, TcpEndpoint):
             self._client = AsyncModbusTcpClient(
@@ -147,6 +157,14 @@ class ModbusIO:
             if not self.connected:
                 raise DeviceUnavailable("not connected", device=self.name)
             line = self._line
+            if line is not None and self._silent >= QUARANTINE_AFTER:
+                if loop.time() < self._probe_at:
+                    raise DeviceTimeout(
+                        f"{what}: unit silent for {self._silent} requests, probed every "
+                        f"{PROBE_S:g} s",
+                        device=self.name,
+                    )
+                self._probe_at = loop.time() + PROBE_S
             if line is not None and line.quiet_at > loop.time():
                 await asyncio.sleep(line.quiet_at - loop.time())
             answered = False

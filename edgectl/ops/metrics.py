@@ -19,6 +19,9 @@ metric                                   type       labels / meaning
 ``edgectl_commands_total``               counter    ``result`` (accepted/rejected), ``code``
 ``edgectl_detector_faulted``             gauge      ``detector``: 1 while failed
 ``edgectl_detector_faults_total``        counter    ``detector``, ``fault``: faults raised
+``edgectl_zone_faulted``                 gauge      ``zone``: 1 while the zone sensor zone is failed
+``edgectl_zone_faults_total``            counter    ``zone``, ``fault``: zone faults raised
+                                                    (no_data, stuck, implausible)
 ``edgectl_mmu_tripped``                  gauge      1 while the cabinet's MMU is latched
 ``edgectl_mode``                         stateset   ``edgectl_mode`` one-hot per control mode
 ``edgectl_operating_state``              stateset   start-up flash / all-red / normal / …
@@ -143,6 +146,16 @@ class Metrics:
             ["detector", "fault"],
             registry=r,
         )
+        self.zone_faulted = Gauge(
+            "edgectl_zone_faulted", "1 while the zone sensor zone is failed", ["zone"], registry=r
+        )
+        self.zone_faults = Counter(
+            "edgectl_zone_faults",
+            "Zone sensor faults raised (no_data, stuck, implausible)",
+            ["zone", "fault"],
+            registry=r,
+        )
+        self._zones_faulted: set[int] = set()
         self.mmu_tripped = Gauge(
             "edgectl_mmu_tripped", "1 while the cabinet's conflict monitor is tripped", registry=r
         )
@@ -231,6 +244,16 @@ class Metrics:
         else:
             self._faulted.add(detector)
         self.detector_faulted.labels(detector=str(detector)).set(0 if fault is None else 1)
+
+    def set_zone_fault(self, zone: int, fault: str | None) -> None:
+        """Set a zone's state; a new fault (``None`` → fault) is also counted."""
+        if fault is not None and zone not in self._zones_faulted:
+            self.zone_faults.labels(zone=str(zone), fault=fault).inc()
+        if fault is None:
+            self._zones_faulted.discard(zone)
+        else:
+            self._zones_faulted.add(zone)
+        self.zone_faulted.labels(zone=str(zone)).set(0 if fault is None else 1)
 
     def set_mmu_tripped(self, tripped: bool) -> None:
         self.mmu_tripped.set(1 if tripped else 0)

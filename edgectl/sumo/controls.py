@@ -8,11 +8,12 @@ instead hand SUMO a tls program built from the same derived stages and clearance
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any, Protocol
 
-from edgectl.config.model import Mode
+from edgectl.config.model import Mode, Zone
+from edgectl.control.types import ZoneReading
 from edgectl.sumo.model import JunctionModel
 from edgectl.sumo.result import BenchError
 
@@ -104,22 +105,44 @@ class SumoProgram:
 class EdgectlJunction:
     """The daemon's own :class:`~edgectl.control.controller.Controller` on one junction."""
 
-    def __init__(self, model: JunctionModel, mode: Mode, *, dual_ring: bool = False) -> None:
+    def __init__(
+        self,
+        model: JunctionModel,
+        mode: Mode,
+        *,
+        dual_ring: bool = False,
+        control: Mapping[str, object] | None = None,
+        plan: Mapping[str, object] | None = None,
+        zones: Sequence[Zone] = (),
+    ) -> None:
         from edgectl.control.controller import Controller
         from edgectl.control.strategies import adaptive, maxpressure  # register themselves
 
         del adaptive, maxpressure
         self.model = model
         self.config = model.to_config(mode, dual_ring=dual_ring)
+        if control:  # e.g. the priority settings a bench run tunes ([control] keys)
+            settings = self.config.control.model_validate(
+                {**self.config.control.model_dump(), **control}
+            )
+            self.config = self.config.model_copy(update={"control": settings})
+        if plan:  # e.g. transit signal priority (tsp_* keys of every plan)
+            plans = tuple(p.model_validate({**p.model_dump(), **plan}) for p in self.config.plans)
+            self.config = self.config.model_copy(update={"plans": plans})
         self.permissive = (dual_ring is False or model.dual_ring is None) and any(
             st.permissive for st in model.stages
         )
         # flashing yellow arrows: FY on these channels outside flash is a permissive left (g)
         self.arrows = {c.id: c.permissive for c in self.config.channels if c.permissive}
+        if zones:  # zone sensors of the lanes (E2 detectors), the lanes' loops as fallback
+            self.config = self.config.model_copy(update={"zones": tuple(zones)})
         self.controller = Controller(self.config)
         self.state = "r" * model.n_links
         self.ticks = 0
         self.now = 0.0  # controller time of the last tick
+        # zone sensors (E2 detectors, edgectl.sumo.zones): the latest readings, set by the feed
+        self.zones: tuple[ZoneReading, ...] = ()
+        self.zone_faults = 0  # ZONE_FAULT events (a zone failed: no data, stuck, implausible)
 
     @property
     def strategy(self) -> object:
@@ -132,10 +155,12 @@ class EdgectlJunction:
 
     def _tick(self, ls: ModuleType, now: float, presence: frozenset[int]) -> None:
         from edgectl.cabinet.channels import ChannelState
-        from edgectl.control.types import Inputs
+        from edgectl.control.types import EventCode, Inputs
 
         # simulation time is the shared clock of coordination (as the wall clock in the field)
-        out = self.controller.step(now, Inputs(presence=presence, sync_s=now))
+        out = self.controller.step(now, Inputs(presence=presence, sync_s=now, zones=self.zones))
+        if self.zones or out.zones:
+            self.zone_faults += sum(1 for e in out.events if e.code == EventCode.ZONE_FAULT)
         chars = ["r"] * self.model.n_links
         green = self.controller.engine.green_phases()
         for ch, st in out.channels:
@@ -170,17 +195,40 @@ class EdgectlJunction:
             "controller": f"edgectl:{self.config.control.mode.value}",
             "stages": len(self.model.stages),
             "ticks": self.ticks,
+            **(
+                {
+                    "zones": len(self.config.zones),
+                    "zones_failed": sorted(self.controller.zones.failed),
+                    "zone_faults": self.zone_faults,
+                }
+                if self.config.zones
+                else {}
+            ),
         }
 
 
 def build_controllers(
-    models: dict[str, JunctionModel], controller: str, *, dual_ring: bool = False
+    models: dict[str, JunctionModel],
+    controller: str,
+    *,
+    dual_ring: bool = False,
+    control: Mapping[str, object] | None = None,
+    plan: Mapping[str, object] | None = None,
+    zones: Mapping[str, Sequence[Zone]] | None = None,
 ) -> dict[str, JunctionControl]:
+    """One control per junction; ``control`` / ``plan``: ``[control]`` settings and plan
+    fields for ``edgectl:*`` over the derived configuration's; ``zones``: tls id → the zone
+    sensors of its lanes (E2 detectors, :mod:`edgectl.sumo.zones`) for ``edgectl:*``."""
     out: dict[str, JunctionControl] = {}
     for tls_id, model in models.items():
         if controller in EDGECTL_CONTROLLERS:
             out[tls_id] = EdgectlJunction(
-                model, EDGECTL_CONTROLLERS[controller], dual_ring=dual_ring
+                model,
+                EDGECTL_CONTROLLERS[controller],
+                dual_ring=dual_ring,
+                control=control,
+                plan=plan,
+                zones=(zones or {}).get(tls_id, ()),
             )
         elif controller in SUMO_CONTROLLERS:
             out[tls_id] = SumoProgram(model, controller.split(":", 1)[1])

@@ -9,11 +9,21 @@ incoming edge). A run with a teleport or a collision is not valid.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-__all__ = ["BenchError", "BenchResult", "SumoTotals", "TrafficMetrics", "bench_result"]
+__all__ = [
+    "OTHER",
+    "BenchError",
+    "BenchResult",
+    "SumoTotals",
+    "TrafficMetrics",
+    "bench_result",
+    "class_figures",
+]
 
 
 class BenchError(Exception):
@@ -43,6 +53,10 @@ class BenchResult:
     worst_approach_delay_s: float
     approach_delay_s: dict[str, float] = field(default_factory=dict)
     junctions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # tripinfo means per vehicle class: "emergency", "bus" and "other" (every other vehicle)
+    time_loss_by_class_s: dict[str, float] = field(default_factory=dict)
+    classes: dict[str, dict[str, float]] = field(default_factory=dict)
+    priority: dict[str, Any] = field(default_factory=dict)  # the GPS feed (edgectl.sumo.priority)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,6 +124,34 @@ class TrafficMetrics:
         }
 
 
+OTHER = "other"
+
+
+def class_figures(path: Path, vclass: Mapping[str, str]) -> dict[str, dict[str, float]]:
+    """Per vehicle class, from a tripinfo file: arrived vehicles and their mean time loss,
+    waiting time and trip duration. ``vclass``: vehicle id → class for the classes reported
+    apart (``emergency``, ``bus``); every other vehicle is ``other``."""
+    import xml.etree.ElementTree as ET
+
+    sums: dict[str, dict[str, float]] = {}
+    for _event, el in ET.iterparse(path):  # noqa: S314 - SUMO's own output of this run
+        if el.tag != "tripinfo":
+            continue
+        cls = vclass.get(el.get("id", ""), OTHER)
+        acc = sums.setdefault(cls, {"n": 0.0, "time_loss_s": 0.0, "waiting_s": 0.0})
+        acc["n"] += 1
+        acc["time_loss_s"] += float(el.get("timeLoss", "0"))
+        acc["waiting_s"] += float(el.get("waitingTime", "0"))
+        acc.setdefault("duration_s", 0.0)
+        acc["duration_s"] += float(el.get("duration", "0"))
+        el.clear()
+    out: dict[str, dict[str, float]] = {}
+    for cls, acc in sorted(sums.items()):
+        n = acc.pop("n")
+        out[cls] = {"arrived": int(n), **{k: round(v / n, 2) for k, v in acc.items()}}
+    return out
+
+
 def _tripinfo(ls: ModuleType, name: str) -> float:
     try:
         return float(ls.simulation.getParameter("", f"device.tripinfo.{name}"))
@@ -154,6 +196,8 @@ def bench_result(
     metrics: TrafficMetrics,
     totals: SumoTotals,
     junctions: dict[str, dict[str, Any]],
+    classes: dict[str, dict[str, float]] | None = None,
+    priority: dict[str, Any] | None = None,
 ) -> BenchResult:
     """The result of a finished run."""
     delays = metrics.approach_delays()
@@ -188,4 +232,7 @@ def bench_result(
         worst_approach_delay_s=delays[worst] if worst else 0.0,
         approach_delay_s=delays,
         junctions=junctions,
+        time_loss_by_class_s={k: v["time_loss_s"] for k, v in (classes or {}).items()},
+        classes=classes or {},
+        priority=priority or {},
     )

@@ -22,6 +22,7 @@ The controllers live in :mod:`edgectl.sumo.controls`, the measurements and the r
 
 from __future__ import annotations
 
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
@@ -30,11 +31,25 @@ from types import ModuleType
 from typing import Any
 
 from edgectl.sumo._env import binary, load_libsumo
-from edgectl.sumo.controls import CONTROLLERS, JunctionControl, build_controllers
+from edgectl.sumo.controls import (
+    CONTROLLERS,
+    EDGECTL_CONTROLLERS,
+    JunctionControl,
+    build_controllers,
+)
 from edgectl.sumo.model import JunctionModel
 from edgectl.sumo.neighbours import NeighbourBus
 from edgectl.sumo.network import attach_loops, derive_network, on_steps
-from edgectl.sumo.result import BenchError, BenchResult, SumoTotals, TrafficMetrics, bench_result
+from edgectl.sumo.priority import TSP_PLAN, FeedParams, PriorityFeed
+from edgectl.sumo.result import (
+    BenchError,
+    BenchResult,
+    SumoTotals,
+    TrafficMetrics,
+    bench_result,
+    class_figures,
+)
+from edgectl.sumo.zones import ZoneDegrade, ZoneFeed, zones_of
 
 __all__ = [
     "CONTROLLERS",
@@ -46,6 +61,8 @@ __all__ = [
     "sumo_command",
 ]
 
+# SUMO's programs timed by Webster unless ``peer_timing="default"`` (the network's splits)
+WEBSTER_PEERS = ("sumo:static", "sumo:actuated")
 MAX_SIM_S = 86400.0  # a scenario that never empties stops after a simulated day
 
 
@@ -87,6 +104,13 @@ def run_bench(
     coordinate: bool = False,
     dual_ring: bool = True,
     permissive_lefts: bool = False,
+    priority: bool = True,
+    feed: FeedParams | None = None,
+    control: Mapping[str, object] | None = None,
+    plan: Mapping[str, object] | None = None,
+    peer_timing: str = "webster",
+    zones: bool = True,
+    zone_degrade: ZoneDegrade | None = None,
 ) -> BenchResult:
     """Run ``controller`` on the scenario until the network is empty (or SUMO's end).
 
@@ -96,10 +120,24 @@ def run_bench(
     stages in one ring (what other junctions always get). SUMO's own controllers always run
     the stages. ``permissive_lefts``: lefts the network's program runs protected / permissive
     keep their permissive turns, for every controller (edgectl's dual ring: a flashing yellow
-    arrow); by default they are protected only.
+    arrow); by default they are protected only. ``priority``: feed the priority requests of
+    emergency vehicles and buses (:mod:`edgectl.sumo.priority`, parameters ``feed``); False
+    (``--no-priority``) tracks and measures the same vehicles and sends nothing.
+    ``control`` / ``plan``: ``[control]`` settings and plan fields of every ``edgectl:*``
+    junction (e.g. ``priority_flush_s``, ``tsp_max_early_s``) over the derived
+    configuration's; with ``priority`` the plans have TSP enabled with the bench's bounds
+    (:data:`~edgectl.sumo.priority.TSP_PLAN`) unless ``plan`` says otherwise.
+    ``peer_timing``: ``"webster"`` times ``sumo:static`` / ``sumo:actuated`` by Webster for
+    the scenario's peak flows (:mod:`edgectl.sumo.webster`); ``"default"`` runs them on the
+    network's own, demand-blind splits (the bench before issue 19). ``zones``: every E2
+    detector on a signalised incoming lane is a zone sensor of ``edgectl:*`` junctions
+    (:mod:`edgectl.sumo.zones`; a scenario without E2 runs on its loops alone), made worse by
+    ``zone_degrade``; False: loops alone.
     """
     if controller not in CONTROLLERS:
         raise BenchError(f"unknown controller {controller!r}; one of {', '.join(CONTROLLERS)}")
+    if peer_timing not in ("webster", "default"):
+        raise BenchError(f"unknown peer timing {peer_timing!r}; webster or default")
     cfg = cfg.resolve()
     if not cfg.is_file():
         raise BenchError(f"{cfg}: no such file")
@@ -108,20 +146,53 @@ def run_bench(
     if not models:
         raise BenchError(f"{net_path}: no signalised junction")
     ls = load_libsumo()
-    wall0 = time.perf_counter()
-    ls.start(sumo_command(cfg, seed, sumo_args))
-    try:
-        models = _with_loops(ls, models)
-        controls = build_controllers(models, controller, dual_ring=dual_ring)
-        approaches = {
-            ls.lane.getEdgeID(g.in_lane): tls for tls, m in models.items() for g in m.groups
-        }
-        metrics = TrafficMetrics(ls, approaches)
-        bus = NeighbourBus.build(ls, models, controls, dual_ring=dual_ring) if coordinate else None
-        _simulate(ls, models, controls, metrics, bus)
-        totals = SumoTotals.read(ls)
-    finally:
-        ls.close()
+    with tempfile.TemporaryDirectory(prefix="edgectl-bench-") as tmp:
+        trips = _tripinfo_output(sumo_args)
+        extra: list[str] = []
+        if trips is None:  # per-class figures come from SUMO's tripinfo of every vehicle
+            trips = Path(tmp) / "tripinfo.xml"
+            extra = ["--tripinfo-output", str(trips)]
+        wall0 = time.perf_counter()
+        ls.start(sumo_command(cfg, seed, [*sumo_args, *extra]))
+        try:
+            models = _with_loops(ls, models)
+            if peer_timing == "webster" and controller in WEBSTER_PEERS:
+                # SUMO's static / actuated timed by Webster for the scenario's peak demand
+                from edgectl.sumo.webster import timed_models
+
+                models, _timings = timed_models(cfg, net_path, models, sumo_args=sumo_args)
+            plan_fields = {**(TSP_PLAN if priority else {"tsp_enabled": False}), **(plan or {})}
+            sensors = (
+                zones_of(ls, models, dual_ring=dual_ring, degrade=zone_degrade)
+                if zones and controller in EDGECTL_CONTROLLERS
+                else {}
+            )
+            controls = build_controllers(
+                models,
+                controller,
+                dual_ring=dual_ring,
+                control=control,
+                plan=plan_fields,
+                zones={k: [z.zone for z in v] for k, v in sensors.items()},
+            )
+            zone_feed = ZoneFeed(sensors, controls, zone_degrade) if sensors else None
+            approaches = {
+                ls.lane.getEdgeID(g.in_lane): tls for tls, m in models.items() for g in m.groups
+            }
+            metrics = TrafficMetrics(ls, approaches)
+            bus = (
+                NeighbourBus.build(ls, models, controls, dual_ring=dual_ring)
+                if coordinate
+                else None
+            )
+            gps = PriorityFeed(
+                ls, models, controls, dual_ring=dual_ring, enabled=priority, params=feed
+            )
+            _simulate(ls, models, controls, metrics, bus, gps=gps, zones=zone_feed)
+            totals = SumoTotals.read(ls)
+        finally:
+            ls.close()
+        classes = class_figures(trips, gps.vclass) if trips.is_file() else {}
     return bench_result(
         scenario=cfg.stem,
         controller=controller,
@@ -130,7 +201,19 @@ def run_bench(
         metrics=metrics,
         totals=totals,
         junctions={k: c.summary() for k, c in controls.items()},
+        classes=classes,
+        priority=gps.summary(),
     )
+
+
+def _tripinfo_output(sumo_args: Sequence[str]) -> Path | None:
+    """The tripinfo file the user asked SUMO for after ``--``, if any."""
+    for i, a in enumerate(sumo_args):
+        if a == "--tripinfo-output" and i + 1 < len(sumo_args):
+            return Path(sumo_args[i + 1])
+        if a.startswith("--tripinfo-output="):
+            return Path(a.split("=", 1)[1])
+    return None
 
 
 def _with_loops(ls: ModuleType, models: Mapping[str, JunctionModel]) -> dict[str, JunctionModel]:
@@ -154,6 +237,9 @@ def _simulate(
     controls: Mapping[str, JunctionControl],
     metrics: TrafficMetrics,
     bus: NeighbourBus | None,
+    *,
+    gps: PriorityFeed | None = None,
+    zones: ZoneFeed | None = None,
 ) -> None:
     """Step SUMO until the network is empty (or SUMO's end), the controllers in the loop."""
     for c in controls.values():
@@ -177,6 +263,12 @@ def _simulate(
 
         for c in controls.values():
             c.advance(ls, t, t1, presence)
+        if zones is not None:  # this step's measurement reaches the next step's ticks
+            zones.after_step(ls, t1)
         if bus is not None:
             bus.after_step(t1, data)
+        if gps is not None:
+            gps.after_step(t1)
         t = t1
+    if gps is not None:
+        gps.close(t)

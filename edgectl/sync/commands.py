@@ -75,6 +75,10 @@ class ErrorCode(enum.StrEnum):
     # appended (the COMMAND_REJECTED event's param is the position here)
     WRONG_TARGET = "wrong_target"  # signed for another junction, or for none
     BAD_RESPONSE_TOPIC = "bad_response_topic"  # MQTT 5 response topic refused
+    # appended: transit signal priority refusals (tsp_checkin)
+    UNKNOWN_PHASE = "unknown_phase"  # a phase the junction does not have
+    TSP_DISABLED = "tsp_disabled"  # TSP off in the plan in force, or not on these phases
+    ETA_OUT_OF_RANGE = "eta_out_of_range"  # more than 5 s past or 600 s ahead
 
 
 # The param of the COMMAND_REJECTED (201) event: which check refused it.
@@ -181,6 +185,41 @@ class PriorityCancelParams(_Strict):
     request: str = Field(min_length=1, max_length=64)
 
 
+class TspCheckinParams(BaseModel):
+    """A bus checks in (docs/priority.md#transit-signal-priority). Exactly one of ``phase``
+    and ``phases``; at most one of ``eta`` (an ISO 8601 time) and ``eta_s`` (from now): none
+    when the bus's arrival is not known. The ETA's range is the handler's check
+    (``eta_out_of_range``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    request: str = Field(
+        min_length=1, max_length=64, description="The bus's id: re-sent to update, checked out"
+    )
+    phase: Annotated[int, Field(ge=1, le=16, strict=True)] | None = None
+    phases: tuple[Annotated[int, Field(ge=1, le=16, strict=True)], ...] | None = Field(
+        default=None, min_length=1, max_length=4, description="The bus's movement"
+    )
+    eta: AwareDatetime | None = None
+    eta_s: float | None = Field(default=None, strict=True, allow_inf_nan=False)
+    checkout: PriorityCheckout = PriorityCheckout()
+
+    @model_validator(mode="after")
+    def _one_movement(self) -> TspCheckinParams:
+        if (self.phase is None) == (self.phases is None):
+            raise ValueError("exactly one of phase and phases")
+        if self.eta is not None and self.eta_s is not None:
+            raise ValueError("at most one of eta and eta_s")
+        return self
+
+    @property
+    def movement(self) -> tuple[int, ...]:
+        return (self.phase,) if self.phase is not None else tuple(self.phases or ())
+
+
+class TspCheckoutParams(_Strict):
+    request: str = Field(min_length=1, max_length=64)
+
+
 class _Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     id: str = Field(min_length=1, max_length=128)
@@ -238,6 +277,16 @@ class PriorityCancelCommand(_Command):
     params: PriorityCancelParams
 
 
+class TspCheckinCommand(_Command):
+    type: Literal["tsp_checkin"]
+    params: TspCheckinParams
+
+
+class TspCheckoutCommand(_Command):
+    type: Literal["tsp_checkout"]
+    params: TspCheckoutParams
+
+
 class RequestStateCommand(_Command):
     type: Literal["request_state"]
     params: EmptyParams = EmptyParams()
@@ -265,7 +314,9 @@ Command = Annotated[
     | ExitFlashCommand
     | MmuResetCommand
     | PriorityCommand
-    | PriorityCancelCommand,
+    | PriorityCancelCommand
+    | TspCheckinCommand
+    | TspCheckoutCommand,
     Field(discriminator="type"),
 ]
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
@@ -282,6 +333,8 @@ COMMAND_TYPES: tuple[str, ...] = (
     "mmu_reset",
     "priority",  # appended: the COMMAND_APPLIED event's param is the position here
     "priority_cancel",
+    "tsp_checkin",
+    "tsp_checkout",
 )
 
 

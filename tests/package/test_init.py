@@ -120,6 +120,16 @@ def test_init_refuses_a_v2_profile_with_every_problem_named(
     assert not Path("x.toml").exists()
 
 
+def test_init_refuses_a_zone_profile_for_an_example_without_zones(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # the examples init writes have no [[zones]]: the config would fail check-config
+    assert main(["init", "--profile", "builtin:io-modules-zones", "x.toml"]) == 2
+    err = capsys.readouterr().err
+    assert "zone 2 is in the profile but not in the junction's [[zones]]" in err
+    assert not Path("x.toml").exists()
+
+
 def test_init_names_every_builtin_profile_when_one_is_unknown(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -44,6 +44,8 @@ VALID_PARAMS: dict[str, dict[str, Any]] = {
     "mmu_reset": {},
     "priority": {"request": "ev-1", "phases": [4, 8], "eta_s": 60.0},
     "priority_cancel": {"request": "ev-1"},
+    "tsp_checkin": {"request": "bus-1", "phase": 4, "eta_s": 20.0},
+    "tsp_checkout": {"request": "bus-1"},
 }
 
 

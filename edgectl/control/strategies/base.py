@@ -33,6 +33,10 @@ and ``adaptive`` read:
 ``cycle_rate()``           how fast that cycle runs against real time (1 in step; up to 1.2
                            in a shortway transition, 0 while dwelling)
 ``windows()``              the plan's split windows (:class:`SplitWindow` per phase)
+``zones``                  zone id → its latest :class:`~edgectl.control.types.ZoneReading`,
+                           healthy zones only (camera / radar; :mod:`edgectl.control.zones`)
+``zone_failed(z)``         zone ``z`` is failed or not (yet) healthy: use ``zone_loops(z)``
+``zone_loops(z)``          the lane's loop detectors, the fallback of zone ``z``
 ========================  ==================================================================
 """
 
@@ -40,17 +44,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Protocol
 
 from edgectl.config.junction import barrier_groups
 from edgectl.config.model import Config, Mode, Plan
 from edgectl.control.detectors import TICKS_PER_S
-from edgectl.control.types import NO_REQUESTS, OperatingState, Outputs, Requests, RingStatus
+from edgectl.control.types import (
+    NO_REQUESTS,
+    OperatingState,
+    Outputs,
+    Requests,
+    RingStatus,
+    ZoneReading,
+)
+from edgectl.control.zones import ZoneBank
 
 if TYPE_CHECKING:
     from edgectl.control.engine import Engine
 
 __all__ = ["SplitWindow", "Strategy", "View", "in_window", "split_windows"]
+
+_NO_ZONES: Mapping[int, ZoneReading] = MappingProxyType({})
 
 
 class Strategy(Protocol):
@@ -126,6 +141,7 @@ class View:
         self._windows: dict[int, SplitWindow] = {}
         self._cycle: float | None = None  # set by the controller every tick in a cycle mode
         self._cycle_rate = 1.0
+        self._zones: ZoneBank | None = None  # the controller's zone sensors
 
     def update(self, t: float, operator: Requests, mode: Mode) -> None:
         self.t = t
@@ -219,6 +235,29 @@ class View:
     def cycle_rate(self) -> float:
         """Local cycle seconds per real second this tick (1 in step)."""
         return self._cycle_rate
+
+    # --- zone sensors ---
+    def attach_zones(self, bank: ZoneBank) -> None:
+        """The controller's :class:`~edgectl.control.zones.ZoneBank` (read, never kept)."""
+        self._zones = bank
+
+    @property
+    def zones(self) -> Mapping[int, ZoneReading]:
+        """Healthy zones: zone id → the latest measurement (empty without zone sensors)."""
+        return self._zones.healthy if self._zones is not None else _NO_ZONES
+
+    def zone_failed(self, zone_id: int) -> bool:
+        """``zone_id`` is failed, not yet healthy, or not configured: use its loops."""
+        return self._zones is None or self._zones.is_failed(zone_id)
+
+    def zone_loops(self, zone_id: int) -> tuple[int, ...]:
+        """The loop detectors of the zone's lane (its fallback); () for an unknown zone."""
+        if self._zones is None:
+            return ()
+        try:
+            return self._zones.config(zone_id).loops
+        except KeyError:
+            return ()
 
     def windows(self) -> Mapping[int, SplitWindow]:
         plan = self.plan

@@ -1,0 +1,187 @@
+"""Webster timing of SUMO's own programs (edgectl.sumo.webster), and the bench's peers on it."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from edgectl.sumo.webster import webster, webster_cycle
+from tests.sumo.conftest import needs_sumo
+
+
+def test_textbook_two_phase_junction() -> None:
+    """Two stages, critical flows 540 and 360 veh/h on 1,800 veh/h lanes (y 0.3 and 0.2),
+    5 s lost per stage: C0 = (1.5 × 10 + 5) / (1 − 0.5) = 40 s; 30 s of effective green
+    shared 3 : 2."""
+    assert webster_cycle(10.0, 0.5) == pytest.approx(40.0)
+    cycle, greens = webster([540 / 1800, 360 / 1800], 10.0)
+    assert cycle == pytest.approx(40.0)
+    assert greens == pytest.approx((18.0, 12.0))
+
+
+def test_cycle_is_clamped_and_survives_oversaturation() -> None:
+    # Y = 0.2, L = 8 s: C0 = 17 / 0.8 = 21.25 s, under the 40 s floor
+    cycle, greens = webster([0.1, 0.1], 8.0)
+    assert cycle == 40.0 and greens == pytest.approx((16.0, 16.0))
+    # Y ≥ 1: the formula has no answer; the cycle goes to its ceiling
+    assert webster_cycle(12.0, 1.1) == float("inf")
+    cycle, greens = webster([0.6, 0.5], 12.0)
+    assert cycle == 150.0 and sum(greens) == pytest.approx(138.0)
+    # no demand at all: the usable green shared equally
+    cycle, greens = webster([0.0, 0.0, 0.0], 15.0)
+    assert cycle == 40.0 and greens == pytest.approx((25 / 3,) * 3)
+
+
+@needs_sumo
+def test_timing_follows_the_scenario_demand(scenarios: dict[str, Path]) -> None:
+    from edgectl.sumo.network import derive_network
+    from edgectl.sumo.webster import timed_models
+
+    cfg = scenarios["tee"]
+    net = cfg.with_name("tee.net.xml")
+    models = derive_network(str(net))
+    timed, timings = timed_models(cfg, net, models)
+    (t,) = timings.values()
+    (model,) = timed.values()
+    # the peak is the middle period (the heaviest), every stage has demand
+    assert t.peak == (360.0, 720.0)
+    assert all(y > 0 for y in t.ratios) and 0.3 < t.y_total < 0.9
+    # greens in proportion to the critical ratios, never under the min green
+    for st, g, mx in zip(model.stages, t.greens_s, t.max_greens_s, strict=True):
+        assert st.green_s == g >= st.min_green and st.max_green == mx >= g
+    heavy = max(range(len(t.ratios)), key=lambda k: t.ratios[k])
+    assert t.greens_s[heavy] == max(t.greens_s)
+    # clearances untouched
+    for a, b in zip(models[t.tls_id].stages, model.stages, strict=True):
+        assert (a.yellow, a.red_clear, a.min_green) == (b.yellow, b.red_clear, b.min_green)
+
+
+def _green_runs(record: Path, groups: frozenset[int]) -> list[float]:
+    rows = [
+        (float(e.get("time", "0")), e.get("state", ""))
+        for e in ET.parse(record).getroot()
+        if e.tag == "tlsState"
+    ]
+    dt = rows[1][0] - rows[0][0]
+    runs, run = [], 0
+    for _t, state in rows:
+        if all(state[i] in "Gg" for i in groups):
+            run += 1
+        elif run:
+            runs.append(run * dt)
+            run = 0
+    return runs
+
+
+@needs_sumo
+@pytest.mark.parametrize("timing", ["webster", "default"])
+def test_sumo_static_peer_runs_the_webster_program(
+    scenarios: dict[str, Path], tmp_path: Path, timing: str
+) -> None:
+    """SUMO's own record of the signal (``SaveTLSStates``): ``sumo:static`` shows Webster's
+    greens by default, the network's splits with ``peer_timing="default"``."""
+    from edgectl.sumo import run_bench
+    from edgectl.sumo.network import derive_network, on_steps
+    from edgectl.sumo.webster import timed_models
+
+    cfg = scenarios["tee"]
+    net = cfg.with_name("tee.net.xml")
+    # the bench times the clearances drivers see: rounded up to whole 0.5 s steps
+    models = {k: on_steps(m, 0.5) for k, m in derive_network(str(net)).items()}
+    (model,) = models.values()
+    _, timings = timed_models(cfg, net, models)
+    (t,) = timings.values()
+    record = tmp_path / "states.xml"
+    extra = tmp_path / "record.add.xml"
+    extra.write_text(
+        f'<additional><timedEvent type="SaveTLSStates" source="{model.tls_id}"'
+        f' dest="{record}"/></additional>\n'
+    )
+    loops = cfg.with_name("tee.det.add.xml")
+    args = ["--end", "300", "--additional-files", f"{loops},{extra}"]
+    r = run_bench(cfg, "sumo:static", seed=1, sumo_args=args, peer_timing=timing)
+    assert r.valid, r.invalid_reason
+    k = max(range(len(model.stages)), key=lambda i: t.greens_s[i])
+    st = model.stages[k]
+    only = st.groups - frozenset().union(*(s.groups for s in model.stages if s is not st))
+    runs = _green_runs(record, only)[1:-1]  # whole greens only
+    expected = t.greens_s[k] if timing == "webster" else st.green_s
+    assert runs and all(abs(g - expected) <= 0.5 for g in runs), (runs, expected)
+    assert t.greens_s[k] != st.green_s  # the two timings differ here
+
+
+def test_bench_rejects_an_unknown_peer_timing(tmp_path: Path) -> None:
+    from edgectl.sumo import BenchError, run_bench
+
+    with pytest.raises(BenchError, match="peer timing"):
+        run_bench(tmp_path / "x.sumocfg", "sumo:static", peer_timing="tuned")
+
+
+def test_matrix_keeps_the_issue19_section(tmp_path: Path) -> None:
+    """``bench.sumo_matrix`` rewrites docs/sumo-bench.md; the baseline section survives."""
+    from bench.issue19_baseline import HEADING, kept_section
+
+    doc = tmp_path / "sumo-bench.md"
+    assert kept_section(doc) == ""
+    doc.write_text(f"# bench\n\n## isolated\n\nrows\n\n{HEADING}\n\n| a |\n\n## later\n\nx\n")
+    assert kept_section(doc) == f"\n{HEADING}\n\n| a |\n"
+    doc.write_text(f"# bench\n\n{HEADING}\n\ntable\n")
+    assert kept_section(doc) == f"\n{HEADING}\n\ntable\n"
+
+
+def test_demand_comes_from_the_route_files_sumo_loads(tmp_path: Path) -> None:
+    from edgectl.sumo.webster import read_flows, scenario_route_files
+
+    cfg = tmp_path / "x.sumocfg"
+    cfg.write_text(
+        '<configuration><input><net-file value="x.net.xml"/>'
+        '<route-files value="a.rou.xml, b.rou.xml"/></input></configuration>'
+    )
+    assert scenario_route_files(cfg) == [tmp_path / "a.rou.xml", tmp_path / "b.rou.xml"]
+    other = tmp_path / "replay.rou.xml"
+    assert scenario_route_files(cfg, ["--end", "9", "-r", str(other)]) == [other]
+    assert scenario_route_files(cfg, [f"--route-files={other}"]) == [other]
+    other.write_text(
+        '<routes><flow id="f" begin="0" end="360" period="exp(0.1)" from="a" to="b"/>'
+        '<flow id="g" begin="0" end="600" vehsPerHour="120"><route edges="a c"/></flow>'
+        '<flow id="h" begin="0" end="100" number="10" from="a" to="c"/>'
+        '<vehicle id="v" depart="3"><route edges="a b"/></vehicle></routes>'
+    )
+    flows = read_flows([other])
+    assert [round(f.vph) for f in flows] == [360, 120, 360]
+    assert flows[1].edges == ("a", "c") and flows[0].edges is None
+
+
+@needs_sumo
+def test_sumo_actuated_program_gets_webster_min_and_max(scenarios: dict[str, Path]) -> None:
+    """The actuated program SUMO runs: Webster greens as durations, min green, 1.5 × max."""
+    from edgectl.sumo._env import load_libsumo
+    from edgectl.sumo.controls import PROGRAM_ID, build_controllers
+    from edgectl.sumo.network import derive_network
+    from edgectl.sumo.runner import _with_loops, sumo_command
+    from edgectl.sumo.webster import timed_models
+
+    cfg = scenarios["arterial"]
+    net = cfg.with_name("arterial.net.xml")
+    ls = load_libsumo()
+    ls.start(sumo_command(cfg, 1, ["--end", "10"]))
+    try:
+        models, timings = timed_models(cfg, net, _with_loops(ls, derive_network(str(net))))
+        assert len(timings) == 3
+        for tls, control in build_controllers(models, "sumo:actuated").items():
+            control.start(ls)
+            (logic,) = [
+                lg for lg in ls.trafficlight.getAllProgramLogics(tls) if lg.programID == PROGRAM_ID
+            ]
+            greens = [ph for ph in logic.phases if ph.minDur != ph.maxDur]
+            t = timings[tls]
+            assert [ph.duration for ph in greens] == list(t.greens_s)
+            assert [ph.maxDur for ph in greens] == list(t.max_greens_s)
+            assert [ph.minDur for ph in greens] == [st.min_green for st in models[tls].stages]
+            assert all(
+                mx >= 1.5 * g - 0.5 for mx, g in zip(t.max_greens_s, t.greens_s, strict=True)
+            )
+    finally:
+        ls.close()
