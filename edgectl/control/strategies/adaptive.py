@@ -1,4 +1,4 @@
-"""Adaptive control: a rolling-horizon, delay-minimising schedule from loop detectors.
+"""Adaptive control: a rolling-horizon, delay-minimising schedule from loops and zone sensors.
 
 What it borrows and from where:
 
@@ -46,6 +46,23 @@ protected phase for every car. The strategy omits that phase while the left's qu
 phase is green or called (so an arrow will flash); past either bound, or with its loops failed,
 the protected phase is called as any other.
 
+Zone sensors (camera / radar, ``[[zones]]``; :mod:`edgectl.control.strategies.adaptive_zones`):
+a phase with healthy zones (``view.zones``) takes its clusters from them instead of the
+loops — the standing queue is the halting vehicles (and everyone within the reported queue),
+leaving a saturation headway apart per lane after the start-up loss; the moving vehicles of
+the object list arrive at distance / speed (the speed floored at 0.8 × the approach speed)
+and queue behind the vehicle ahead; a queue reaching the zone's far end in red grows beyond
+it at the loops' arrival rate. The same clusters set the phase's waiting vehicles (those a
+red delays: the standing queue and the arrivals joining it within 1.5 lost times), its
+green need (the busiest lane's queue at its headway: the degree of saturation) and so the
+phase choice; an extension weighs the zone departures within ``HORIZON_S`` of that module
+(7 s) against the wait it imposes, including on the vehicles arriving on the held-up phases
+meanwhile; a standing queue that moves is served whole (one where nobody moves 4 s into
+green is blocked and not held for). Per lane, a zone that failed (``view.zone_failed``) —
+or a lane without a zone — counts through the loops for its share of the phase's loop
+detectors; a phase without a healthy zone, and a junction without zones, is timed exactly
+as on loops alone. (Projected arrivals from neighbours are not added to zone lanes.)
+
 Neighbour coordination: :meth:`Adaptive.expect` takes projected arrivals on a phase (an
 upstream junction's discharge plus the link travel time). They join the phase's clusters
 (extension) and count as waiting when they arrive before a green started now could begin
@@ -60,6 +77,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from edgectl.config.model import Config, Mode, Plan
+from edgectl.control.strategies import adaptive_zones
+from edgectl.control.strategies.adaptive_zones import PhaseDemand, ZoneDemand
 from edgectl.control.strategies.base import View
 from edgectl.control.strategies.maxpressure import (
     SAT_HEADWAY_S,
@@ -103,6 +122,8 @@ class Adaptive:
             c.phase: c.permissive for c in config.channels if c.permissive is not None
         }
         self._arrow_since: dict[int, float] = {}
+        # zone sensors: per-phase demand from the healthy zones (None: loops alone)
+        self.zone_demand = ZoneDemand(config) if config.zones else None
 
     # --- neighbour coordination ---
     def expect(self, phase: int, arrivals: Iterable[float]) -> None:
@@ -128,7 +149,7 @@ class Adaptive:
 
     def _waiting(self, view: View, p: int) -> float:
         """Vehicles on ``p`` that a red delays (at least one for a registered call)."""
-        n = self.queues.queue(p) + self._soon(view, p)
+        n = self._queue(view, p) + self._soon(view, p)
         if p in view.calls or n >= 1.0:
             return max(n, 1.0)
         return 0.0
@@ -136,11 +157,41 @@ class Adaptive:
     def _service(self, view: View, p: int) -> float:
         """Green that ``p`` needs to discharge what it has (degree of saturation → green)."""
         n = self._waiting(view, p)
-        return max(self._min_green(view, p), n * self._headway(p) + STARTUP_LOST_S)
+        d = self._zones(p)
+        if d is None:
+            return max(self._min_green(view, p), n * self._headway(p) + STARTUP_LOST_S)
+        # SCATS degree of saturation per lane: the busiest zone lane sets the green
+        need = ZoneDemand.service_s(d, view.t + lost_s(view, p))
+        if d.loop_share > 0.0:
+            loops = self.queues.queue(p) * self._headway(p) + STARTUP_LOST_S
+            need = max(need, loops)
+        return max(self._min_green(view, p), need)
+
+    # --- zone sensors (edgectl.control.strategies.adaptive_zones) ---
+    def _zones(self, p: int) -> PhaseDemand | None:
+        """``p``'s demand from its healthy zones, or None: loops alone."""
+        return self.zone_demand.phase(p) if self.zone_demand is not None else None
+
+    def _queue(self, view: View, p: int) -> float:
+        """Vehicles waiting on ``p`` (zones: standing, and arriving before a green started
+        now could begin; lanes on loops: the loop estimate for their share)."""
+        d = self._zones(p)
+        if d is None:
+            return self.queues.queue(p)
+        start = view.t + lost_s(view, p) * adaptive_zones.AHEAD_SHARE
+        n = sum(lane.waiting(start) for lane in d.lanes)
+        return n + d.loop_share * self.queues.queue(p)
 
     def _discharging(self, view: View, g: int) -> bool:
         """``g`` still discharges a standing queue (no gap at every stop bar yet, vehicles
         left): a queue is served whole - cutting it leaves vehicles a whole red more."""
+        d = self._zones(g)
+        if d is not None:
+            green_for = view.t - self.queues.green_since.get(g, view.t)
+            if ZoneDemand.discharging(d, green_for):
+                return True
+            if d.loop_share <= 0.0:
+                return False
         pl = self.queues.phases[g]
         if not pl.stop_bar or len(pl.discharged) == len(pl.stop_bar):
             return False
@@ -149,7 +200,22 @@ class Adaptive:
 
     def _departures(self, view: View, g: int) -> list[float]:
         """Departure times of ``g``'s clusters if it stays green (queue, then moving, then
-        projected arrivals from the neighbour)."""
+        projected arrivals from the neighbour); zone lanes from their own clusters."""
+        d = self._zones(g)
+        if d is None:
+            return self._loop_departures(view, g)
+        t = view.t
+        green_for = t - self.queues.green_since.get(g, t)
+        start = t + max(0.0, STARTUP_LOST_S - green_for)
+        until = t + min(self.horizon_s, adaptive_zones.HORIZON_S)
+        out = [x for lane in d.lanes for x in lane.departures(start) if x <= until]
+        if d.loop_share > 0.0:
+            out += self._loop_departures(view, g, d.loop_share)
+        return sorted(out)
+
+    def _loop_departures(self, view: View, g: int, share: float = 1.0) -> list[float]:
+        """Departures from the loops' clusters; ``share`` of the phase's lanes (< 1: the
+        rest has zones): that share of the vehicles, at that share of the discharge rate."""
         q = self.queues
         t = view.t
         h = self._headway(g)
@@ -158,6 +224,11 @@ class Adaptive:
         lead = q.phases[g].travel_s if q.phases[g].advance else 0.0
         expected = [a for a in self._expected.get(g, ()) if t + lead < a <= t + self.horizon_s]
         queued = max(0.0, q.queue(g) - len(moving))
+        if share < 1.0:
+            h /= share
+            queued *= share
+            moving = [a for i, a in enumerate(moving) if int((i + 1) * share) > int(i * share)]
+            expected = []
         out: list[float] = []
         last = t
         for _ in range(round(queued)):
@@ -169,7 +240,7 @@ class Adaptive:
         return [d for d in out if d <= t + self.horizon_s]
 
     def _extension_pays(
-        self, view: View, greens: list[int], others: list[int], weight: float
+        self, view: View, greens: list[int], others: list[int], weight: float, *, zones: bool
     ) -> bool:
         """Does holding ``greens`` (one per ring) serve enough to pay for the wait it imposes
         on ``others``? Departures of all ``greens`` count: on a dual ring the rings cross the
@@ -193,6 +264,10 @@ class Adaptive:
             # served at d instead of after the whole red that switching now would start
             benefit += max(0.0, red - tau)
             cost = weight * tau * (waiting + rate * red * ARRIVAL_WEIGHT)
+            if zones:
+                # with zones the extension weighed is long enough for the vehicles arriving
+                # on the held-up phases meanwhile to count: each waits half of it on average
+                cost += weight * adaptive_zones.GROWTH * rate * tau * tau / 2.0
             if benefit > cost:
                 return True
         return False
@@ -207,7 +282,9 @@ class Adaptive:
         q.update(view)
         t = view.t
         green = view.green_phases
-        calls = frozenset(p for p in q.phases if p not in green and q.queue(p) >= 1.0)
+        if self.zone_demand is not None:
+            self.zone_demand.update(view, {p: pl.rate for p, pl in q.phases.items()})
+        calls = frozenset(p for p in q.phases if p not in green and self._queue(view, p) >= 1.0)
         hold: set[int] = set()
         force: set[int] = set()
         nxt: dict[int, int] = {}
@@ -291,12 +368,12 @@ class Adaptive:
         green = view.green_phases
         out: set[int] = set()
         for p, n in self._arrow.items():
-            if p in green or q.queue(p) < 1.0 or q.failed(view, p):
+            if p in green or self._queue(view, p) < 1.0 or q.failed(view, p):
                 self._arrow_since.pop(p, None)  # failed loops: actuated service, no omission
                 continue
             since = self._arrow_since.setdefault(p, t)
-            opposing = n in green or n in view.calls or q.queue(n) >= 1.0
-            if opposing and q.queue(p) < ARROW_QUEUE and t - since < ARROW_WAIT_S:
+            opposing = n in green or n in view.calls or self._queue(view, n) >= 1.0
+            if opposing and self._queue(view, p) < ARROW_QUEUE and t - since < ARROW_WAIT_S:
                 out.add(p)
         return frozenset(out)
 
@@ -307,7 +384,11 @@ class Adaptive:
         starving = any(self.queues.waited(p, t) >= self.max_wait_s for p in others)
         if not starving and any(self._discharging(view, g) for g in greens):
             return True
-        return self._extension_pays(view, greens, others, 2.0 if starving else 1.0)
+        weight = 2.0 if starving else 1.0
+        zones = any(self._zones(g) is not None for g in greens)
+        if zones:
+            weight *= adaptive_zones.COST_WEIGHT
+        return self._extension_pays(view, greens, others, weight, zones=zones)
 
     def _held_up(self, view: View, g: int) -> list[int]:
         """Who waits beyond the barrier while the side of ``g`` is held: the called phases
@@ -318,7 +399,7 @@ class Adaptive:
             for p in self.queues.phases
             if view.phase_group(p) != side
             and p not in view.operator.omit
-            and (p in view.calls or self.queues.queue(p) >= 1.0)
+            and (p in view.calls or self._queue(view, p) >= 1.0)
         )
 
     def _best(self, view: View, cands: list[int]) -> int | None:

@@ -1,0 +1,74 @@
+"""The adaptive strategy's zone demand: clusters from a zone's object list, per-lane fallback
+to the loops when a zone fails, and nothing at all without zones (the real Controller on the
+example junctions)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgectl.config.loader import load_config
+from edgectl.config.model import Mode
+from edgectl.control.controller import Controller
+from edgectl.control.strategies.adaptive import Adaptive
+from edgectl.control.strategies.adaptive_zones import LaneDemand
+from edgectl.control.types import Inputs, ZoneReading
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "edgectl" / "examples"
+
+
+def _reading(zone: int, frame: int, t: float) -> ZoneReading:
+    # two standing at the stop line, one moving 60 m out at 13.9 m/s
+    return ZoneReading(
+        zone=zone,
+        frame=frame,
+        vehicles=3,
+        halting=2,
+        queue_m=11.5,
+        mean_speed_mps=4.6,
+        objects=((0.0, 0.0), (7.0, 0.0), (60.0, 13.9)),
+        t=t,
+    )
+
+
+def _adaptive(name: str) -> tuple[Controller, Adaptive]:
+    config = load_config(EXAMPLES / name)
+    ctl = Controller(config, mode=Mode.ADAPTIVE)
+    strategy = ctl._strategy
+    assert isinstance(strategy, Adaptive)
+    return ctl, strategy
+
+
+def test_a_lane_discharges_its_queue_then_its_arrivals_a_headway_apart() -> None:
+    lane = LaneDemand(headway=2.0, standing=2, arrivals=[1.0, 9.0])
+    assert lane.departures(0.5) == [0.5, 2.5, 4.5, 9.0]
+    # a red until 3 s: the two standing and the car arriving at 1 s (before its turn) wait;
+    # the one at 9 s comes after the queue has gone
+    assert lane.waiting(3.0) == 3
+    assert lane.waiting(20.0) == 4
+
+
+def test_without_zones_the_strategy_reads_only_its_loops() -> None:
+    _, strategy = _adaptive("eight_phase.toml")
+    assert strategy.zone_demand is None
+
+
+def test_healthy_zones_give_the_demand_and_a_failed_zone_falls_back_to_its_loops() -> None:
+    ctl, strategy = _adaptive("io_modules_zones.toml")
+    zd = strategy.zone_demand
+    assert zd is not None
+    t = 0.0
+    for n in range(1, 301):  # 30 s; zone 6 stops answering at 15 s
+        zones = (2, 4, 6, 8) if t < 15.0 else (2, 4, 8)
+        ctl.step(t, Inputs(zones=tuple(_reading(z, n, t) for z in zones)))
+        if round(t, 1) == 10.0:
+            seen = {p: zd.phase(p) for p in (2, 4, 6, 8)}
+            assert all(d is not None and d.loop_share == 0.0 for d in seen.values())
+            d2 = seen[2]
+            assert d2 is not None
+            (lane,) = d2.lanes
+            assert lane.standing == 2  # the two halting, within the queue
+            assert lane.headway == 1.0  # a two-lane zone discharges two at a time
+            assert len(lane.arrivals) == 1 and 10.0 < lane.arrivals[0] <= 10.0 + 60.0 / 11.0
+        t = round(t + 0.1, 1)
+    assert zd.phase(6) is None  # its zone failed: phase 6 is timed from its loops alone
+    assert zd.phase(2) is not None
