@@ -166,7 +166,7 @@ def test_adaptive_with_zones_is_safe(tick_report: None) -> None:
         max_examples=EXAMPLES,
         deadline=None,
         derandomize=True,
-        suppress_health_check=[HealthCheck.too_slow],
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example],
     )
     @given(scenario(zone_ids))
     def check(case: tuple[list[Segment], int, float]) -> None:
