@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.hil_adaptive [--duration 300]
         [--modes actuated adaptive maxpressure] [--seeds 1]
         [--demand bench/demand/eight_phase_peak.csv] [--config edgectl/examples/eight_phase.toml]
+        [--profile builtin:nema-cabinet]
         [--workdir DIR] [--json OUT] [--markdown OUT]
 
 For every mode and seed, one session (:func:`edgectl.testing.service.run_mode`): ``firmware-sim``
@@ -151,6 +152,7 @@ async def _main(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]
                 duration_s=args.duration,
                 seed=seed,
                 demand=args.demand,
+                profile=args.profile,
             )
             r = result(run)
             r["wall_s"] = round(time.monotonic() - started, 1)
@@ -177,6 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--demand", type=Path, default=PEAK, help="firmware-sim --demand CSV")
     parser.add_argument("--config", type=Path, default=EIGHT_PHASE)
+    parser.add_argument(
+        "--profile",
+        default="builtin:nema-cabinet",
+        help="firmware-sim --profile (e.g. builtin:io-modules-zones with "
+        "edgectl/examples/io_modules_zones.toml: emulated zone sensors)",
+    )
     parser.add_argument("--workdir", type=Path, help="keep records, summaries and logs here")
     parser.add_argument("--json", type=Path, help="write every result here")
     parser.add_argument("--markdown", type=Path, help="write the tables here")
