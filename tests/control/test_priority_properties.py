@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 from edgectl.config.model import DaemonConfig, Mode
 from edgectl.control.controller import Controller
 from edgectl.control.priority import PriorityRequest, lead_time
-from edgectl.control.types import EventCode, Inputs, Interval, OperatingState
+from edgectl.control.types import EventCode, Inputs, OperatingState
 from edgectl.testing.checker import SafetyChecker
+from tests.control.priority_support import StarvationClock, flicker
 from tests.control.test_safety_properties import NEEDS_CYCLE, _dwell_phases, _example, junctions
 
 EXAMPLES = int(os.environ.get("PRIORITY_EXAMPLES", "8"))
@@ -104,8 +105,8 @@ def run(
         + 10.0
     )
     omitted = {p for plan in config.plans for p, t in plan.timing.items() if t.omit}
+    starvation = StarvationClock(bound, omitted)
     presence: set[int] = set()
-    waits: dict[int, float] = {}
     pending = list(actions)
     end = (actions[-1].tick if actions else 0) + 4000
     history: list[str] = []
@@ -127,12 +128,7 @@ def run(
                         timeout_s=a.timeout_s,
                     )
                 )
-        for d in detectors:
-            if d in presence:
-                if rng.random() < 0.3:
-                    presence.discard(d)
-            elif rng.random() < 0.02:
-                presence.add(d)
+        flicker(rng, detectors, presence)
         out = controller.step(t, Inputs(presence=frozenset(presence)))
         STATS["ticks"] += 1
         STATS["preempt_ticks"] += out.state is OperatingState.PREEMPT
@@ -141,16 +137,7 @@ def run(
         assert not findings, f"t={t:.1f}: {findings}{story}"
         codes = [e.code for e in out.events]
         assert EventCode.MONITOR_VIOLATION not in codes, f"monitor at t={t:.1f}{story}"
-        if out.state not in (OperatingState.NORMAL, OperatingState.PREEMPT):
-            waits.clear()
-            continue
-        greens = {r.phase for r in out.rings if r.interval is Interval.GREEN}
-        for p in list(waits):
-            if p not in out.calls or p in greens:
-                del waits[p]
-        for p in out.calls - greens - omitted:
-            since = waits.setdefault(p, t)
-            assert t - since <= bound, f"phase {p} waited {t - since:.1f} s > {bound:.1f}{story}"
+        starvation.check(out, t, story)
 
 
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)

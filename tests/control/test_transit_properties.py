@@ -26,8 +26,9 @@ from edgectl.config.model import DaemonConfig, Mode
 from edgectl.control.controller import Controller
 from edgectl.control.priority import PriorityRequest, lead_time
 from edgectl.control.transit import TransitRequest
-from edgectl.control.types import EventCode, Inputs, Interval, OperatingState
+from edgectl.control.types import EventCode, Inputs, OperatingState
 from edgectl.testing.checker import SafetyChecker
+from tests.control.priority_support import StarvationClock, flicker
 from tests.control.test_safety_properties import NEEDS_CYCLE, _dwell_phases, _example, junctions
 
 EXAMPLES = int(os.environ.get("TSP_EXAMPLES", "6"))
@@ -156,8 +157,8 @@ def run(
         + 10.0
     )
     omitted = {p for plan in config.plans for p, t in plan.timing.items() if t.omit}
+    starvation = StarvationClock(bound, omitted)
     presence: set[int] = set()
-    waits: dict[int, float] = {}
     pending = list(actions)
     end = (actions[-1].tick if actions else 0) + 3000
     history: list[str] = []
@@ -167,12 +168,7 @@ def run(
             a = pending.pop(0)
             history.append(f"t={t:.1f} {a}")
             _apply(controller, a, t)
-        for d in detectors:
-            if d in presence:
-                if rng.random() < 0.3:
-                    presence.discard(d)
-            elif rng.random() < 0.02:
-                presence.add(d)
+        flicker(rng, detectors, presence)
         out = controller.step(t, Inputs(presence=frozenset(presence)))
         STATS["ticks"] += 1
         STATS["preempt_ticks"] += out.state is OperatingState.PREEMPT
@@ -188,16 +184,7 @@ def run(
         STATS["tsp_adjustments"] += adjusted
         if adjusted:
             assert not controller.priority.busy, f"TSP during a priority at t={t:.1f}{story}"
-        if out.state not in (OperatingState.NORMAL, OperatingState.PREEMPT):
-            waits.clear()
-            continue
-        greens = {r.phase for r in out.rings if r.interval is Interval.GREEN}
-        for p in list(waits):
-            if p not in out.calls or p in greens:
-                del waits[p]
-        for p in out.calls - greens - omitted:
-            since = waits.setdefault(p, t)
-            assert t - since <= bound, f"phase {p} waited {t - since:.1f} s > {bound:.1f}{story}"
+        starvation.check(out, t, story)
 
 
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
