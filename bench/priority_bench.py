@@ -280,7 +280,7 @@ recovery; TSP's early green, extension and lockout) is the daemon's own controll
 Built by `bench/scenarios/build.py` (`corridor`, `grid`) the way the other scenarios are:
 plain node / edge / connection files, netconvert, E1 loops 3 m and 40 m before every stop
 line, flows with Poisson arrivals over three 10-minute periods (a tide, a peak, the opposite
-tide), then the network drains. Speed limit 50 km/h, SUMO steps 0.5 s.
+tide), then the network drains. Speed limit 50 km/h, SUMO steps 1 s.
 
 - `corridor`: five signalised junctions 270–330 m apart on an east-west arterial (three lanes
   in: right + through, through, protected left; side streets two), side streets and turning

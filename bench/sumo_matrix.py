@@ -49,7 +49,7 @@ flows with Poisson arrivals over three 6-minute periods (a morning-like tide, a 
 opposite tide), then the network drains; every incoming lane of a signalised junction has an
 E1 loop 3 m before the stop line and one 40 m upstream. Speed limit 50 km/h; the main street
 has three lanes in (right+through, through, protected left), side streets two (right+through,
-protected left). SUMO steps 0.5 s.
+protected left). SUMO steps 1 s.
 
 - `isolated`: one four-arm junction, protected lefts, asymmetric demand up to ~2,800 veh/h.
 - `isolated_light`: the same junction off-peak (~1,000–1,300 veh/h, a side street nearly empty).
@@ -67,8 +67,8 @@ protected left). SUMO steps 0.5 s.
 
 SUMO shows a signal state for whole simulation steps. The bench rounds every yellow and red
 clearance up to a whole number of steps (`edgectl.sumo.network.on_steps`), for every
-controller, so no driver ever sees less than the ITE interval: at 0.5 s steps the 3.3 s
-yellow is shown for 3.5 s. (Until November 2026 the bench ran 1 s steps without that
+controller, so no driver ever sees less than the ITE interval: at 1 s steps the 3.3 s
+yellow is shown for 4 s. (Until November 2026 the bench ran 1 s steps without that
 rounding: a 3.3 s yellow was shown for 3 s, under the configured minimum, to every
 controller; the numbers before then are not comparable.) A test reads SUMO's own per-step
 record of the signal (`SaveTLSStates`) and checks every yellow and red clearance.
@@ -170,7 +170,7 @@ def write_markdown(
         "detector assignment (E1 loops on incoming lanes; stop bar or ~40 m advance by",
         "position) and ITE yellow / red clearance from lane speeds. `edgectl:*` run one",
         "`edgectl.control.controller.Controller` per junction (engine, safety kernel and",
-        "strategy of the daemon) at 0.1 s sub-steps inside each SUMO step (0.5 s here);",
+        "strategy of the daemon) at 0.1 s sub-steps inside each SUMO step (1 s here);",
         "`sumo:*` are SUMO's own static / actuated / delay-based programs built from the same",
         "stages and clearances. Metrics come from SUMO's tripinfo device (arrived vehicles) and",
         "subscriptions (stops; per-approach delay = time lost on each signalised incoming",

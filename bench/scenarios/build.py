@@ -6,9 +6,10 @@ For every scenario this writes ``bench/scenarios/<name>/generated/``: the plain
 ``.nod.xml/.edg.xml/.con.xml`` files, the network (``netconvert``), the demand (flows with
 time-varying, asymmetric rates and Poisson arrivals, so the SUMO seed matters), E1 induction
 loops at the stop bar and ~40 m upstream on every incoming lane of every signalised junction,
-and the ``.sumocfg``. The zone scenarios (``ZONE_SCENARIOS``, issue 19) also get E2
+and the ``.sumocfg``; SUMO runs every scenario at 1 s steps (:data:`STEP_S`; the
+controllers sub-step inside). The zone scenarios (``ZONE_SCENARIOS``, issue 19) also get E2
 lane-area detectors from the stop line to 150 m upstream on those lanes (the bench's zone
-sensors, :mod:`edgectl.sumo.zones`) and run SUMO at 1 s steps. The priority scenarios
+sensors, :mod:`edgectl.sumo.zones`). The priority scenarios
 (``PRIORITY_SCENARIOS``, issue 22: ``corridor``, ``grid``) also get emergency vehicles and
 scheduled buses (:class:`Fleet`), their bus stops (``.stops.add.xml``) and the priority
 vehicles alone (``.fleet.rou.xml``, the reference of ``bench/priority_bench.py``). Nothing is
@@ -33,11 +34,11 @@ HERE = Path(__file__).resolve().parent
 SPEED = 13.89  # 50 km/h
 ADVANCE_M = 40.0
 STOP_BAR_SETBACK_M = 3.0  # a point loop inside the first stopped vehicle
-# SUMO shows a signal state for whole steps: at 1 s a 3.3 s ITE yellow is shown for 4 s
-# (0.7 s of lost time at every change, which no real cabinet has); at 0.5 s for 3.5 s
-STEP_S = 0.5
+# SUMO's step length in every scenario (issue 19): the controllers sub-step at 0.1 s inside
+# each step. SUMO shows a signal state for whole steps, so a 3.3 s ITE yellow is shown for 4 s
+# (the bench rounds clearances up to whole steps: drivers never see one cut short)
+STEP_S = 1.0
 ZONE_M = 150.0  # E2 lane-area detectors (zone sensors): stop line to 150 m upstream
-ZONE_STEP_S = 1.0  # the issue-19 scenarios run SUMO at 1 s (the controller sub-steps inside)
 
 
 def sumo_binary(name: str) -> str:
@@ -242,6 +243,7 @@ def netconvert(out: Path, name: str) -> Path:
             "true",
         ],
         check=True,
+        stdout=subprocess.DEVNULL,  # "Success."; errors go to stderr
     )
     return net
 
@@ -610,7 +612,7 @@ def pair() -> tuple[Layout, list[Flow]]:
     return Layout(nodes=nodes, roads=roads), flows
 
 
-# ------------------------------------------------ zone scenarios (issue 19): E2 + loops, 1 s
+# ------------------------------------------------ zone scenarios (issue 19): E2 + loops
 # Four-arm junctions here have three lanes in on every arm (right + through, through,
 # protected left), unlike the main-street / side-street junctions above.
 
@@ -852,7 +854,7 @@ SCENARIOS = {
     "skewed_tee": skewed_tee,
     "pair": pair,
 }
-# built the same way plus E2 zones on every signalised incoming lane, SUMO at 1 s (issue 19)
+# built the same way plus E2 zones on every signalised incoming lane (issue 19)
 ZONE_SCENARIOS = {
     "saturated": saturated,
     "turning": turning,
@@ -869,7 +871,7 @@ def build(name: str, root: Path = HERE, *, zones: bool | None = None) -> Path:
     """Build scenario ``name`` under ``root/<name>/generated``; returns its ``.sumocfg``.
 
     ``zones``: E2 zones on every signalised incoming lane (default: the zone scenarios
-    only; True adds them to any scenario, keeping its step length)."""
+    only; True adds them to any scenario)."""
     out = root / name / "generated"
     out.mkdir(parents=True, exist_ok=True)
     fleet: Fleet | None = None
@@ -887,10 +889,9 @@ def build(name: str, root: Path = HERE, *, zones: bool | None = None) -> Path:
         write_stops(out, name, fleet)
     if zones or (zones is None and name in ZONE_SCENARIOS):
         write_zones(out, name, net)
-    step_s = ZONE_STEP_S if name in ZONE_SCENARIOS else STEP_S
     with_zones = bool(zones or (zones is None and name in ZONE_SCENARIOS))
     stops = fleet is not None and bool(fleet.stops)
-    write_cfg(out, name, stops=stops, zones=with_zones, step_s=step_s)
+    write_cfg(out, name, stops=stops, zones=with_zones)
     return out / f"{name}.sumocfg"
 
 

@@ -85,7 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--peer-timing",
         choices=("webster", "default"),
         default="webster",
-        help="sumo:static / sumo:actuated timed by Webster for the scenario's peak flows"
+        help="sumo:static / sumo:actuated / sumo:delay_based timed by Webster for the scenario's"
+        " peak flows"
         " (default), or on the network's demand-blind default splits",
     )
     p.add_argument(

@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 # SUMO's programs timed by Webster unless ``peer_timing="default"`` (the network's splits)
-WEBSTER_PEERS = ("sumo:static", "sumo:actuated")
+WEBSTER_PEERS = ("sumo:static", "sumo:actuated", "sumo:delay_based")
 MAX_SIM_S = 86400.0  # a scenario that never empties stops after a simulated day
 
 
@@ -127,12 +127,13 @@ def run_bench(
     junction (e.g. ``priority_flush_s``, ``tsp_max_early_s``) over the derived
     configuration's; with ``priority`` the plans have TSP enabled with the bench's bounds
     (:data:`~edgectl.sumo.priority.TSP_PLAN`) unless ``plan`` says otherwise.
-    ``peer_timing``: ``"webster"`` times ``sumo:static`` / ``sumo:actuated`` by Webster for
-    the scenario's peak flows (:mod:`edgectl.sumo.webster`); ``"default"`` runs them on the
-    network's own, demand-blind splits (the bench before issue 19). ``zones``: every E2
-    detector on a signalised incoming lane is a zone sensor of ``edgectl:*`` junctions
-    (:mod:`edgectl.sumo.zones`; a scenario without E2 runs on its loops alone), made worse by
-    ``zone_degrade``; False: loops alone.
+    ``peer_timing``: ``"webster"`` times ``sumo:static`` / ``sumo:actuated`` /
+    ``sumo:delay_based`` by Webster for the scenario's peak flows
+    (:mod:`edgectl.sumo.webster`); ``"default"`` runs them on the network's own,
+    demand-blind splits and the derived min / max greens (the bench before issue 19).
+    ``zones``: every E2 detector on a signalised incoming lane is a zone sensor of
+    ``edgectl:*`` junctions (:mod:`edgectl.sumo.zones`; a scenario without E2 runs on its
+    loops alone), made worse by ``zone_degrade``; False: loops alone.
     """
     if controller not in CONTROLLERS:
         raise BenchError(f"unknown controller {controller!r}; one of {', '.join(CONTROLLERS)}")
@@ -157,7 +158,7 @@ def run_bench(
         try:
             models = _with_loops(ls, models)
             if peer_timing == "webster" and controller in WEBSTER_PEERS:
-                # SUMO's static / actuated timed by Webster for the scenario's peak demand
+                # SUMO's own programs timed by Webster for the scenario's peak demand
                 from edgectl.sumo.webster import timed_models
 
                 models, _timings = timed_models(cfg, net_path, models, sumo_args=sumo_args)

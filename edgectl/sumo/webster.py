@@ -1,9 +1,10 @@
 """SUMO's own programs timed as a traffic engineer would: Webster from the scenario's demand.
 
-The bench's peers ``sumo:static`` and ``sumo:actuated`` run the derived stages (see
-:mod:`edgectl.sumo.stages`). Left with the network's default splits (33 s through, 6 s
-protected left, whatever the demand) they are demand-blind and flatter every controller they
-are compared with. This module times them from the scenario's own peak flows:
+The bench's peers ``sumo:static``, ``sumo:actuated`` and ``sumo:delay_based`` run the
+derived stages (see :mod:`edgectl.sumo.stages`). Left with the network's default splits
+(33 s through, 6 s protected left, whatever the demand) and default min / max greens they
+are demand-blind and flatter every controller they are compared with. This module times
+them from the scenario's own peak flows:
 
 1. **Demand**: the ``<flow>`` elements of the scenario's route files (``from``/``to`` routed
    on the shortest path, or an explicit ``<route edges>``; rates from ``period="exp(λ)"``,
@@ -24,14 +25,15 @@ are compared with. This module times them from the scenario's own peak flows:
    (``Y`` capped at :data:`MAX_Y`), effective greens ``(C − L) · y / Y``, displayed greens
    from them, never under a stage's min green.
 
-``sumo:static`` then runs these greens; ``sumo:actuated`` the same greens as its initial
-durations, its min green, and a max green of :data:`ACTUATED_MAX_FACTOR` × the Webster green
-(never under the min + 5 s). Clearances are not touched. Nothing here imports libsumo;
-``sumolib`` reads the net.
+``sumo:static`` then runs these greens; ``sumo:actuated`` and ``sumo:delay_based`` the same
+greens as their initial durations, the stage's min green as ``minDur``, and a max green
+(``maxDur``) of :data:`ACTUATED_MAX_FACTOR` × the Webster green (never under the min +
+5 s). Clearances are not touched. Nothing here imports libsumo; ``sumolib`` reads the net.
 
 ``python -m edgectl.sumo.webster SCENARIO.sumocfg [--out FILE]`` prints the timing per
-junction and writes both programs as a SUMO additional file (``<tlLogic>`` programs
-``webster-static`` and ``webster-actuated``) for plain ``sumo`` runs.
+junction and writes the three programs as a SUMO additional file (``<tlLogic>`` programs
+``webster-static``, ``webster-actuated`` and ``webster-delay_based``) for plain ``sumo``
+runs.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ __all__ = [
     "LEFT_TURN_FACTOR",
     "MAX_Y",
     "PERMISSIVE_LEFT_PCE",
+    "PROGRAM_KINDS",
     "RIGHT_TURN_FACTOR",
     "SATURATION_VPH",
     "STARTUP_LOST_S",
@@ -80,7 +83,8 @@ STARTUP_LOST_S = 2.0  # HCM l1
 END_GAIN_S = 2.0  # HCM e: the part of yellow + red clearance drivers still use
 CYCLE_BOUNDS_S = (40.0, 150.0)
 MAX_Y = 0.95  # above this the formula explodes: the cycle goes to its ceiling
-ACTUATED_MAX_FACTOR = 1.5
+ACTUATED_MAX_FACTOR = 1.5  # max green of the actuated / delay_based programs, × Webster's
+PROGRAM_KINDS = ("static", "actuated", "delay_based")  # SUMO tlLogic types timed here
 
 
 # ---------------------------------------------------------------- the textbook formula
@@ -271,7 +275,7 @@ class WebsterTiming:
     lost_s: tuple[float, ...]  # lost time per stage
     cycle_s: float  # Webster's cycle (clamped)
     greens_s: tuple[float, ...]  # displayed greens per stage (≥ min green)
-    max_greens_s: tuple[float, ...]  # the actuated program's max green per stage
+    max_greens_s: tuple[float, ...]  # the actuated / delay_based programs' max green per stage
 
     @property
     def y_total(self) -> float:
@@ -390,9 +394,7 @@ def _program_xml(model: JunctionModel, kind: str) -> list[str]:
         keep = st.groups & nxt.groups
         ending = st.groups - keep
         green = m.state_for(st.groups, permissive=st.permissive)
-        extra = (
-            f' minDur="{st.min_green:g}" maxDur="{st.max_green:g}"' if kind == "actuated" else ""
-        )
+        extra = f' minDur="{st.min_green:g}" maxDur="{st.max_green:g}"' if kind != "static" else ""
         lines.append(f'        <phase duration="{st.green_s:g}" state="{green}"{extra}/>')
         if ending:
             held = st.permissive & keep
@@ -406,11 +408,12 @@ def _program_xml(model: JunctionModel, kind: str) -> list[str]:
 
 
 def write_programs(models: Mapping[str, JunctionModel], out: Path) -> Path:
-    """Both Webster programs of every junction as one SUMO additional file."""
+    """The three Webster programs of every junction (static, actuated, delay_based) as one
+    SUMO additional file."""
     lines = ["<additional>"]
     for model in models.values():
-        lines += _program_xml(model, "static")
-        lines += _program_xml(model, "actuated")
+        for kind in PROGRAM_KINDS:
+            lines += _program_xml(model, kind)
     lines.append("</additional>")
     out.write_text("\n".join(lines) + "\n")
     return out
@@ -438,11 +441,13 @@ def main(argv: list[str] | None = None) -> int:
     models, timings = timed_models(cfg, net_path, derived)
     for tls_id, t in timings.items():
         greens = ", ".join(f"{g:g}" for g in t.greens_s)
+        mins = ", ".join(f"{st.min_green:g}" for st in models[tls_id].stages)
+        maxes = ", ".join(f"{g:g}" for g in t.max_greens_s)
         ys = ", ".join(f"{y:.3f}" for y in t.ratios)
         print(
             f"{tls_id}: peak {t.peak[0]:g}-{t.peak[1]:g} s, y [{ys}] Y {t.y_total:.3f},"
             f" L {sum(t.lost_s):.1f} s, cycle {t.cycle_s:.1f} s, greens [{greens}] s,"
-            f" actuated max [{', '.join(f'{g:g}' for g in t.max_greens_s)}] s"
+            f" actuated / delay_based min [{mins}] s, max [{maxes}] s"
         )
     if args.out is not None:
         print(write_programs(models, args.out))

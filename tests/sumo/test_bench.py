@@ -146,15 +146,17 @@ def _recording(tmp_path: Path, cfg: Path, scenario: str, tls_id: str) -> tuple[P
     [
         ("tee", "edgectl:adaptive", None),
         ("isolated_light", "edgectl:actuated", None),
-        ("isolated_light", "edgectl:adaptive", "1"),
-        ("isolated_light", "sumo:actuated", "1"),
+        ("isolated_light", "sumo:actuated", None),
+        ("isolated_light", "edgectl:adaptive", "0.5"),
+        ("isolated_light", "sumo:actuated", "0.5"),
     ],
 )
 def test_drivers_see_every_yellow_and_red_clearance_in_full(
     scenarios: dict[str, Path], tmp_path: Path, scenario: str, controller: str, step: str | None
 ) -> None:
     """SUMO shows a state for whole steps; a 3.3 s yellow must not be shown for 3 steps of
-    1 s. Checked on SUMO's own per-step record of the signal (``SaveTLSStates``)."""
+    1 s (the scenarios' step) nor 6 of 0.5 s (``--step-length`` after ``--``). Checked on
+    SUMO's own per-step record of the signal (``SaveTLSStates``)."""
     from edgectl.sumo import run_bench
     from edgectl.sumo.network import derive_network
 
@@ -167,7 +169,7 @@ def test_drivers_see_every_yellow_and_red_clearance_in_full(
     assert r.valid, r.invalid_reason
 
     dt, rows = _shown(record)
-    assert dt == pytest.approx(float(step or "0.5"))
+    assert dt == pytest.approx(float(step or "1"))
 
     def configured(i: int, what: str) -> float:
         return min(float(getattr(s, what)) for s in model.stages if i in s.groups)

@@ -80,9 +80,12 @@ def test_no_priority_sends_nothing_and_measures_the_same_vehicles(corridor: Path
 def test_sumo_own_programs_take_no_requests(corridor: Path) -> None:
     from edgectl.sumo import run_bench
 
-    r = run_bench(corridor, "sumo:actuated", seed=1, sumo_args=SHORT)
+    # at 1 s steps the Webster-timed program halts the first emergency vehicle at all five
+    # junctions: it arrives after 400 s
+    r = run_bench(corridor, "sumo:actuated", seed=1, sumo_args=["--end", "500"])
     assert r.valid, r.invalid_reason
     assert not r.priority["enabled"] and r.priority["sent"] == 0
+    assert r.priority["classes"]["emergency"]["crossings"] >= 5  # the first one's five
     assert "emergency" in r.time_loss_by_class_s
 
 

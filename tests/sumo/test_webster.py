@@ -88,8 +88,8 @@ def test_sumo_static_peer_runs_the_webster_program(
 
     cfg = scenarios["tee"]
     net = cfg.with_name("tee.net.xml")
-    # the bench times the clearances drivers see: rounded up to whole 0.5 s steps
-    models = {k: on_steps(m, 0.5) for k, m in derive_network(str(net)).items()}
+    # the bench times the clearances drivers see: rounded up to whole 1 s steps
+    models = {k: on_steps(m, 1.0) for k, m in derive_network(str(net)).items()}
     (model,) = models.values()
     _, timings = timed_models(cfg, net, models)
     (t,) = timings.values()
@@ -155,8 +155,12 @@ def test_demand_comes_from_the_route_files_sumo_loads(tmp_path: Path) -> None:
 
 
 @needs_sumo
-def test_sumo_actuated_program_gets_webster_min_and_max(scenarios: dict[str, Path]) -> None:
-    """The actuated program SUMO runs: Webster greens as durations, min green, 1.5 × max."""
+@pytest.mark.parametrize("controller", ["sumo:actuated", "sumo:delay_based"])
+def test_sumo_actuated_program_gets_webster_min_and_max(
+    scenarios: dict[str, Path], controller: str
+) -> None:
+    """The actuated and delay_based programs SUMO runs: Webster greens as durations, min
+    green, 1.5 × max."""
     from edgectl.sumo._env import load_libsumo
     from edgectl.sumo.controls import PROGRAM_ID, build_controllers
     from edgectl.sumo.network import derive_network
@@ -170,11 +174,17 @@ def test_sumo_actuated_program_gets_webster_min_and_max(scenarios: dict[str, Pat
     try:
         models, timings = timed_models(cfg, net, _with_loops(ls, derive_network(str(net))))
         assert len(timings) == 3
-        for tls, control in build_controllers(models, "sumo:actuated").items():
+        c = ls.constants
+        kind = {
+            "sumo:actuated": c.TRAFFICLIGHT_TYPE_ACTUATED,
+            "sumo:delay_based": c.TRAFFICLIGHT_TYPE_DELAYBASED,
+        }[controller]
+        for tls, control in build_controllers(models, controller).items():
             control.start(ls)
             (logic,) = [
                 lg for lg in ls.trafficlight.getAllProgramLogics(tls) if lg.programID == PROGRAM_ID
             ]
+            assert logic.type == kind
             greens = [ph for ph in logic.phases if ph.minDur != ph.maxDur]
             t = timings[tls]
             assert [ph.duration for ph in greens] == list(t.greens_s)
@@ -185,3 +195,81 @@ def test_sumo_actuated_program_gets_webster_min_and_max(scenarios: dict[str, Pat
             )
     finally:
         ls.close()
+
+
+@needs_sumo
+@pytest.mark.parametrize("timing", ["webster", "default"])
+def test_bench_runs_sumo_delay_based_on_webster_timing(
+    scenarios: dict[str, Path], monkeypatch: pytest.MonkeyPatch, timing: str
+) -> None:
+    """What ``run_bench`` hands SUMO for ``sumo:delay_based``: Webster's greens as initial
+    durations, the min green, Webster's max green; the derived program with ``default``."""
+    from edgectl.sumo import run_bench
+    from edgectl.sumo.controls import PROGRAM_ID, SumoProgram
+    from edgectl.sumo.network import derive_network, on_steps
+    from edgectl.sumo.webster import timed_models
+
+    cfg = scenarios["tee"]
+    net = cfg.with_name("tee.net.xml")
+    derived = {k: on_steps(m, 1.0) for k, m in derive_network(str(net)).items()}
+    _, timings = timed_models(cfg, net, derived)
+    (t,) = timings.values()
+    (model,) = derived.values()
+    ran: list[tuple[bool, list[tuple[float, float, float]]]] = []
+    start = SumoProgram.start
+
+    def recording(self: SumoProgram, ls: object) -> None:
+        start(self, ls)  # type: ignore[arg-type]
+        tl = ls.trafficlight  # type: ignore[attr-defined]
+        (logic,) = [
+            lg for lg in tl.getAllProgramLogics(self.model.tls_id) if lg.programID == PROGRAM_ID
+        ]
+        greens = [(p.duration, p.minDur, p.maxDur) for p in logic.phases if p.minDur != p.maxDur]
+        ran.append((logic.type == ls.constants.TRAFFICLIGHT_TYPE_DELAYBASED, greens))  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(SumoProgram, "start", recording)
+    r = run_bench(cfg, "sumo:delay_based", seed=1, sumo_args=["--end", "30"], peer_timing=timing)
+    assert r.valid, r.invalid_reason
+    ((delay_based, greens),) = ran
+    assert delay_based
+    webster_program = [
+        (g, st.min_green, mx)
+        for st, g, mx in zip(model.stages, t.greens_s, t.max_greens_s, strict=True)
+    ]
+    default_program = [(st.green_s, st.min_green, st.max_green) for st in model.stages]
+    assert webster_program != default_program  # the two timings differ here
+    expected = webster_program if timing == "webster" else default_program
+    assert greens == expected
+
+
+@needs_sumo
+def test_webster_command_writes_all_three_programs(
+    scenarios: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgectl.sumo.webster import main
+
+    out = tmp_path / "programs.add.xml"
+    assert main([str(scenarios["arterial"]), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("actuated / delay_based min [") == 3  # one line per junction
+    logics = ET.parse(out).getroot().findall("tlLogic")
+    kinds = sorted({(lg.get("type"), lg.get("programID")) for lg in logics})
+    assert kinds == [
+        ("actuated", "webster-actuated"),
+        ("delay_based", "webster-delay_based"),
+        ("static", "webster-static"),
+    ]
+    assert len(logics) == 9
+    for lg in logics:
+        phases = lg.findall("phase")
+        timed = [ph for ph in phases if ph.get("minDur") is not None]
+        if lg.get("type") == "static":
+            assert not timed
+        else:  # every green stage has min / max, its transitions none
+            assert timed and all(
+                float(ph.get("minDur", "0"))
+                <= float(ph.get("duration", "0"))
+                <= float(ph.get("maxDur", "0"))
+                for ph in timed
+            )
+            assert len(timed) < len(phases)

@@ -179,7 +179,7 @@ class Adaptive:
         if d is None:
             return self.queues.queue(p)
         start = view.t + lost_s(view, p) * adaptive_zones.AHEAD_SHARE
-        n = sum(lane.waiting(start) for lane in d.lanes)
+        n = sum(lane.waiting(start) * lane.share for lane in d.lanes)
         return n + d.loop_share * self.queues.queue(p)
 
     def _discharging(self, view: View, g: int) -> bool:
@@ -195,6 +195,8 @@ class Adaptive:
         pl = self.queues.phases[g]
         if not pl.stop_bar or len(pl.discharged) == len(pl.stop_bar):
             return False
+        if self.queues.blocked(g) and set(pl.stop_bar) - pl.discharged <= pl.stuck:
+            return False  # the lanes still to go stand behind a blocked stop bar
         moving = len(self.queues.approaching(g, view.t))
         return self.queues.queue(g) - moving >= 1.0
 

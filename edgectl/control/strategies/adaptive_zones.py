@@ -16,6 +16,13 @@ the adaptive strategy schedules:
   halting ones join the standing queue, the others arrive from the zone's far end;
 - **queue beyond the zone**: while the standing queue reaches the zone's far end in red,
   vehicles join it unseen at the phase's arrival rate (what the loops count).
+- **missed vehicles**: a sensor misses a vehicle now and then for a frame; in red a standing
+  queue only grows, so the largest standing count of the last :data:`RED_MEMORY_S` holds (in
+  green the latest frame counts: the queue is leaving);
+- **shared lanes**: a zone whose lanes feed several phases (a through lane carried by an
+  overlap into the next stage, say) weighs its vehicles ``1 / phases`` in each phase's
+  waiting count, so a stage does not win the choice on vehicles another stage serves as well
+  (its departures and green need still count them whole).
 
 Per lane, a failed zone (``view.zone_failed``) or a lane without a zone falls back to the
 loops: the phase's loop estimate (:class:`~edgectl.control.strategies.maxpressure.LoopQueues`)
@@ -57,6 +64,8 @@ HORIZON_S = 7.0  # arrivals from the zones weighed when extending a green (about
 COST_WEIGHT = 1.0  # the wait an extension imposes, weighed against what it serves
 GROWTH = 1.0  # weight of the vehicles that arrive on held-up phases during an extension
 STALE_S = 2.0  # a reading older than this is timed from now (its own time is unreliable)
+RED_MEMORY_S = 2.5  # in red a standing queue only grows: the largest count this recent holds
+# (a sensor that misses a vehicle in one frame sees it in the next)
 
 
 @dataclass(slots=True)
@@ -68,6 +77,7 @@ class LaneDemand:
     arrivals: list[float] = field(default_factory=list)  # stop-line arrivals, in order
     beyond: float = 0.0  # vehicles estimated queued beyond the zone's far end
     moving_in_queue: bool = False  # some vehicle of the standing queue area moves
+    share: float = 1.0  # its vehicles' weight in a phase's waiting: 1 / the phases it feeds
 
     def waiting(self, start: float) -> float:
         """Vehicles a red until ``start`` delays: the standing queue, and every vehicle that
@@ -122,6 +132,8 @@ class ZoneDemand:
                 self.lanes_of[p] = sum(z.lanes for z in zs)
             self.loops[p] = frozenset(d.id for d in config.detectors if p in d.call_phases)
         self._full_since: dict[int, float] = {}  # zone → when its queue reached the far end
+        self._recent: dict[tuple[int, int], list[tuple[float, int]]] = {}  # (zone, phase) →
+        # the standing counts of its last frames in red
         self.demand: dict[int, PhaseDemand] = {}
 
     @property
@@ -157,7 +169,7 @@ class ZoneDemand:
     def _lane(
         self, z: Zone, r: ZoneReading, t: float, p: int, *, green: bool, rate: float
     ) -> LaneDemand:
-        lane = LaneDemand(headway=SAT_HEADWAY_S / z.lanes)
+        lane = LaneDemand(headway=SAT_HEADWAY_S / z.lanes, share=1.0 / len(z.phases))
         base = r.t if t - STALE_S <= r.t <= t else t
         floor = self.floor_mps[p]
         queue_m = max(0.0, r.queue_m)
@@ -173,6 +185,14 @@ class ZoneDemand:
         unlisted = max(0, r.vehicles - len(r.objects))
         extra_halting = min(unlisted, max(0, r.halting - listed_halting))
         standing += extra_halting
+        key = (z.id, p)
+        if green:
+            self._recent.pop(key, None)
+        else:
+            recent = [x for x in self._recent.get(key, []) if x[0] > t - RED_MEMORY_S]
+            recent.append((t, standing))
+            self._recent[key] = recent
+            standing = max(n for _, n in recent)
         far = base + z.length_m / floor
         lane.arrivals.extend([far] * (unlisted - extra_halting))
         lane.arrivals.sort()

@@ -7,9 +7,17 @@ one only *requests*; the engine still enforces min green, clearances and barrier
 - **queues from loops only** (:class:`LoopQueues`): vehicles between the advance loop
   (~40 m) and the stop bar = advance actuations in − stop-bar departures out, floored by the
   stop-bar presence, raised to the zone's capacity (plus the arrival rate times the blocked
-  time) when a standing queue covers the advance loop, and re-synchronised in green once every
-  stop bar of the phase has shown a gap longer than a saturation headway (no standing queue
-  left: only the vehicles seen moving over the advance loop remain).
+  time) when a standing queue covers the advance loop (occupied without a break; or, with
+  ``COVER_BY_OCCUPANCY``, most of the last seconds: a queue creeping over it), and
+  re-synchronised in green once every stop bar of the phase has shown a gap longer than a
+  saturation headway (no standing queue left: only the vehicles seen moving over the advance
+  loop remain). Only positive evidence resets the count (``KEEP_BLOCKED``, issue 19): a stop
+  bar occupied for ``BAR_BLOCKED_S`` in green is blocked (a left-turner waiting for a gap),
+  the gap after such a vehicle counts only after ``BLOCKED_GAP_S`` or once a vehicle passed
+  moving, the re-synchronisation applies only while every stop bar shows its gap, and nothing
+  is cleared while a stop bar is blocked; in green, advance actuations are vehicles of the
+  queue beyond moving up until the estimate of that queue is used up (or the advance loops
+  show a gap once the start-up wave has passed).
   No vehicle positions from a simulator are used;
 - **clearance-aware switching**: leave the green phase only when it has nothing left to serve
   or when the best competing phase's pressure exceeds the current one by more than what the
@@ -26,6 +34,7 @@ one only *requests*; the engine still enforces min green, clearances and barrier
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -34,8 +43,31 @@ from edgectl.config.model import Config, DetectorType, Mode, Plan
 from edgectl.control.strategies.base import View
 from edgectl.control.types import NO_REQUESTS, Interval, Requests
 
-__all__ = ["LoopQueues", "MaxPressure", "PhaseLoops", "lost_s", "max_green_s"]
+__all__ = [
+    "BEYOND_BY_CAPACITY",
+    "COVER_BY_OCCUPANCY",
+    "KEEP_BLOCKED",
+    "LoopQueues",
+    "MaxPressure",
+    "PhaseLoops",
+    "lost_s",
+    "max_green_s",
+]
 
+# keep a standing queue behind a blocked stop bar, reset the count only on positive evidence
+# and keep the queue beyond the advance loop until it has moved up (issue 19); False: the
+# estimator before it (the default of every LoopQueues built with ``keep_blocked=None``, so a
+# bench can compare both)
+KEEP_BLOCKED = True
+# ... and take an advance loop occupied COVERED_OCCUPANCY of the last OCCUPANCY_WINDOW_S as
+# covered by a standing queue: off by default, it made maxpressure worse on the saturated
+# junction and changed nothing for adaptive (issue 19 bench, loops alone)
+COVER_BY_OCCUPANCY = False
+# with KEEP_BLOCKED: bound the queue beyond the advance loop by the count above the zone's
+# capacity, as before (each stop-bar departure shrinks it). Off by default: the vehicles
+# beyond are used up only as they cross the advance loop (better on saturated, turning and
+# arterial, worse on the single-lane 'narrow' junction; issue 19 bench, loops alone)
+BEYOND_BY_CAPACITY = False
 SAT_HEADWAY_S = 2.0  # saturation headway per lane (1800 veh/h)
 STARTUP_LOST_S = 2.0  # start-up lost time of a queue
 VEHICLE_SPACING_M = 7.5  # jam spacing: length + gap
@@ -43,6 +75,14 @@ BLOCKED_S = 2.5  # an advance loop occupied this long is covered by a standing q
 CLEARED_S = 3.0  # a green phase with every loop quiet this long has no queue left
 DISCHARGED_GAP_S = 2.5  # a stop-bar gap this long in green: the standing queue has gone
 STARTUP_GAP_S = 4.0  # ... not counted in the first seconds of green (the queue starting up)
+BAR_BLOCKED_S = 4.0  # a stop bar occupied this long in green: its lane is blocked (a
+# left-turner waiting for a gap, spillback): a moving vehicle clears a point loop in ~1 s and
+# the first of a standing queue within ~3 s of green
+BLOCKED_GAP_S = 8.0  # a stop-bar gap after a blocked occupancy counts only this long: the
+# vehicles behind it may still stand (counts in − out stay the truth meanwhile)
+OCCUPANCY_WINDOW_S = 5.0  # an advance loop's time-occupancy over this window ...
+COVERED_OCCUPANCY = 0.7  # ... this high: a queue stands over it, flickering at each gap
+START_WAVE_MPS = 5.0  # the start-up wave runs back through a standing queue at ~18 km/h
 RATE_WINDOW_S = 120.0  # the arrival rate is counted over this window
 RATE_MIN_WINDOW_S = 30.0  # ... and over at least this much at the start
 
@@ -56,6 +96,7 @@ class PhaseLoops:
     advance: list[int] = field(default_factory=list)
     capacity: float = 0.0  # vehicles that fit between the advance loops and the stop bar
     travel_s: float = 3.0  # advance loop → stop bar at the approach speed
+    wave_s: float = 8.0  # green start → a standing queue moves off over the advance loop
     count: float = 0.0  # vehicles estimated between the advance loop and the stop bar
     beyond: float = 0.0  # ... of which estimated queued upstream of the advance loop
     rate: float = 0.0  # arrival rate (veh/s) over the last RATE_WINDOW_S
@@ -66,6 +107,8 @@ class PhaseLoops:
     blocked_since: float | None = None
     blocked_base: float = 0.0
     discharged: set[int] = field(default_factory=set)  # stop bars that showed a gap this green
+    # stop bars whose latest occupancy this green was a vehicle standing on them (blocked)
+    stuck: set[int] = field(default_factory=set)
 
     @property
     def lanes(self) -> int:
@@ -75,8 +118,22 @@ class PhaseLoops:
 class LoopQueues:
     """Per-phase queue estimates from stop-bar presence and advance counts, updated per tick."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        keep_blocked: bool | None = None,
+        cover_by_occupancy: bool | None = None,
+        beyond_by_capacity: bool | None = None,
+    ) -> None:
         self.config = config
+        self.keep_blocked = KEEP_BLOCKED if keep_blocked is None else keep_blocked
+        self.cover_by_occupancy = (
+            COVER_BY_OCCUPANCY if cover_by_occupancy is None else cover_by_occupancy
+        )
+        self.beyond_by_capacity = (
+            BEYOND_BY_CAPACITY if beyond_by_capacity is None else beyond_by_capacity
+        )
         self.phases: dict[int, PhaseLoops] = {p.id: PhaseLoops(p.id) for p in config.phases}
         speeds = {p.id: p.approach_speed_kmh / 3.6 for p in config.phases}
         self._det_phases: dict[int, tuple[int, ...]] = {}
@@ -92,16 +149,23 @@ class LoopQueues:
                     self._capacity[d.id] = d.lanes * max(1.0, d.distance_m / VEHICLE_SPACING_M)
                     pl.capacity += self._capacity[d.id]
                     pl.travel_s = max(1.0, d.distance_m / max(1.0, speeds[p]))
+                    pl.wave_s = d.distance_m / START_WAVE_MPS
                 else:
                     pl.stop_bar.append(d.id)
         self._prev_on: dict[int, bool] = dict.fromkeys(self._det_phases, False)
         self._prev_act: dict[int, int] = dict.fromkeys(self._det_phases, 0)
         self._on_since: dict[int, float] = {}
         self._off_since: dict[int, float] = {}
+        # advance loops: (time, cumulative occupied s) samples over OCCUPANCY_WINDOW_S
+        self._occupied: dict[int, float] = dict.fromkeys(self._advance, 0.0)
+        self._occ_samples: dict[int, deque[tuple[float, float]]] = {
+            d: deque() for d in self._advance
+        }
         self._t: float | None = None
         self._t0: float | None = None
         self.call_since: dict[int, float] = {}
         self.green_since: dict[int, float] = {}
+        self.red_since: dict[int, float] = {}  # when each phase last left green
 
     # --- read side ---
     def queue(self, p: int) -> float:
@@ -120,20 +184,62 @@ class LoopQueues:
         pl = self.phases[p]
         return [a + pl.travel_s for a in pl.arrivals if a + pl.travel_s >= now]
 
+    def blocked(self, p: int) -> bool:
+        """``p`` is green and a vehicle stands on one of its stop bars for ``BAR_BLOCKED_S``
+        or longer (a left-turner waiting for a gap, spillback): that lane is not served by
+        holding the green (``keep_blocked`` only)."""
+        pl = self.phases.get(p)
+        if pl is None or self._t is None or p not in self.green_since:
+            return False
+        t, since = self._t, self.green_since[p]
+        return any(
+            self._prev_on[d] and t - max(self._on_since.get(d, t), since) >= BAR_BLOCKED_S
+            for d in pl.stuck
+        )
+
+    def _bar_queue(self, pl: PhaseLoops, t: float) -> float:
+        """A phase with stop-bar loops only, in red: each occupied bar is one vehicle seen,
+        and behind it the queue the phase's arrival rate brings during the red, given one is
+        there (Poisson: ``λr / (1 − e^−λr)`` per lane); an empty bar, nobody waits."""
+        occupied = sum(1 for d in pl.stop_bar if self._prev_on[d])
+        if not occupied:
+            return 0.0
+        red = t - self.red_since.get(pl.phase, self._t0 if self._t0 is not None else t)
+        x = pl.rate / len(pl.stop_bar) * max(0.0, red)
+        per_lane = x / -math.expm1(-x) if x > 1e-6 else 1.0
+        return occupied * max(1.0, per_lane)
+
     def waited(self, p: int, now: float) -> float:
         since = self.call_since.get(p)
         return 0.0 if since is None else now - since
+
+    def covered(self, d: int, t: float) -> bool:
+        """A standing queue covers advance loop ``d``: occupied ``BLOCKED_S`` without a break,
+        or (``cover_by_occupancy``) occupied ``COVERED_OCCUPANCY`` of the last
+        ``OCCUPANCY_WINDOW_S`` (a queue creeping over it shows short gaps between its
+        vehicles)."""
+        if t - self._on_since.get(d, t) >= BLOCKED_S:
+            return True
+        samples = self._occ_samples.get(d)
+        if not self.cover_by_occupancy or not samples:
+            return False
+        t0, occupied0 = samples[0]
+        if t - t0 < OCCUPANCY_WINDOW_S - 1e-6:
+            return False
+        return (self._occupied[d] - occupied0) / (t - t0) >= COVERED_OCCUPANCY
 
     # --- update, once per tick ---
     def update(self, view: View) -> None:
         t = view.t
         if self._t0 is None:
             self._t0 = t
+        dt = 0.0 if self._t is None else max(0.0, t - self._t)
         self._t = t
         green = view.green_phases
         for p in list(self.green_since):
             if p not in green:
                 del self.green_since[p]
+                self.red_since[p] = t
         for p in green:
             self.green_since.setdefault(p, t)
         calls = view.calls
@@ -147,7 +253,15 @@ class LoopQueues:
             act = view.actuations(d)
             rising = max(0, act - self._prev_act[d])
             falling = self._prev_on[d] and not on
+            if self.cover_by_occupancy and d in self._advance:
+                if self._prev_on[d]:
+                    self._occupied[d] += dt
+                samples = self._occ_samples[d]
+                samples.append((t, self._occupied[d]))
+                while len(samples) > 1 and samples[1][0] <= t - OCCUPANCY_WINDOW_S:
+                    samples.popleft()
             self._prev_on[d], self._prev_act[d] = on, act
+            on_since = self._on_since.get(d, t)
             if on:
                 self._on_since.setdefault(d, t)
                 self._off_since.pop(d, None)
@@ -161,7 +275,9 @@ class LoopQueues:
                 if d in self._advance:
                     if rising:
                         # a vehicle of the queue beyond the loop moving up was counted already
-                        moved_up = min(float(rising), pl.beyond // 1.0)
+                        moved_up = min(
+                            float(rising), pl.beyond if self.keep_blocked else pl.beyond // 1.0
+                        )
                         pl.beyond -= moved_up
                         pl.count += rising - moved_up
                         pl.arrivals.extend([t] * rising)
@@ -169,6 +285,13 @@ class LoopQueues:
                 elif falling:  # a vehicle left the stop bar (in green, yellow or red)
                     pl.count = max(0.0, pl.count - 1.0)
                     pl.departed.append(t)
+                    if self.keep_blocked and p in green:
+                        # a vehicle that stood on the loop in green leaves the lane blocked
+                        # behind it until one passes moving
+                        if t - max(on_since, self.green_since[p]) >= BAR_BLOCKED_S:
+                            pl.stuck.add(d)
+                        else:
+                            pl.stuck.discard(d)
         window = min(RATE_WINDOW_S, max(RATE_MIN_WINDOW_S, t - self._t0))
         for p, pl in self.phases.items():
             for times in (pl.counted, pl.departed):
@@ -181,40 +304,15 @@ class LoopQueues:
                 pl.arrivals.popleft()
             waiting_at_bar = sum(1 for d in pl.stop_bar if self._prev_on[d])
             if p in green:
-                pl.blocked_since = None
-                if t - pl.last_activity >= CLEARED_S:
-                    pl.count = 0.0
-                elif pl.stop_bar and not pl.advance:
-                    pl.count = float(waiting_at_bar)
-                elif pl.stop_bar:
-                    # a gap only counts once the queue is moving: the second vehicle of a
-                    # standing queue reaches a stop-bar loop ~2.5 s after the first left it
-                    moving_from = self.green_since.get(p, t) + STARTUP_GAP_S
-                    for d in pl.stop_bar:
-                        off = max(self._off_since.get(d, t), moving_from)
-                        if t - off >= DISCHARGED_GAP_S:
-                            pl.discharged.add(d)
-                    if any(t - self._on_since.get(d, t) >= BLOCKED_S for d in pl.advance):
-                        # a vehicle stands on an advance loop: the queue has not gone (a
-                        # stop-bar gap behind a left-turner waiting for a gap, say)
-                        pl.discharged.clear()
-                    if len(pl.discharged) == len(pl.stop_bar):
-                        # every stop bar has shown a gap longer than a saturation headway
-                        # during this green: no standing queue is left; what remains in the
-                        # zone is moving (seen at the advance loop within a travel time)
-                        moving = sum(1 for a in pl.arrivals if a >= t - pl.travel_s)
-                        pl.count = min(pl.count, float(moving))
+                self._update_green(p, pl, t, waiting_at_bar)
             else:
                 pl.discharged.clear()
-                blocked = any(t - self._on_since.get(d, t) >= BLOCKED_S for d in pl.advance)
-                if blocked:
+                pl.stuck.clear()
+                cover = [d for d in pl.advance if self.covered(d, t)]
+                if cover:
                     if pl.blocked_since is None:
                         pl.blocked_since = t
-                        covered = sum(
-                            self._capacity[d]
-                            for d in pl.advance
-                            if t - self._on_since.get(d, t) >= BLOCKED_S
-                        )
+                        covered = sum(self._capacity[d] for d in cover)
                         pl.blocked_base = max(pl.count, covered)
                     # vehicles join the back of the queue unseen, at the average rate
                     target = pl.blocked_base + pl.rate * (t - pl.blocked_since)
@@ -224,10 +322,68 @@ class LoopQueues:
                 else:
                     pl.blocked_since = None
                 if not pl.advance:
-                    pl.count = float(waiting_at_bar)
+                    pl.count = self._bar_queue(pl, t)
                 pl.count = max(pl.count, float(waiting_at_bar))
             pl.count = min(pl.count, 3.0 * pl.capacity + 20.0)
-            pl.beyond = min(pl.beyond, max(0.0, pl.count - pl.capacity))
+            if self.keep_blocked and not self.beyond_by_capacity:
+                # part of the count; in green the stop bar serves the vehicles between the
+                # loops first, and those beyond move up over the advance loop (not new
+                # arrivals) — so no bound by the capacity here
+                pl.beyond = min(pl.beyond, pl.count)
+            else:
+                pl.beyond = min(pl.beyond, max(0.0, pl.count - pl.capacity))
+
+    def _update_green(self, p: int, pl: PhaseLoops, t: float, waiting_at_bar: int) -> None:
+        """Phase ``p`` is green: counts in − out, re-synchronised only on positive evidence
+        that the standing queue has gone (a gap at every stop bar, none of them blocked)."""
+        pl.blocked_since = None
+        green_since = self.green_since.get(p, t)
+        if self.keep_blocked:
+            for d in pl.stop_bar:
+                if self._prev_on[d] and t - max(self._on_since.get(d, t), green_since) >= (
+                    BAR_BLOCKED_S
+                ):
+                    # a vehicle stands on the stop bar in green: its lane is blocked, the
+                    # vehicles behind it stay (and CLEARED_S cannot fire: the loop is busy)
+                    pl.stuck.add(d)
+                    pl.discharged.discard(d)
+        if t - pl.last_activity >= CLEARED_S and not pl.stuck:
+            pl.count = 0.0
+        elif pl.stop_bar and not pl.advance:
+            pl.count = float(waiting_at_bar)
+        elif pl.stop_bar:
+            # a gap only counts once the queue is moving: the second vehicle of a
+            # standing queue reaches a stop-bar loop ~2.5 s after the first left it
+            moving_from = green_since + STARTUP_GAP_S
+            fresh = True  # every stop bar is in such a gap now
+            for d in pl.stop_bar:
+                off = max(self._off_since.get(d, t), moving_from)
+                # after a blocked occupancy the vehicles behind may still stand: a longer gap
+                need = BLOCKED_GAP_S if d in pl.stuck else DISCHARGED_GAP_S
+                if t - off >= need:
+                    pl.discharged.add(d)
+                elif self.keep_blocked:
+                    fresh = False
+            if any(self.covered(d, t) for d in pl.advance):
+                # a vehicle stands on an advance loop: the queue has not gone (a
+                # stop-bar gap behind a left-turner waiting for a gap, say)
+                pl.discharged.clear()
+            if len(pl.discharged) == len(pl.stop_bar) and fresh:
+                # every stop bar has shown a gap longer than a saturation headway
+                # during this green (and, keep_blocked, shows it now): no standing queue is
+                # left; what remains in the zone is moving (seen at the advance loop within a
+                # travel time)
+                moving = sum(1 for a in pl.arrivals if a >= t - pl.travel_s)
+                pl.count = min(pl.count, float(moving))
+        if self.keep_blocked and pl.beyond > 0.0 and pl.advance:
+            # once the queue has had time to move off over the advance loops, a gap longer
+            # than a saturation headway at each of them: nobody is left queued beyond
+            wave_from = green_since + STARTUP_GAP_S + pl.wave_s
+            if all(
+                t - max(self._off_since.get(d, t), wave_from) >= DISCHARGED_GAP_S
+                for d in pl.advance
+            ):
+                pl.beyond = 0.0
 
 
 def max_green_s(view: View, p: int) -> float:

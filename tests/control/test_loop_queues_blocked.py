@@ -1,0 +1,269 @@
+"""LoopQueues keeps a standing queue behind a blocked stop bar (issue 19).
+
+Pure unit tests: a scripted view (loop presence and counts, which phases are green) drives
+:class:`~edgectl.control.strategies.maxpressure.LoopQueues` tick by tick on the eight-phase
+example: phase 2 has stop-bar loop 2 (3 m) and advance loop 9 (40 m, two lanes), 2.9 s of
+travel between them at 50 km/h.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from edgectl.config.loader import load_config
+from edgectl.control.strategies.base import View
+from edgectl.control.strategies.maxpressure import LoopQueues
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "edgectl" / "examples"
+PHASE = 2
+BAR = 2
+ADVANCE = 9
+TICK_S = 0.1
+
+
+class ScriptedLoops:
+    """The part of :class:`View` that LoopQueues reads, set by the test."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.green_phases: frozenset[int] = frozenset({4, 8})
+        self.calls: frozenset[int] = frozenset()
+        self.on: dict[int, bool] = {}
+        self.counts: dict[int, int] = {}
+
+    def detector_on(self, d: int) -> bool:
+        return self.on.get(d, False)
+
+    def actuations(self, d: int) -> int:
+        return self.counts.get(d, 0)
+
+    def detector_failed(self, d: int) -> bool:
+        return False
+
+    def set(self, d: int, on: bool) -> None:
+        if on and not self.on.get(d, False):
+            self.counts[d] = self.counts.get(d, 0) + 1
+        self.on[d] = on
+
+
+class Bench:
+    """A LoopQueues and its scripted loops; events (time, detector, on) are played in order
+    as the ticks reach them, and every tick's queue estimate of phase 2 is kept."""
+
+    def __init__(
+        self,
+        *,
+        keep_blocked: bool = True,
+        cover_by_occupancy: bool = False,
+        beyond_by_capacity: bool = False,
+    ) -> None:
+        self.view = ScriptedLoops()
+        self.queues = LoopQueues(
+            load_config(EXAMPLES / "eight_phase.toml"),
+            keep_blocked=keep_blocked,
+            cover_by_occupancy=cover_by_occupancy,
+            beyond_by_capacity=beyond_by_capacity,
+        )
+        self.events: list[tuple[float, int, bool]] = []
+        self.trace: list[tuple[float, float]] = []
+        self._tick = 0
+
+    def vehicle(self, d: int, at: float, for_s: float) -> None:
+        """A vehicle over loop ``d`` from ``at`` for ``for_s`` seconds."""
+        self.events += [(at, d, True), (at + for_s, d, False)]
+
+    def green(self, phases: set[int]) -> None:
+        self.view.green_phases = frozenset(phases)
+
+    def run(self, until: float) -> None:
+        self.events.sort()
+        while self._tick * TICK_S <= until + 1e-9:
+            t = round(self._tick * TICK_S, 6)
+            while self.events and self.events[0][0] <= t + 1e-9:
+                _, d, on = self.events.pop(0)
+                self.view.set(d, on)
+            self.view.t = t
+            self.queues.update(cast(View, self.view))
+            self.trace.append((t, self.queues.queue(PHASE)))
+            self._tick += 1
+
+    def between(self, t0: float, t1: float) -> list[float]:
+        return [q for t, q in self.trace if t0 <= t < t1]
+
+    def at(self, t: float) -> float:
+        return next(q for s, q in self.trace if s >= t - 1e-9)
+
+
+def _queue_of_four_in_red(b: Bench) -> None:
+    """Four vehicles cross the advance loop in red and queue (30 m: the advance loop stays
+    clear); the first stands on the stop bar from 4 s."""
+    for k in range(4):
+        b.vehicle(ADVANCE, 1.0 + 2.0 * k, 0.4)
+    b.vehicle(BAR, 4.0, 1000.0)  # ended below by the test
+    b.run(19.9)
+    assert b.at(19.9) == pytest.approx(4.0)
+
+
+def _left_turner_then_gap(b: Bench) -> None:
+    """Green at 20 s: the first vehicle (a left-turner waiting for a gap) stands on the stop
+    bar until 32 s; the three behind it stand still for 6 s more (the stop bar shows a gap
+    while they wait), then pass it moving, 2 s apart."""
+    b.events.remove((1004.0, BAR, False))
+    b.events.append((32.0, BAR, False))
+    for k in range(3):
+        b.vehicle(BAR, 38.0 + 2.0 * k, 0.8)
+    b.green({PHASE, 6})
+    b.run(50.0)
+
+
+def test_a_gap_behind_a_blocking_left_turner_keeps_the_standing_queue() -> None:
+    b = Bench()
+    _queue_of_four_in_red(b)
+    _left_turner_then_gap(b)
+    # the stop bar is occupied from 20 s to 32 s: the four stay (CLEARED_S never fires)
+    assert min(b.between(20.0, 32.0)) == pytest.approx(4.0)
+    # the left-turner has gone; the three behind it still stand: counts in − out
+    assert min(b.between(32.1, 38.0)) == pytest.approx(3.0)
+    # then they pass, one by one
+    assert b.at(38.9) == pytest.approx(2.0)
+    assert b.at(42.9) == pytest.approx(0.0)
+
+
+def test_the_old_estimator_dropped_that_queue() -> None:
+    """The bug of issue 19, kept reachable with ``keep_blocked=False``: the stop-bar gap
+    after the left-turner was taken for the end of the queue."""
+    b = Bench(keep_blocked=False)
+    _queue_of_four_in_red(b)
+    _left_turner_then_gap(b)
+    assert min(b.between(32.1, 38.0)) == 0.0
+
+
+def test_a_left_turner_blocking_after_the_queue_has_gone_keeps_those_behind_it() -> None:
+    """The queue of the green's start discharges (a gap at the stop bar), then a left-turner
+    stops on the stop bar and two vehicles queue behind it: they are not forgotten once
+    their travel time from the advance loop has passed."""
+    b = Bench()
+    b.green({PHASE, 6})
+    b.vehicle(ADVANCE, 0.5, 0.4)
+    b.vehicle(BAR, 3.4, 0.8)  # moving through
+    b.run(12.0)
+    assert b.at(12.0) == 0.0
+    for k in range(3):
+        b.vehicle(ADVANCE, 12.0 + 1.5 * k, 0.4)
+    b.vehicle(BAR, 14.9, 20.0)  # the left-turner waits on the stop bar until 34.9 s
+    b.run(34.0)
+    assert min(b.between(17.0, 34.0)) == pytest.approx(3.0)
+
+
+def test_a_moving_queue_still_resynchronises_on_a_gap() -> None:
+    """Positive evidence still resets a count that drifted (a vehicle counted at the advance
+    loop that changed to a lane of another phase): after the queue passed the stop bar
+    moving and a gap followed, only vehicles seen moving remain."""
+    b = Bench()
+    for k in range(5):  # five counted, four reach this stop bar
+        b.vehicle(ADVANCE, 1.0 + 2.0 * k, 0.4)
+    b.vehicle(BAR, 4.0, 17.0)
+    b.run(19.9)
+    assert b.at(19.9) == pytest.approx(5.0)
+    b.green({PHASE, 6})
+    for k in range(3):
+        b.vehicle(BAR, 23.0 + 2.0 * k, 0.8)
+    b.run(33.0)
+    assert b.at(27.9) == pytest.approx(1.0)  # the lane-changer, never served here
+    assert b.at(33.0) == 0.0
+
+
+@pytest.mark.parametrize("cover_by_occupancy", [True, False])
+def test_a_queue_creeping_over_the_advance_loop_covers_it(cover_by_occupancy: bool) -> None:
+    """In red, a queue creeping over the advance loop never occupies it 2.5 s without a break,
+    but 80 % of the time: with ``cover_by_occupancy`` the queue reaches the advance loop (its
+    capacity); without, only the vehicles counted over it."""
+    b = Bench(cover_by_occupancy=cover_by_occupancy)
+    b.vehicle(BAR, 3.0, 1000.0)
+    for k in range(6):
+        b.vehicle(ADVANCE, 0.5 + 1.0 * k, 0.4)
+    b.run(10.0)
+    assert b.at(10.0) == pytest.approx(6.0)
+    for k in range(4):
+        b.vehicle(ADVANCE, 10.0 + 2.5 * k, 2.0)
+    b.run(20.0)
+    capacity = b.queues.phases[PHASE].capacity
+    assert capacity > 10.0
+    if cover_by_occupancy:
+        assert b.at(20.0) >= capacity
+    else:
+        assert b.at(20.0) == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("beyond_by_capacity", [False, True])
+def test_vehicles_moving_up_from_beyond_the_advance_loop_are_not_new_arrivals(
+    beyond_by_capacity: bool,
+) -> None:
+    """A queue stood over the advance loop in red and grew beyond it at the arrival rate; in
+    green, the advance loop's actuations are those vehicles moving up: once as many have left
+    the stop bar as were estimated, nothing is left. (``beyond_by_capacity``, the bound of
+    before, shrinks the queue beyond at each departure, then counts the vehicles moving up
+    as new arrivals.)"""
+    b = Bench(beyond_by_capacity=beyond_by_capacity)
+    for k in range(12):  # 0.1 veh/s over two minutes
+        b.vehicle(ADVANCE, 1.0 + 10.0 * k, 0.4)
+    b.run(119.0)
+    b.events = []
+    b.view.set(ADVANCE, True)  # the queue stands over the advance loop
+    b.run(150.0)
+    pl = b.queues.phases[PHASE]
+    estimated = b.at(150.0)
+    assert pl.beyond >= 2.0  # grown at the rate while covered
+    assert estimated >= pl.capacity + pl.beyond
+    b.green({PHASE, 6})
+    b.view.set(ADVANCE, False)
+    n = round(estimated)
+    for k in range(n):
+        b.vehicle(BAR, 151.0 + 2.0 * k, 0.8)
+    for k in range(round(pl.beyond)):
+        b.vehicle(ADVANCE, 158.0 + 2.0 * k, 0.6)
+    b.run(151.0 + 2.0 * n + 1.0)
+    if beyond_by_capacity:
+        assert b.at(151.0 + 2.0 * n + 1.0) > 1.5
+    else:
+        assert b.at(151.0 + 2.0 * n + 1.0) <= 1.0
+
+
+def test_blocked_tells_while_a_vehicle_stands_on_the_stop_bar_in_green() -> None:
+    b = Bench()
+    _queue_of_four_in_red(b)
+    assert not b.queues.blocked(PHASE)  # red: nothing to tell
+    b.events.remove((1004.0, BAR, False))
+    b.events.append((32.0, BAR, False))
+    b.green({PHASE, 6})
+    b.run(23.0)
+    assert not b.queues.blocked(PHASE)  # the first of a queue starting up
+    b.run(25.0)
+    assert b.queues.blocked(PHASE)
+    b.run(33.0)
+    assert not b.queues.blocked(PHASE)  # it has left
+
+
+def test_a_stop_bar_alone_counts_the_queue_its_arrival_rate_brings_in_red() -> None:
+    # phase 1 (a left) has stop-bar loop 1 and no advance loop: in green 12 vehicles pass
+    # over it in 60 s, then the red starts and a vehicle waits on it from 65 s
+    b = Bench()
+    b.green({1, 5})
+    for k in range(12):
+        b.vehicle(1, 2.0 + 5.0 * k, 0.5)
+    b.run(59.9)
+    b.green({2, 6})
+    b.vehicle(1, 65.0, 1000.0)
+    b.run(100.0)
+    q = b.queues
+    rate = 12 / 100.0  # departures over the window (every tick since the start, ≥ 30 s)
+    x = rate * 40.0  # ... times the red so far, one lane
+    assert q.queue(1) == pytest.approx(x / -math.expm1(-x), rel=0.02)
+    assert q.queue(1) > 4.0  # not the one vehicle the loop sees
+    b.events = [(100.05, 1, False)]  # the bar empties: nobody is waiting
+    b.run(100.5)
+    assert q.queue(1) == 0.0
