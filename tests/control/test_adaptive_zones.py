@@ -142,3 +142,18 @@ def test_a_zone_feeding_two_phases_counts_half_in_each_phase_s_waiting() -> None
     assert own.waiting(start) == shared.waiting(start) == 3
     assert d6.loop_share == 0.0
     assert strategy._queue(view, 6) == 3 + 0.5 * 3  # not 6
+
+
+def test_a_queue_already_moving_keeps_its_green_like_a_standing_one() -> None:
+    from edgectl.control.strategies.adaptive_zones import PhaseDemand, ZoneDemand
+
+    # nobody stands (the queue reaches beyond the zone and is moving up), but the next four
+    # arrive a saturation headway apart, the first within one: the green serves a queue
+    moving = LaneDemand(headway=2.0, standing=0, arrivals=[10.5, 12.4, 14.6, 16.5, 30.0])
+    assert ZoneDemand.discharging(PhaseDemand([moving], 0.0), green_for=20.0, now=10.0)
+    # the same vehicles spread out (free flow): no queue to serve whole
+    sparse = LaneDemand(headway=2.0, standing=0, arrivals=[10.5, 14.0, 18.0, 22.0])
+    assert not ZoneDemand.discharging(PhaseDemand([sparse], 0.0), green_for=20.0, now=10.0)
+    # a platoon still far off is not a queue being served now
+    late = LaneDemand(headway=2.0, standing=0, arrivals=[15.0, 16.5, 18.0, 19.5])
+    assert not ZoneDemand.discharging(PhaseDemand([late], 0.0), green_for=20.0, now=10.0)

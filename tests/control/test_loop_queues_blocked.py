@@ -267,3 +267,19 @@ def test_a_stop_bar_alone_counts_the_queue_its_arrival_rate_brings_in_red() -> N
     b.events = [(100.05, 1, False)]  # the bar empties: nobody is waiting
     b.run(100.5)
     assert q.queue(1) == 0.0
+
+
+def test_adaptive_holds_a_green_while_its_advance_loops_count_a_queue_moving_up() -> None:
+    from edgectl.control.strategies.adaptive import Adaptive
+
+    strategy = Adaptive(load_config(EXAMPLES / "eight_phase.toml"))
+    view = ScriptedLoops()
+    view.t = 50.0
+    pl = strategy.queues.phases[PHASE]  # two lanes over advance loop 9: 1 s per vehicle
+    pl.arrivals.extend([46.0, 47.1, 48.0, 49.2])
+    assert strategy._dense_advance(cast(View, view), PHASE)
+    view.t = 52.0  # nobody for 2.8 s: the moving queue has ended
+    assert not strategy._dense_advance(cast(View, view), PHASE)
+    pl.arrivals.clear()
+    pl.arrivals.extend([40.0, 43.0, 46.0, 49.0, 51.5])  # free flow, 3 s apart
+    assert not strategy._dense_advance(cast(View, view), PHASE)

@@ -15,8 +15,11 @@ What it borrows and from where:
 The decision, once per tick. For a green phase ``g``:
 
 - while ``g`` still discharges a standing queue (a stop bar has not yet shown a gap longer
-  than a saturation headway after the start-up, or a vehicle stands on an advance loop), hold
-  it: a queue cut short waits a whole red more;
+  than a saturation headway after the start-up, or a vehicle stands on an advance loop), or
+  a queue already moving up (its advance loops count the last ``DENSE_N`` vehicles about a
+  saturation headway apart, the latest just now: a queue longer than the loops can see, on
+  its way), hold it: a queue cut short waits a whole red more (a lane behind a stop bar
+  blocked by a vehicle waiting for a gap is not held for);
 - then build ``g``'s departure schedule over a short horizon from its clusters and, for every
   candidate extension ``τ`` (up to each scheduled departure), compare the benefit — each
   vehicle served at ``d ≤ τ`` instead of after the red ``R`` that switching now would start
@@ -58,10 +61,12 @@ green need (the busiest lane's queue at its headway: the degree of saturation) a
 phase choice; an extension weighs the zone departures within ``HORIZON_S`` of that module
 (7 s) against the wait it imposes, including on the vehicles arriving on the held-up phases
 meanwhile; a standing queue that moves is served whole (one where nobody moves 4 s into
-green is blocked and not held for). Per lane, a zone that failed (``view.zone_failed``) —
-or a lane without a zone — counts through the loops for its share of the phase's loop
-detectors; a phase without a healthy zone, and a junction without zones, is timed exactly
-as on loops alone. (Projected arrivals from neighbours are not added to zone lanes.)
+green is blocked and not held for), and so is a queue already moving (the next vehicles
+reaching the stop line about a saturation headway apart). Per lane, a zone that failed
+(``view.zone_failed``) — or a lane without a zone — counts through the loops for its share
+of the phase's loop detectors; a phase without a healthy zone, and a junction without
+zones, is timed exactly as on loops alone. (Projected arrivals from neighbours are not
+added to zone lanes.)
 
 Neighbour coordination: :meth:`Adaptive.expect` takes projected arrivals on a phase (an
 upstream junction's discharge plus the link travel time). They join the phase's clusters
@@ -97,6 +102,7 @@ WAIT_WEIGHT_S = 60.0  # a vehicle that has waited this long counts double when c
 ARRIVAL_WEIGHT = 0.5  # share of the coming red that vehicles arriving meanwhile wait
 ARROW_QUEUE = 8.0  # a left with a flashing yellow arrow gets its protected phase from this queue
 ARROW_WAIT_S = 60.0  # ... or once its queue has waited this long
+DENSE_LOOPS = True
 
 
 class Adaptive:
@@ -122,6 +128,11 @@ class Adaptive:
             c.phase: c.permissive for c in config.channels if c.permissive is not None
         }
         self._arrow_since: dict[int, float] = {}
+        self._advance_lanes = {  # lanes over each phase's advance loops
+            p: sum(d.lanes for d in config.detectors if d.id in pl.advance)
+            for p, pl in self.queues.phases.items()
+            if pl.advance
+        }
         # zone sensors: per-phase demand from the healthy zones (None: loops alone)
         self.zone_demand = ZoneDemand(config) if config.zones else None
 
@@ -188,17 +199,34 @@ class Adaptive:
         d = self._zones(g)
         if d is not None:
             green_for = view.t - self.queues.green_since.get(g, view.t)
-            if ZoneDemand.discharging(d, green_for):
+            if ZoneDemand.discharging(d, green_for, view.t):
                 return True
             if d.loop_share <= 0.0:
                 return False
         pl = self.queues.phases[g]
+        if DENSE_LOOPS and self._dense_advance(view, g):
+            return True
         if not pl.stop_bar or len(pl.discharged) == len(pl.stop_bar):
             return False
         if self.queues.blocked(g) and set(pl.stop_bar) - pl.discharged <= pl.stuck:
             return False  # the lanes still to go stand behind a blocked stop bar
         moving = len(self.queues.approaching(g, view.t))
         return self.queues.queue(g) - moving >= 1.0
+
+    def _dense_advance(self, view: View, g: int) -> bool:
+        """The advance loops of ``g`` count a queue moving up: the last ``DENSE_N`` vehicles
+        crossed them about a saturation headway apart (per lane), the latest just now."""
+        pl = self.queues.phases[g]
+        n = adaptive_zones.DENSE_N
+        if not pl.advance or n <= 0 or len(pl.arrivals) < n:
+            return False
+        gap = SAT_HEADWAY_S / self._advance_lanes.get(g, 1) * adaptive_zones.DENSE_GAP
+        last = view.t
+        for a in reversed(list(pl.arrivals)[-n:]):
+            if last - a > gap:
+                return False
+            last = a
+        return True
 
     def _departures(self, view: View, g: int) -> list[float]:
         """Departure times of ``g``'s clusters if it stays green (queue, then moving, then

@@ -63,6 +63,8 @@ AHEAD_SHARE = 1.5  # a red phase's queue: vehicles joining it within 1.5 lost ti
 HORIZON_S = 7.0  # arrivals from the zones weighed when extending a green (about 100 m)
 COST_WEIGHT = 1.0  # the wait an extension imposes, weighed against what it serves
 GROWTH = 1.0  # weight of the vehicles that arrive on held-up phases during an extension
+DENSE_N = 4  # a moving queue: this many vehicles ...
+DENSE_GAP = 1.5  # ... each within this many saturation headways of the one ahead
 STALE_S = 2.0  # a reading older than this is timed from now (its own time is unreliable)
 RED_MEMORY_S = 2.5  # in red a standing queue only grows: the largest count this recent holds
 # (a sensor that misses a vehicle in one frame sees it in the next)
@@ -106,6 +108,21 @@ class LaneDemand:
             last = max(a, last + h)
             out.append(last)
         return out
+
+
+def _dense(lane: LaneDemand, now: float) -> bool:
+    """The next ``DENSE_N`` arrivals of the lane come a saturation headway or so apart,
+    the first of them within one."""
+    gap = lane.headway * DENSE_GAP
+    last = now
+    arr = lane.arrivals
+    if len(arr) < DENSE_N:
+        return False
+    for a in arr[:DENSE_N]:
+        if a - last > gap:
+            return False
+        last = a
+    return True
 
 
 @dataclass(slots=True)
@@ -211,11 +228,14 @@ class ZoneDemand:
         return self.demand.get(p)
 
     @staticmethod
-    def discharging(d: PhaseDemand, green_for: float) -> bool:
+    def discharging(d: PhaseDemand, green_for: float, now: float = 0.0) -> bool:
         """A lane of the phase still discharges a standing queue that moves (a lane where
-        nobody moves well into green is blocked, and holding the green serves nobody)."""
+        nobody moves well into green is blocked, and holding the green serves nobody), or
+        a queue already moving: vehicles reaching the stop line one after the other at
+        about the saturation headway (a queue longer than the zone, on its way)."""
         return any(
-            lane.standing >= 1 and (lane.moving_in_queue or green_for < MOVING_GREEN_S)
+            (lane.standing >= 1 and (lane.moving_in_queue or green_for < MOVING_GREEN_S))
+            or (DENSE_N > 0 and _dense(lane, now))
             for lane in d.lanes
         )
 
