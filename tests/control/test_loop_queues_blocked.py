@@ -283,3 +283,25 @@ def test_adaptive_holds_a_green_while_its_advance_loops_count_a_queue_moving_up(
     pl.arrivals.clear()
     pl.arrivals.extend([40.0, 43.0, 46.0, 49.0, 51.5])  # free flow, 3 s apart
     assert not strategy._dense_advance(cast(View, view), PHASE)
+
+
+def test_a_stop_bar_alone_keeps_the_red_estimate_through_the_gaps_of_its_discharge() -> None:
+    b = Bench()
+    b.green({1, 5})
+    for k in range(12):
+        b.vehicle(1, 2.0 + 5.0 * k, 0.5)
+    b.run(59.9)
+    b.green({2, 6})
+    b.vehicle(1, 65.0, 35.5)  # waits on the bar until the green at 100.5 s
+    b.run(100.4)
+    q = b.queues
+    before = q.queue(1)
+    assert before > 4.0
+    b.green({1, 5})
+    # the queue leaves 2.8 s apart (slow left turns): the bar is empty between vehicles
+    for k in range(1, 4):
+        b.vehicle(1, 100.5 + 2.8 * k, 0.6)
+    b.run(108.0)  # three have left (one more is coming): the bar is empty, the queue is not
+    assert q.queue(1) == pytest.approx(before - 3.0)
+    b.run(115.0)  # four left, and nobody for more than CLEARED_S: the queue has gone
+    assert q.queue(1) == 0.0

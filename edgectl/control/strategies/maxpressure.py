@@ -350,7 +350,9 @@ class LoopQueues:
         if t - pl.last_activity >= CLEARED_S and not pl.stuck:
             pl.count = 0.0
         elif pl.stop_bar and not pl.advance:
-            pl.count = float(waiting_at_bar)
+            # stop bars alone: the queue estimated in red leaves one departure at a time
+            # (counted above), and is gone after CLEARED_S without a vehicle
+            pl.count = max(pl.count, float(waiting_at_bar))
         elif pl.stop_bar:
             # a gap only counts once the queue is moving: the second vehicle of a
             # standing queue reaches a stop-bar loop ~2.5 s after the first left it
