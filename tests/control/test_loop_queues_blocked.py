@@ -305,3 +305,42 @@ def test_a_stop_bar_alone_keeps_the_red_estimate_through_the_gaps_of_its_dischar
     assert q.queue(1) == pytest.approx(before - 3.0)
     b.run(115.0)  # four left, and nobody for more than CLEARED_S: the queue has gone
     assert q.queue(1) == 0.0
+
+
+def test_adaptive_serves_a_stop_bar_only_queue_until_its_bar_shows_a_gap() -> None:
+    from edgectl.control.strategies.adaptive import Adaptive
+
+    strategy = Adaptive(load_config(EXAMPLES / "eight_phase.toml"))
+    view = ScriptedLoops()
+    held: list[tuple[float, bool]] = []
+
+    def tick(t: float) -> None:
+        view.t = t
+        strategy.queues.update(cast(View, view))
+        if 1 in view.green_phases:
+            held.append((t, strategy._discharging(cast(View, view), 1)))
+
+    view.green_phases = frozenset({2, 6})
+    view.set(1, True)  # a left waits on its stop bar (loop 1, no advance loop)
+    for k in range(200):
+        tick(k * TICK_S)
+    view.green_phases = frozenset({1, 5})
+    # its queue of six rolls over the bar: each vehicle 1.6 s on it, the next 0.3 s behind
+    t = 20.0
+    for k in range(30):  # 20.0 .. 22.9: the first vehicle starts up
+        tick(round(t + k * TICK_S, 1))
+    t = 23.0
+    for _ in range(5):
+        view.set(1, False)
+        tick(t)
+        tick(round(t + 0.1, 1))
+        tick(round(t + 0.2, 1))
+        view.set(1, True)
+        for k in range(3, 19):
+            tick(round(t + k * TICK_S, 1))
+        t = round(t + 1.9, 1)
+    view.set(1, False)  # the last has gone: the bar stays empty
+    for k in range(40):
+        tick(round(t + k * TICK_S, 1))
+    assert all(h for s, h in held if s < t)  # held through every short gap of the queue
+    assert not held[-1][1]  # a gap longer than a saturation headway: discharged
