@@ -210,8 +210,6 @@ class Adaptive:
             return False
         if self.queues.blocked(g) and set(pl.stop_bar) - pl.discharged <= pl.stuck:
             return False  # the lanes still to go stand behind a blocked stop bar
-        if not pl.advance:
-            return True  # stop bars alone: a gap at each bar ends the queue, not the count
         moving = len(self.queues.approaching(g, view.t))
         return self.queues.queue(g) - moving >= 1.0
 

@@ -351,14 +351,8 @@ class LoopQueues:
             pl.count = 0.0
         elif pl.stop_bar and not pl.advance:
             # stop bars alone: the queue estimated in red leaves one departure at a time
-            # (counted above), and is gone after CLEARED_S without a vehicle; a bar that has
-            # shown a gap longer than a saturation headway once the queue moves is discharged
-            # (the next queued vehicle rolls onto it within a fraction of a second)
+            # (counted above), and is gone after CLEARED_S without a vehicle
             pl.count = max(pl.count, float(waiting_at_bar))
-            moving_from = green_since + STARTUP_GAP_S
-            for d in pl.stop_bar:
-                if t - max(self._off_since.get(d, t), moving_from) >= DISCHARGED_GAP_S:
-                    pl.discharged.add(d)
         elif pl.stop_bar:
             # a gap only counts once the queue is moving: the second vehicle of a
             # standing queue reaches a stop-bar loop ~2.5 s after the first left it
