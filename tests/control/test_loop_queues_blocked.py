@@ -248,15 +248,20 @@ def test_blocked_tells_while_a_vehicle_stands_on_the_stop_bar_in_green() -> None
     assert not b.queues.blocked(PHASE)  # it has left
 
 
-def test_a_stop_bar_alone_counts_the_queue_its_arrival_rate_brings_in_red() -> None:
-    # phase 1 (a left) has stop-bar loop 1 and no advance loop: in green 12 vehicles pass
-    # over it in 60 s, then the red starts and a vehicle waits on it from 65 s
+def _left_served_then_red() -> Bench:
+    """Phase 1 (a left: stop-bar loop 1, no advance loop) green for 60 s while 12 vehicles
+    pass over its bar, 5 s apart; then its red starts (phases 2 and 6 green)."""
     b = Bench()
     b.green({1, 5})
     for k in range(12):
         b.vehicle(1, 2.0 + 5.0 * k, 0.5)
     b.run(59.9)
     b.green({2, 6})
+    return b
+
+
+def test_a_stop_bar_alone_counts_the_queue_its_arrival_rate_brings_in_red() -> None:
+    b = _left_served_then_red()  # then a vehicle waits on the bar from 65 s
     b.vehicle(1, 65.0, 1000.0)
     b.run(100.0)
     q = b.queues
@@ -286,12 +291,7 @@ def test_adaptive_holds_a_green_while_its_advance_loops_count_a_queue_moving_up(
 
 
 def test_a_stop_bar_alone_keeps_the_red_estimate_through_the_gaps_of_its_discharge() -> None:
-    b = Bench()
-    b.green({1, 5})
-    for k in range(12):
-        b.vehicle(1, 2.0 + 5.0 * k, 0.5)
-    b.run(59.9)
-    b.green({2, 6})
+    b = _left_served_then_red()
     b.vehicle(1, 65.0, 35.5)  # waits on the bar until the green at 100.5 s
     b.run(100.4)
     q = b.queues
