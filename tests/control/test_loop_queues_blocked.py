@@ -305,3 +305,57 @@ def test_a_stop_bar_alone_keeps_the_red_estimate_through_the_gaps_of_its_dischar
     assert q.queue(1) == pytest.approx(before - 3.0)
     b.run(115.0)  # four left, and nobody for more than CLEARED_S: the queue has gone
     assert q.queue(1) == 0.0
+
+
+def test_a_stop_bar_alone_is_refilling_for_a_moment_after_each_departure_in_green() -> None:
+    b = _left_served_then_red()
+    b.vehicle(1, 65.0, 37.1)  # the first of the queue leaves the bar 2.1 s into green
+    b.vehicle(1, 102.4, 1.6)  # the next rolls on 0.3 s later, leaves 1.6 s after
+    b.run(100.4)
+    q = b.queues
+    assert not q.refilling(1)  # red: nothing to tell
+    b.green({1, 5})
+    b.run(102.15)
+    assert q.refilling(1)  # the bar just emptied: the next of the queue is rolling on
+    b.run(103.0)
+    assert not q.refilling(1)  # on the bar: the count says so
+    b.run(104.5)
+    assert q.refilling(1)
+    b.run(105.1)
+    assert not q.refilling(1)  # empty for over BAR_REFILL_S: the queue may have gone
+
+
+def test_a_stop_bar_empty_since_before_the_green_is_not_refilling() -> None:
+    b = _left_served_then_red()
+    b.run(100.4)
+    b.green({1, 5})
+    b.run(100.6)
+    assert not b.queues.refilling(1)
+
+
+def test_adaptive_serves_a_stop_bar_alone_queue_longer_than_its_red_estimate() -> None:
+    """Eight vehicles discharge over the bar, each rolling on 0.3 s after the one ahead
+    left: more than the red estimate (about five), so the count runs out mid-queue; the
+    green is still held in each short gap, and not once the bar stays empty."""
+    from edgectl.control.strategies.adaptive import Adaptive
+
+    b = _left_served_then_red()
+    b.vehicle(1, 65.0, 37.1)
+    leaves = [102.1]
+    for _ in range(7):
+        on = leaves[-1] + 0.3
+        b.vehicle(1, on, 1.6)
+        leaves.append(on + 1.6)
+    b.run(100.4)
+    strategy = Adaptive(load_config(EXAMPLES / "eight_phase.toml"))
+    strategy.queues = b.queues
+    assert b.queues.queue(1) < len(leaves)
+    b.green({1, 5})
+    held: list[tuple[float, bool, float]] = []
+    while b.view.t < leaves[-1] + 2.0:
+        b.run(b.view.t + TICK_S)
+        held.append((b.view.t, strategy._discharging(cast(View, b.view), 1), b.queues.queue(1)))
+    during = [h for t, h, _ in held if t < leaves[-1] - 1e-6]
+    assert all(during)
+    assert any(q < 1.0 for t, _, q in held if t < leaves[-1])  # the count ran out first
+    assert not any(h for t, h, _ in held if t >= leaves[-1] + 1.05)

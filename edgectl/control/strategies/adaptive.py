@@ -210,6 +210,8 @@ class Adaptive:
             return False
         if self.queues.blocked(g) and set(pl.stop_bar) - pl.discharged <= pl.stuck:
             return False  # the lanes still to go stand behind a blocked stop bar
+        if not pl.advance and self.queues.refilling(g):
+            return True  # stop bars alone: the next queued vehicle is rolling onto the bar
         moving = len(self.queues.approaching(g, view.t))
         return self.queues.queue(g) - moving >= 1.0
 

@@ -78,6 +78,8 @@ STARTUP_GAP_S = 4.0  # ... not counted in the first seconds of green (the queue 
 BAR_BLOCKED_S = 4.0  # a stop bar occupied this long in green: its lane is blocked (a
 # left-turner waiting for a gap, spillback): a moving vehicle clears a point loop in ~1 s and
 # the first of a standing queue within ~3 s of green
+BAR_REFILL_S = 1.0  # a stop bar left this recently in green by a departing vehicle: the next
+# one of a discharging queue rolls onto it (a stop-bar-only queue is not served yet)
 BLOCKED_GAP_S = 8.0  # a stop-bar gap after a blocked occupancy counts only this long: the
 # vehicles behind it may still stand (counts in − out stay the truth meanwhile)
 OCCUPANCY_WINDOW_S = 5.0  # an advance loop's time-occupancy over this window ...
@@ -196,6 +198,20 @@ class LoopQueues:
             self._prev_on[d] and t - max(self._on_since.get(d, t), since) >= BAR_BLOCKED_S
             for d in pl.stuck
         )
+
+    def refilling(self, p: int) -> bool:
+        """``p`` is green and one of its stop bars was left by a vehicle under
+        ``BAR_REFILL_S`` ago: in a discharging queue the next vehicle rolls onto it within a
+        second, so the bar's short gap does not mean the queue has gone."""
+        pl = self.phases.get(p)
+        if pl is None or self._t is None or p not in self.green_since:
+            return False
+        t, since = self._t, self.green_since[p]
+        for d in pl.stop_bar:
+            off = self._off_since.get(d)
+            if not self._prev_on[d] and off is not None and since < off and t - off < BAR_REFILL_S:
+                return True
+        return False
 
     def _bar_queue(self, pl: PhaseLoops, t: float) -> float:
         """A phase with stop-bar loops only, in red: each occupied bar is one vehicle seen,
