@@ -19,7 +19,10 @@ The decision, once per tick. For a green phase ``g``:
   a queue already moving up (its advance loops count the last ``DENSE_N`` vehicles about a
   saturation headway apart, the latest just now: a queue longer than the loops can see, on
   its way), hold it: a queue cut short waits a whole red more (a lane behind a stop bar
-  blocked by a vehicle waiting for a gap is not held for);
+  blocked by a vehicle waiting for a gap is not held for). A phase with stop-bar loops
+  alone is held while its red estimate lasts (one departure at a time) and while its bar,
+  just left by a vehicle, is about to be taken by the next of the queue
+  (:meth:`~edgectl.control.strategies.maxpressure.LoopQueues.refilling`);
 - then build ``g``'s departure schedule over a short horizon from its clusters and, for every
   candidate extension ``τ`` (up to each scheduled departure), compare the benefit — each
   vehicle served at ``d ≤ τ`` instead of after the red ``R`` that switching now would start
