@@ -207,11 +207,9 @@ class LoopQueues:
         if pl is None or self._t is None or p not in self.green_since:
             return False
         t, since = self._t, self.green_since[p]
-        for d in pl.stop_bar:
-            off = self._off_since.get(d)
-            if not self._prev_on[d] and off is not None and since < off and t - off < BAR_REFILL_S:
-                return True
-        return False
+        # _off_since holds a bar only while it is off
+        offs = (self._off_since.get(d) for d in pl.stop_bar)
+        return any(off is not None and since < off and t - off < BAR_REFILL_S for off in offs)
 
     def _bar_queue(self, pl: PhaseLoops, t: float) -> float:
         """A phase with stop-bar loops only, in red: each occupied bar is one vehicle seen,
