@@ -226,3 +226,42 @@ def test_real_controller_runs_the_strategy_inside_the_kernel(mode: Mode) -> None
     assert ctl.counters["violations"] == 0
     assert greens.count(4) >= 5  # the side street is served every time it calls
     assert greens.count(2) >= 5
+
+
+def _one_more_vehicle(own_weight: float, monkeypatch: pytest.MonkeyPatch) -> Requests:
+    """Phase 2 green with a steady light flow (one vehicle over its advance loop every 5 s:
+    the junction is far from saturation) and a car waiting on the side street; nothing is on
+    phase 2's loops now, and the upstream neighbour announces one vehicle 7 s away."""
+    from edgectl.control.strategies import adaptive
+
+    monkeypatch.setattr(adaptive, "OWN_WEIGHT", own_weight)
+    view = ScriptedView()
+    s = Adaptive(CONFIG, CONFIG.plans[0])
+    _run(s, view, 40.0, arrivals={2: 0.2})  # nobody else waits: phase 2 rests in green
+    view.on = {3}
+    _run(s, view, 3.0)
+    assert not s._departures(cast(View, view), 2)
+    s.expect(2, [view.t + 7.0])
+    return _run(s, view, 0.1)
+
+
+def test_adaptive_does_not_hold_a_green_for_its_average_flow_with_capacity_to_spare(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the vehicles arriving on phase 2 during the side street's red would each wait as long
+    # as the extension: one vehicle at the phase's average flow, 7 s away, is not worth it
+    req = _one_more_vehicle(1.0, monkeypatch)
+    assert 2 in req.force_off and 2 not in req.hold
+    # counting only the side street's car against it, it was (the earlier rule)
+    assert 2 in _one_more_vehicle(0.0, monkeypatch).hold
+
+
+def test_adaptive_flow_ratio_sums_the_critical_flow_ratios() -> None:
+    view = ScriptedView()
+    s = Adaptive(CONFIG, CONFIG.plans[0])
+    _run(s, view, 60.0, arrivals={2: 0.2, 4: 0.1})
+    # one lane per phase, a barrier after each: Y = (0.2 + 0.1 veh/s) × the 2 s headway
+    rates = [s.queues.phases[p].rate for p in (2, 4)]
+    assert rates == [pytest.approx(0.2, abs=0.02), pytest.approx(0.1, abs=0.02)]
+    headway = s._headway(2)
+    assert s._flow_ratio(cast(View, view)) == pytest.approx(sum(rates) * headway)

@@ -28,7 +28,12 @@ The decision, once per tick. For a green phase ``g``:
   vehicle served at ``d ≤ τ`` instead of after the red ``R`` that switching now would start
   (the lost times plus the green the other demanded phases need, ring by ring):
   ``R − (d − t)`` — with the cost: every vehicle waiting on the phases held up, and those
-  arriving there during the coming red, waits ``τ`` longer; hold while some extension pays.
+  arriving there during the coming red, waits ``τ`` longer; so do ``g``'s own vehicles
+  arriving in that red (it starts ``τ`` later), counted in proportion to the junction's
+  spare capacity ``1 − Y`` (``Y``, the critical flow ratio, from the measured rates): with
+  capacity to spare an extension pays only for vehicles coming faster than ``g``'s average
+  flow, and the cycle stays short; near saturation, where each change's lost time costs
+  capacity, they do not count. Hold while some extension pays.
 
 Which phases are held up, and who decides, follows the ring-and-barrier structure:
 
@@ -106,6 +111,7 @@ ARRIVAL_WEIGHT = 0.5  # share of the coming red that vehicles arriving meanwhile
 ARROW_QUEUE = 8.0  # a left with a flashing yellow arrow gets its protected phase from this queue
 ARROW_WAIT_S = 60.0  # ... or once its queue has waited this long
 DENSE_LOOPS = True
+OWN_WEIGHT = 1.0  # the phase's own arrivals in the coming red wait an extension too (x 1 - Y)
 
 
 class Adaptive:
@@ -293,12 +299,17 @@ class Adaptive:
             r = view.phase_ring(p)
             per_ring[r] = per_ring.get(r, 0.0) + lost_s(view, p) + self._service(view, p)
         red = max(lost_s(view, g) for g in greens) + max(per_ring.values(), default=0.0)
+        # the held phases' own vehicles arriving in the coming red wait as long again (the
+        # red starts later), counted in proportion to the junction's spare capacity
+        spare = max(0.0, 1.0 - self._flow_ratio(view))
+        own = sum(self.queues.phases[g].rate for g in greens) * OWN_WEIGHT * spare
         benefit = 0.0
         for d in deps:
             tau = d - t
             # served at d instead of after the whole red that switching now would start
             benefit += max(0.0, red - tau)
-            cost = weight * tau * (waiting + rate * red * ARRIVAL_WEIGHT)
+            later = rate * red * ARRIVAL_WEIGHT + own * max(0.0, red - tau)
+            cost = weight * tau * (waiting + later)
             if zones:
                 # with zones the extension weighed is long enough for the vehicles arriving
                 # on the held-up phases meanwhile to count: each waits half of it on average
@@ -424,6 +435,16 @@ class Adaptive:
         if zones:
             weight *= adaptive_zones.COST_WEIGHT
         return self._extension_pays(view, greens, others, weight, zones=zones)
+
+    def _flow_ratio(self, view: View) -> float:
+        """The junction's critical flow ratio ``Y`` from the measured arrival rates: per
+        barrier group the larger ring's sum of the phases' rate × saturation headway."""
+        y: dict[tuple[int, int], float] = {}
+        for p, pl in self.queues.phases.items():
+            key = (view.phase_group(p), view.phase_ring(p))
+            y[key] = y.get(key, 0.0) + pl.rate * self._headway(p)
+        groups = {g for g, _ in y}
+        return sum(max(v for (g, _), v in y.items() if g == grp) for grp in groups)
 
     def _held_up(self, view: View, g: int) -> list[int]:
         """Who waits beyond the barrier while the side of ``g`` is held: the called phases
