@@ -157,3 +157,25 @@ def test_a_queue_already_moving_keeps_its_green_like_a_standing_one() -> None:
     # a platoon still far off is not a queue being served now
     late = LaneDemand(headway=2.0, standing=0, arrivals=[15.0, 16.5, 18.0, 19.5])
     assert not ZoneDemand.discharging(PhaseDemand([late], 0.0), green_for=20.0, now=10.0)
+
+
+def test_a_queue_moving_up_over_the_advance_loops_holds_a_zone_phase_too() -> None:
+    """A zone that shows no queue (it missed vehicles, or the queue starts beyond its range)
+    does not end a green while the advance loops count a queue moving up."""
+    from types import SimpleNamespace
+    from typing import cast
+
+    from edgectl.control.strategies.adaptive_zones import PhaseDemand
+    from edgectl.control.strategies.base import View
+
+    _, strategy = _adaptive("io_modules_zones.toml")
+    assert strategy.zone_demand is not None
+    view = cast(View, SimpleNamespace(t=50.0))
+    strategy.zone_demand.demand[2] = PhaseDemand([LaneDemand(headway=1.0)], 0.0)
+    strategy.queues.green_since[2] = 30.0
+    pl = strategy.queues.phases[2]  # two lanes over advance loop 9: 1 s per vehicle
+    pl.arrivals.extend([46.0, 47.1, 48.0, 49.2])
+    assert strategy._discharging(view, 2)
+    pl.arrivals.clear()
+    pl.arrivals.extend([40.0, 43.0, 46.0, 49.0])  # free flow, 3 s apart
+    assert not strategy._discharging(view, 2)

@@ -70,7 +70,9 @@ phase choice; an extension weighs the zone departures within ``HORIZON_S`` of th
 (7 s) against the wait it imposes, including on the vehicles arriving on the held-up phases
 meanwhile; a standing queue that moves is served whole (one where nobody moves 4 s into
 green is blocked and not held for), and so is a queue already moving (the next vehicles
-reaching the stop line about a saturation headway apart). Per lane, a zone that failed
+reaching the stop line about a saturation headway apart, in the zone or over the advance
+loops: a zone that misses vehicles or ends before the queue does shows gaps the queue does
+not have). Per lane, a zone that failed
 (``view.zone_failed``) — or a lane without a zone — counts through the loops for its share
 of the phase's loop detectors; a phase without a healthy zone, and a junction without
 zones, is timed exactly as on loops alone. (Projected arrivals from neighbours are not
@@ -210,11 +212,13 @@ class Adaptive:
             green_for = view.t - self.queues.green_since.get(g, view.t)
             if ZoneDemand.discharging(d, green_for, view.t):
                 return True
-            if d.loop_share <= 0.0:
-                return False
-        pl = self.queues.phases[g]
+        # a queue moving up over the advance loops, with zones too: a zone that misses
+        # vehicles, or ends before the queue does, can show a gap the queue does not have
         if DENSE_LOOPS and self._dense_advance(view, g):
             return True
+        if d is not None and d.loop_share <= 0.0:
+            return False
+        pl = self.queues.phases[g]
         if not pl.stop_bar or len(pl.discharged) == len(pl.stop_bar):
             return False
         if self.queues.blocked(g) and set(pl.stop_bar) - pl.discharged <= pl.stuck:
