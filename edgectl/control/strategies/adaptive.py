@@ -72,11 +72,10 @@ meanwhile; a standing queue that moves is served whole (one where nobody moves 4
 green is blocked and not held for), and so is a queue already moving (the next vehicles
 reaching the stop line about a saturation headway apart, in the zone or over the advance
 loops: a zone that misses vehicles or ends before the queue does shows gaps the queue does
-not have). Per lane, a zone that failed
-(``view.zone_failed``) — or a lane without a zone — counts through the loops for its share
-of the phase's loop detectors; a phase without a healthy zone, and a junction without
-zones, is timed exactly as on loops alone. (Projected arrivals from neighbours are not
-added to zone lanes.)
+not have). Per lane, a zone that failed (``view.zone_failed``) — or a lane without a zone —
+counts through the loops for its share of the phase's loop detectors; a phase without a
+healthy zone, and a junction without zones, is timed exactly as on loops alone. (Projected
+arrivals from neighbours are not added to zone lanes.)
 
 Neighbour coordination: :meth:`Adaptive.expect` takes projected arrivals on a phase (an
 upstream junction's discharge plus the link travel time). They join the phase's clusters
@@ -443,12 +442,12 @@ class Adaptive:
     def _flow_ratio(self, view: View) -> float:
         """The junction's critical flow ratio ``Y`` from the measured arrival rates: per
         barrier group the larger ring's sum of the phases' rate × saturation headway."""
-        y: dict[tuple[int, int], float] = {}
+        groups: dict[int, dict[int, float]] = {}  # barrier group → ring → its flow ratio
         for p, pl in self.queues.phases.items():
-            key = (view.phase_group(p), view.phase_ring(p))
-            y[key] = y.get(key, 0.0) + pl.rate * self._headway(p)
-        groups = {g for g, _ in y}
-        return sum(max(v for (g, _), v in y.items() if g == grp) for grp in groups)
+            rings = groups.setdefault(view.phase_group(p), {})
+            r = view.phase_ring(p)
+            rings[r] = rings.get(r, 0.0) + pl.rate * self._headway(p)
+        return sum(max(rings.values()) for rings in groups.values())
 
     def _held_up(self, view: View, g: int) -> list[int]:
         """Who waits beyond the barrier while the side of ``g`` is held: the called phases
