@@ -109,6 +109,7 @@ def run_bench(
     control: Mapping[str, object] | None = None,
     plan: Mapping[str, object] | None = None,
     peer_timing: str = "webster",
+    peer_demand: Sequence[Path] | None = None,
     zones: bool = True,
     zone_degrade: ZoneDegrade | None = None,
 ) -> BenchResult:
@@ -131,6 +132,9 @@ def run_bench(
     ``sumo:delay_based`` by Webster for the scenario's peak flows
     (:mod:`edgectl.sumo.webster`); ``"default"`` runs them on the network's own,
     demand-blind splits and the derived min / max greens (the bench before issue 19).
+    ``peer_demand``: the route files Webster reads (flows, or single vehicles counted per
+    15 minutes; by default the ones SUMO loads), e.g. a scenario's flows while SUMO runs
+    the same demand written out as vehicles.
     ``zones``: every E2 detector on a signalised incoming lane is a zone sensor of
     ``edgectl:*`` junctions (:mod:`edgectl.sumo.zones`; a scenario without E2 runs on its
     loops alone), made worse by ``zone_degrade``; False: loops alone.
@@ -161,7 +165,9 @@ def run_bench(
                 # SUMO's own programs timed by Webster for the scenario's peak demand
                 from edgectl.sumo.webster import timed_models
 
-                models, _timings = timed_models(cfg, net_path, models, sumo_args=sumo_args)
+                models, _timings = timed_models(
+                    cfg, net_path, models, sumo_args=sumo_args, route_files=peer_demand
+                )
             plan_fields = {**(TSP_PLAN if priority else {"tsp_enabled": False}), **(plan or {})}
             sensors = (
                 zones_of(ls, models, dual_ring=dual_ring, degrade=zone_degrade)

@@ -7,9 +7,11 @@ are demand-blind and flatter every controller they are compared with. This modul
 them from the scenario's own peak flows:
 
 1. **Demand**: the ``<flow>`` elements of the scenario's route files (``from``/``to`` routed
-   on the shortest path, or an explicit ``<route edges>``; rates from ``period="exp(λ)"``,
-   ``period``, ``vehsPerHour``, ``probability`` or ``number``) give, per time interval, the
-   flow of every movement (incoming edge → outgoing edge) at every signalised junction.
+   on the shortest path, or an explicit route; rates from ``period="exp(λ)"``,
+   ``period``, ``vehsPerHour``, ``probability`` or ``number``), and its single
+   ``<vehicle>`` / ``<trip>`` elements counted in 15-minute intervals, give, per time
+   interval, the flow of every movement (incoming edge → outgoing edge) at every signalised
+   junction. Route files without any demand are an error, not a timing for nobody.
 2. **Lanes**: a movement's flow is spread over the lanes that have a connection for it,
    filling the least-loaded lane first (drivers balance their lanes).
 3. **Critical flow ratios**: per lane and stage, the flow of the lane's signal groups that
@@ -51,9 +53,11 @@ from pathlib import Path
 from typing import Any
 
 from edgectl.sumo.model import JunctionModel, Stage
+from edgectl.sumo.result import BenchError
 
 __all__ = [
     "ACTUATED_MAX_FACTOR",
+    "COUNT_INTERVAL_S",
     "CYCLE_BOUNDS_S",
     "END_GAIN_S",
     "LEFT_TURN_FACTOR",
@@ -85,6 +89,7 @@ CYCLE_BOUNDS_S = (40.0, 150.0)
 MAX_Y = 0.95  # above this the formula explodes: the cycle goes to its ceiling
 ACTUATED_MAX_FACTOR = 1.5  # max green of the actuated / delay_based programs, × Webster's
 PROGRAM_KINDS = ("static", "actuated", "delay_based")  # SUMO tlLogic types timed here
+COUNT_INTERVAL_S = 900.0  # single vehicles are counted in 15-minute intervals (HCM's peak 15 min)
 
 
 # ---------------------------------------------------------------- the textbook formula
@@ -180,16 +185,27 @@ def _rate_vph(el: ET.Element) -> float:
 
 
 def read_flows(route_files: Iterable[Path]) -> list[_Flow]:
-    """Every ``<flow>`` of the route files (single ``<vehicle>``/``<trip>`` are ignored)."""
+    """The demand of the route files as flows: every ``<flow>``, and the single ``<vehicle>``
+    and ``<trip>`` elements (``randomTrips.py``, a recorded day) counted per route in
+    :data:`COUNT_INTERVAL_S` intervals of their departure, as a traffic engineer's counts
+    are. A route is an explicit ``<route edges>`` inside the element, a ``route="id"`` of a
+    ``<route>`` defined in the file, or ``from`` / ``to`` edges (routed on the shortest
+    path). Vehicles of a ``<routeDistribution>`` and non-numeric departures are not
+    counted."""
     flows: list[_Flow] = []
+    counts: dict[tuple[tuple[str, ...] | None, str | None, str | None, int], int] = {}
     for path in route_files:
         root = ET.parse(path).getroot()  # noqa: S314 - the scenario's own route file
+        named = {
+            r.get("id", ""): tuple(r.get("edges", "").split())
+            for r in root.findall("route")
+            if r.get("id")
+        }
         for el in root.iter("flow"):
-            route = el.find("route")
-            edges = tuple(route.get("edges", "").split()) if route is not None else None
+            edges = _edges_of(el, named)
             flows.append(
                 _Flow(
-                    edges=edges or None,
+                    edges=edges,
                     origin=el.get("from"),
                     dest=el.get("to"),
                     begin=float(el.get("begin", "0")),
@@ -197,7 +213,32 @@ def read_flows(route_files: Iterable[Path]) -> list[_Flow]:
                     vph=_rate_vph(el),
                 )
             )
+        for el in [*root.iter("vehicle"), *root.iter("trip")]:
+            try:
+                depart = float(el.get("depart", ""))
+            except ValueError:
+                continue  # "triggered", "containerTriggered", "now" ...: no time to count at
+            edges = _edges_of(el, named)
+            if edges is None and (el.get("from") is None or el.get("to") is None):
+                continue
+            key = (edges, el.get("from"), el.get("to"), int(depart // COUNT_INTERVAL_S))
+            counts[key] = counts.get(key, 0) + 1
+    per_hour = 3600.0 / COUNT_INTERVAL_S
+    for (edges, origin, dest, k), n in sorted(counts.items(), key=lambda kv: repr(kv[0])):
+        begin = k * COUNT_INTERVAL_S
+        flows.append(_Flow(edges, origin, dest, begin, begin + COUNT_INTERVAL_S, n * per_hour))
     return flows
+
+
+def _edges_of(el: ET.Element, named: Mapping[str, tuple[str, ...]]) -> tuple[str, ...] | None:
+    """The explicit route of a flow / vehicle: nested ``<route edges>`` or ``route="id"``."""
+    route = el.find("route")
+    if route is not None:
+        return tuple(route.get("edges", "").split()) or None
+    ref = el.get("route")
+    if ref is not None and ref in named:
+        return named[ref] or None
+    return None
 
 
 def _route(net: Any, f: _Flow, cache: dict[tuple[str, str], tuple[str, ...]]) -> tuple[str, ...]:
@@ -360,14 +401,23 @@ def timed_models(
     models: Mapping[str, JunctionModel],
     *,
     sumo_args: Sequence[str] = (),
+    route_files: Sequence[Path] | None = None,
 ) -> tuple[dict[str, JunctionModel], dict[str, WebsterTiming]]:
     """The models with every stage's green (and max green) timed by Webster for the scenario's
-    peak demand (the route files of :func:`scenario_route_files`); the timings. Min greens
-    and clearances are kept."""
+    peak demand (``route_files``, by default those of :func:`scenario_route_files`); the
+    timings. Min greens and clearances are kept. A :class:`BenchError` when the files hold
+    no demand: peers timed for nobody would be the demand-blind defaults in disguise."""
     import sumolib
 
     net = sumolib.net.readNet(str(net_path))
-    flows = read_flows(scenario_route_files(cfg, sumo_args))
+    files = list(route_files) if route_files is not None else scenario_route_files(cfg, sumo_args)
+    flows = read_flows(files)
+    if not any(f.vph > 0 for f in flows):
+        names = ", ".join(str(p) for p in files) or "none"
+        raise BenchError(
+            f"no demand to time SUMO's programs by (route files: {names}): no <flow>,"
+            " <vehicle> or <trip> with a route; use peer timing 'default'"
+        )
     demand = junction_demand(net, flows, models)
     out: dict[str, JunctionModel] = {}
     timings: dict[str, WebsterTiming] = {}

@@ -150,8 +150,99 @@ def test_demand_comes_from_the_route_files_sumo_loads(tmp_path: Path) -> None:
         '<vehicle id="v" depart="3"><route edges="a b"/></vehicle></routes>'
     )
     flows = read_flows([other])
-    assert [round(f.vph) for f in flows] == [360, 120, 360]
+    # the three flows, then the single vehicle: one in the first quarter hour
+    assert [round(f.vph) for f in flows] == [360, 120, 360, 4]
     assert flows[1].edges == ("a", "c") and flows[0].edges is None
+    assert flows[3].edges == ("a", "b") and (flows[3].begin, flows[3].end) == (0.0, 900.0)
+
+
+def test_single_vehicles_and_trips_are_counted_per_quarter_hour(tmp_path: Path) -> None:
+    """Demand written as vehicles (a replayed day, ``randomTrips.py``'s trips) becomes flows:
+    per route, the vehicles departing in each 15-minute interval, per hour."""
+    from edgectl.sumo.webster import COUNT_INTERVAL_S, read_flows
+
+    assert COUNT_INTERVAL_S == 900.0
+    routes = tmp_path / "day.rou.xml"
+    vehicles = "".join(f'<vehicle id="n{i}" depart="{10 * i}" route="north"/>' for i in range(90))
+    vehicles += "".join(
+        f'<vehicle id="e{i}" depart="{900 + 30 * i}"><route edges="e c w"/></vehicle>'
+        for i in range(30)
+    )
+    trips = "".join(f'<trip id="t{i}" depart="{60 * i}" from="s" to="n"/>' for i in range(15))
+    routes.write_text(
+        '<routes><vType id="car"/><route id="north" edges="s c n"/>'
+        f"{vehicles}{trips}"
+        '<vehicle id="late" depart="triggered" route="north"/>'  # no time: not counted
+        '<trip id="nowhere" depart="5"/>'  # no route: not counted
+        "</routes>"
+    )
+    got = {(f.edges, f.origin, f.dest, f.begin, f.end): round(f.vph) for f in read_flows([routes])}
+    assert got == {
+        (("s", "c", "n"), None, None, 0.0, 900.0): 360,  # 90 in the first quarter hour
+        (("e", "c", "w"), None, None, 900.0, 1800.0): 120,  # 30 in the second
+        (None, "s", "n", 0.0, 900.0): 60,  # 15 trips
+    }
+
+
+@needs_sumo
+def test_vehicles_time_the_peers_as_the_same_flows_do(
+    scenarios: dict[str, Path], tmp_path: Path
+) -> None:
+    """The same demand written as flows or as single vehicles gives the same Webster timing
+    (before, vehicles were ignored and the peers were timed for nobody)."""
+    from edgectl.sumo.network import derive_network
+    from edgectl.sumo.webster import timed_models
+
+    cfg = scenarios["tee"]
+    net = cfg.with_name("tee.net.xml")
+    models = derive_network(str(net))
+    (tls,) = models
+    # the tee's heaviest period (veh/h) for one quarter hour: main road W-E, the side road S
+    rates = {"W>E": 800, "E>W": 600, "W>S": 120, "E>S": 150, "S>E": 250, "S>W": 180}
+    edges = {"W": ("W_C", "C_W"), "E": ("E_C", "C_E"), "S": ("S_C", "C_S")}
+    flows, vehicles = [], []
+    for k, (move, vph) in enumerate(rates.items()):
+        a, b = move.split(">")
+        route = f"{edges[a][0]} {edges[b][1]}"
+        flows.append(
+            f'<flow id="f{k}" begin="0" end="900" vehsPerHour="{vph}">'
+            f'<route edges="{route}"/></flow>'
+        )
+        n = vph // 4
+        vehicles += [(900.0 * i / n, f'<route edges="{route}"/>', f"v{k}_{i}") for i in range(n)]
+    as_flows = tmp_path / "flows.rou.xml"
+    as_flows.write_text("<routes>" + "".join(flows) + "</routes>")
+    as_vehicles = tmp_path / "vehicles.rou.xml"
+    as_vehicles.write_text(
+        "<routes>"
+        + "".join(
+            f'<vehicle id="{i}" depart="{t:.1f}">{r}</vehicle>' for t, r, i in sorted(vehicles)
+        )
+        + "</routes>"
+    )
+    _, by_flows = timed_models(cfg, net, models, route_files=[as_flows])
+    _, by_vehicles = timed_models(cfg, net, models, sumo_args=["-r", str(as_vehicles)])
+    f, v = by_flows[tls], by_vehicles[tls]
+    assert f.y_total > 0.3
+    assert v.ratios == pytest.approx(f.ratios, abs=0.005)
+    assert v.greens_s == f.greens_s and v.max_greens_s == f.max_greens_s
+
+
+@needs_sumo
+def test_route_files_without_demand_are_an_error(
+    scenarios: dict[str, Path], tmp_path: Path
+) -> None:
+    """Timing the peers for nobody would hand back the demand-blind defaults unannounced."""
+    from edgectl.sumo import BenchError
+    from edgectl.sumo.network import derive_network
+    from edgectl.sumo.webster import timed_models
+
+    cfg = scenarios["tee"]
+    net = cfg.with_name("tee.net.xml")
+    empty = tmp_path / "types.rou.xml"
+    empty.write_text('<routes><vType id="car"/></routes>')
+    with pytest.raises(BenchError, match="no demand"):
+        timed_models(cfg, net, derive_network(str(net)), route_files=[empty])
 
 
 @needs_sumo
