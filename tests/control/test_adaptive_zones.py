@@ -179,3 +179,46 @@ def test_a_queue_moving_up_over_the_advance_loops_holds_a_zone_phase_too() -> No
     pl.arrivals.clear()
     pl.arrivals.extend([40.0, 43.0, 46.0, 49.0])  # free flow, 3 s apart
     assert not strategy._discharging(view, 2)
+
+
+def test_a_neighbour_s_projected_arrivals_count_only_on_lanes_the_zones_do_not_see() -> None:
+    """Vehicles an upstream junction sends are in a zone's view before they reach the stop
+    line: a phase whose zones cover it counts them once (from the zone), a phase on loops
+    counts the projection, and a phase half on loops half of it."""
+    from edgectl.control.strategies.adaptive_zones import PhaseDemand
+    from edgectl.control.strategies.maxpressure import lost_s
+
+    ctl, strategy = _adaptive("io_modules_zones.toml")
+    zd = strategy.zone_demand
+    assert zd is not None
+    t = 0.0
+    for n in range(1, 201):
+        ctl.step(t, Inputs(zones=tuple(_reading(z, n, t) for z in (2, 4, 6, 8))))
+        t = round(t + 0.1, 1)
+    view = ctl.view
+    d = zd.phase(4)
+    assert d is not None and d.loop_share == 0.0
+    p = 4 if 4 not in view.green_phases else 8
+    lead = strategy.queues.phases[p].travel_s
+    coming = [view.t + lead + 0.5, view.t + lead + 1.0]
+    assert coming[-1] <= view.t + lost_s(view, p)  # both waiting when a green could start
+    alone = strategy._waiting(view, p)
+    assert alone >= 3  # what its zone shows
+    strategy.expect(p, coming)
+    assert strategy._waiting(view, p) == alone  # the zone sees them: counted once
+    zd.demand[p] = PhaseDemand(zd.demand[p].lanes, 0.5)  # half the phase's lanes on loops
+    half = strategy._waiting(view, p)
+    strategy.expect(p, [])
+    assert half - strategy._waiting(view, p) == 1.0  # half of the two
+
+    ctl, loops = _adaptive("eight_phase.toml")  # no zones: the projection is all there is
+    t = 0.0
+    for _ in range(200):
+        ctl.step(t, Inputs())
+        t = round(t + 0.1, 1)
+    view = ctl.view
+    p = next(q for q in (4, 8) if q not in view.green_phases)
+    lead = loops.queues.phases[p].travel_s
+    before = loops._queue(view, p)
+    loops.expect(p, [view.t + lead + 0.5, view.t + lead + 1.0])
+    assert loops._waiting(view, p) == max(1.0, before + 2)

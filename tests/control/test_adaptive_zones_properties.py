@@ -1,10 +1,11 @@
 """Property test: the real Controller in adaptive mode on the example junction with zone
 sensors, fed random zone readings — plausible ones, implausible ones (more vehicles than fit,
 more halting than vehicles, objects beyond the zone or too fast), stuck counters, dropouts
-and silent sensors — with random loop traffic; checked every tick by the INDEPENDENT checker
-(:mod:`edgectl.testing.checker`): no conflicting greens, no short yellow or red clearance, no
-min green truncated, no called phase waiting longer than the checker's starvation bound, and
-the kernel's monitor never intervened.
+and silent sensors — with random loop traffic and random projected arrivals from upstream
+neighbours (:meth:`Adaptive.expect`, as the daemon feeds them); checked every tick by the
+INDEPENDENT checker (:mod:`edgectl.testing.checker`): no conflicting greens, no short
+yellow or red clearance, no min green truncated, no called phase waiting longer than the
+checker's starvation bound, and the kernel's monitor never intervened.
 
 ``ADAPTIVE_ZONES_EXAMPLES`` (default 8) examples of up to ``ADAPTIVE_ZONES_TICKS`` (default
 3,000) ticks each; ``-s`` prints the ticks run. A long run, e.g.
@@ -33,7 +34,7 @@ from edgectl.testing.checker import SafetyChecker
 EXAMPLES = int(os.environ.get("ADAPTIVE_ZONES_EXAMPLES", "8"))
 TICKS = int(os.environ.get("ADAPTIVE_ZONES_TICKS", "3000"))
 EXAMPLE = Path(__file__).resolve().parents[2] / "edgectl" / "examples" / "io_modules_zones.toml"
-STATS = {"ticks": 0, "zone_faults": 0, "zone_ticks": 0, "planned_on_zones": 0}
+STATS = {"ticks": 0, "zone_faults": 0, "zone_ticks": 0, "planned_on_zones": 0, "projections": 0}
 
 # how a zone behaves during a segment
 KINDS = ("plausible", "plausible", "plausible", "implausible", "stuck", "dropout", "silent")
@@ -50,7 +51,7 @@ class Segment:
 
 
 @st.composite
-def scenario(draw: st.DrawFn, zone_ids: tuple[int, ...]) -> tuple[list[Segment], int, float]:
+def scenario(draw: st.DrawFn, zone_ids: tuple[int, ...]) -> tuple[list[Segment], int, float, float]:
     segments: list[Segment] = []
     tick = 0
     while tick < TICKS:
@@ -59,7 +60,8 @@ def scenario(draw: st.DrawFn, zone_ids: tuple[int, ...]) -> tuple[list[Segment],
             segments.append(Segment(tick, z, kind, draw(st.sampled_from([0.0, 0.2, 0.6, 1.0]))))
         tick += draw(st.sampled_from([10, 50, 200, 600, 1500]))
     loop_rate = draw(st.sampled_from([0.0, 0.01, 0.03, 0.1]))
-    return segments, draw(st.integers(0, 2**32 - 1)), loop_rate
+    projection_rate = draw(st.sampled_from([0.05, 0.0, 0.01, 0.2]))
+    return segments, draw(st.integers(0, 2**32 - 1)), loop_rate, projection_rate
 
 
 def _reading(zone: Zone, frame: int, kind: str, load: float, rng: random.Random) -> ZoneReading:
@@ -97,7 +99,13 @@ def _reading(zone: Zone, frame: int, kind: str, load: float, rng: random.Random)
     return ZoneReading(zone.id, frame, 3, 3, length * 3, 0.0, (), frame / 10)
 
 
-def run(config: DaemonConfig, segments: list[Segment], rng_seed: int, loop_rate: float) -> None:
+def run(
+    config: DaemonConfig,
+    segments: list[Segment],
+    rng_seed: int,
+    loop_rate: float,
+    projection_rate: float = 0.0,
+) -> None:
     controller = Controller(config, mode=Mode.ADAPTIVE)
     strategy = controller._strategy
     assert isinstance(strategy, Adaptive)
@@ -106,6 +114,7 @@ def run(config: DaemonConfig, segments: list[Segment], rng_seed: int, loop_rate:
     rng = random.Random(rng_seed)
     zones = {z.id: z for z in config.zones}
     detectors = [d.id for d in config.detectors]
+    phases = [p.id for p in config.phases]
     state: dict[int, tuple[str, float]] = {}
     frames = dict.fromkeys(zones, 0)
     stuck: dict[int, ZoneReading] = {}
@@ -133,6 +142,11 @@ def run(config: DaemonConfig, segments: list[Segment], rng_seed: int, loop_rate:
                     presence.discard(d)
             elif rng.random() < loop_rate:
                 presence.add(d)
+        if rng.random() < projection_rate:
+            # a neighbour's projection: a platoon due within 40 s, some of it already late
+            arrivals = [t + rng.uniform(-5.0, 40.0) for _ in range(rng.randint(0, 12))]
+            strategy.expect(rng.choice(phases), arrivals)
+            STATS["projections"] += 1
         out = controller.step(t, Inputs(presence=frozenset(presence), zones=tuple(readings)))
         STATS["ticks"] += 1
         STATS["zone_ticks"] += sum(1 for z in out.zones if not z.failed)
@@ -150,7 +164,8 @@ def tick_report() -> Iterator[None]:
     print(
         f"\nadaptive with zones: {STATS['ticks']} ticks checked, {STATS['zone_ticks']}"
         f" healthy zone-ticks, {STATS['zone_faults']} zone faults,"
-        f" {STATS['planned_on_zones']} ticks planned on zone demand"
+        f" {STATS['planned_on_zones']} ticks planned on zone demand,"
+        f" {STATS['projections']} neighbour projections"
     )
 
 
@@ -169,9 +184,10 @@ def test_adaptive_with_zones_is_safe(tick_report: None) -> None:
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example],
     )
     @given(scenario(zone_ids))
-    def check(case: tuple[list[Segment], int, float]) -> None:
+    def check(case: tuple[list[Segment], int, float, float]) -> None:
         run(config, *case)
 
     check()
     assert STATS["ticks"] >= EXAMPLES * TICKS // 2
     assert STATS["planned_on_zones"] > 0, "the planner never used a zone"
+    assert STATS["projections"] > 0, "no neighbour projection was fed"

@@ -75,7 +75,7 @@ loops: a zone that misses vehicles or ends before the queue does shows gaps the 
 not have). Per lane, a zone that failed (``view.zone_failed``) — or a lane without a zone —
 counts through the loops for its share of the phase's loop detectors; a phase without a
 healthy zone, and a junction without zones, is timed exactly as on loops alone. (Projected
-arrivals from neighbours are not added to zone lanes.)
+arrivals from neighbours are not added to zone lanes: the zone sees them as they come.)
 
 Neighbour coordination: :meth:`Adaptive.expect` takes projected arrivals on a phase (an
 upstream junction's discharge plus the link travel time). They join the phase's clusters
@@ -160,13 +160,19 @@ class Adaptive:
     def _headway(self, p: int) -> float:
         return SAT_HEADWAY_S / self.queues.phases[p].lanes
 
-    def _soon(self, view: View, p: int) -> int:
+    def _soon(self, view: View, p: int) -> float:
         """Projected arrivals on ``p`` (from the neighbour) before a green started now
-        could begin: they will be waiting by then."""
+        could begin: they will be waiting by then. Lanes with a healthy zone see them
+        themselves (within a lost time they are well inside the zone): only the share of
+        ``p`` read from its loops counts them."""
         t = view.t
         lead = self.queues.phases[p].travel_s if self.queues.phases[p].advance else 0.0
         until = t + lost_s(view, p)
-        return sum(1 for a in self._expected.get(p, ()) if t + lead < a <= until)
+        d = self._zones(p)
+        share = 1.0 if d is None else d.loop_share
+        if share <= 0.0:
+            return 0.0
+        return share * sum(1 for a in self._expected.get(p, ()) if t + lead < a <= until)
 
     def _waiting(self, view: View, p: int) -> float:
         """Vehicles on ``p`` that a red delays (at least one for a registered call)."""
