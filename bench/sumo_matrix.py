@@ -75,21 +75,29 @@ record of the signal (`SaveTLSStates`) and checks every yellow and red clearance
 
 ## Reading the numbers
 
-- `sumo:static` and `edgectl:fixed` run the splits of the network's default program (33 s
-  through, 6 s protected left), which is far too little for the lefts: they are here as the
-  floor, not as a tuned fixed-time plan.
+- `sumo:static`, `sumo:actuated` and `sumo:delay_based` run SUMO's own programs on the
+  derived stages, timed by Webster for the scenario's peak flows (`edgectl.sumo.webster`,
+  see "Against timed peers" below); `edgectl:fixed` runs the splits of the network's
+  default program (33 s through, 6 s protected left): it is here as the floor, not as a
+  tuned fixed-time plan.
 - `edgectl:*` run four-arm junctions on the NEMA dual ring (phases 1–8, lefts lead,
   the rings cross the barrier together) as a NEMA controller in that cabinet would; the rows
   `… single-ring` run the same controller on SUMO's stages in one ring, the structure SUMO's
-  own programs get. The dual ring alone takes `edgectl:actuated` from about 36.4 to 29.7 s
-  on `isolated`; it is part of what edgectl brings, not of the adaptive timing.
+  own programs get. The dual ring alone takes `edgectl:actuated` from 44.3 to 36.9 s on
+  `isolated` (seeds 1–3); it is part of what edgectl brings, not of the adaptive timing.
+  `narrow`, `tee` and `skewed_tee` run on stages in every row (their conflicts leave no
+  dual ring).
 - `edgectl:actuated` uses the derived plan (min green 7 s through / 5 s left, passage 2.5 /
-  2.0 s, max 50 / 25 s); SUMO's actuated uses the same min/max but its own detectors and gap
-  logic, and never skips a stage.
+  2.0 s, max 50 / 25 s); SUMO's actuated uses Webster's greens, the same min green and
+  1.5 × Webster's green as its max, its own detectors and gap logic, and never skips a
+  stage.
 - `edgectl:adaptive` neighbour coordination (`--coordinate`: projected arrivals from the
-  upstream junction's discharge) is off here: it did not win on both networks (seeds 1–3:
-  `arterial` 36.3 s with it, 38.6 s without, but a worse worst approach, 33.6 s against
-  31.1 s; `pair` 38.7 s with it, 37.8 s without).
+  upstream junction's discharge) is off here: it has not won on our networks (issue 19's
+  matrix, zones, seeds 1–3: `arterial` 48.2 s with it, 48.1 s without; `grid2x2` 33.1 s
+  both).
+- `narrow` is where every edgectl controller loses to SUMO's timed actuated program
+  (adaptive 1.32 ×, on seeds 2 and 3; see "Single-lane approaches with permissive lefts"
+  in the issue 19 section).
 """
 
 

@@ -213,14 +213,14 @@ def write_markdown(
         ]
         gmean = statistics.geometric_mean(ratios) if ratios else float("nan")
         lines += [
-            f"**This run:** the loop rollout plans as if every approach's farthest loop lay"
-            f" {reach:g} m upstream of its stop line (the scenarios' advance loops lie ~40 m"
-            " upstream, and every other controller of the table uses those): its column is",
+            "**This run:** the loop rollout plans as if every approach's farthest loop lay",
+            f"{reach:g} m upstream of its stop line (the scenarios' advance loops lie ~40 m",
+            "upstream, and every other controller of the table uses those): its column is",
             "what loops that far upstream would be worth to this planner, and with 150 m",
             "an estimate of what a zone sensor's range is worth (issue 19). Against issue",
             f"19's zones target (≤ {ZONES_ACTUATED} × `sumo:actuated` and ≤ {ZONES_BEST} × the",
             f"best SUMO program per row) the loop rollout meets it on {len(zoned)} of",
-            f" {len(runs)} rows; its geometric mean ratio to `sumo:actuated` is {gmean:.2f}.",
+            f"{len(runs)} rows; its geometric mean ratio to `sumo:actuated` is {gmean:.2f}.",
             "",
         ]
     return "\n".join(lines)
