@@ -88,16 +88,18 @@ record of the signal (`SaveTLSStates`) and checks every yellow and red clearance
   `narrow`, `tee` and `skewed_tee` run on stages in every row (their conflicts leave no
   dual ring).
 - `edgectl:actuated` uses the derived plan (min green 7 s through / 5 s left, passage 2.5 /
-  2.0 s, max 50 / 25 s); SUMO's actuated uses Webster's greens, the same min green and
-  1.5 × Webster's green as its max, its own detectors and gap logic, and never skips a
-  stage.
+  2.0 s, max 50 / 25 s); a stop-bar loop in a lane where a turner waits for a gap
+  (`narrow`'s shared lanes) has a queue limit of the time the queue stored up to its
+  advance loop needs (12.7 s at 40 m), as an engineer would set it. SUMO's actuated uses
+  Webster's greens, the same min green and 1.5 × Webster's green as its max, its own
+  detectors and gap logic, and never skips a stage.
 - `edgectl:adaptive` neighbour coordination (`--coordinate`: projected arrivals from the
   upstream junction's discharge) is off here: it has not won on our networks (issue 19's
   matrix, zones, seeds 1–3: `arterial` 48.2 s with it, 48.1 s without; `grid2x2` 33.1 s
   both).
-- `narrow` is where every edgectl controller loses to SUMO's timed actuated program
-  (adaptive 1.32 ×, on seeds 2 and 3; see "Single-lane approaches with permissive lefts"
-  in the issue 19 section).
+- `narrow` is where edgectl loses to SUMO's timed actuated program: adaptive 1.32 ×, on
+  seeds 2 and 3 (see the issue 19 section: the loops' queue estimate pools a phase's
+  lanes).
 """
 
 

@@ -159,7 +159,13 @@ class Detector(Frozen):
         default=0.0, ge=0.0, le=25.5, description="Carry-over of the actuation after it ends"
     )
     queue_limit: float = Field(
-        default=0.0, ge=0.0, le=255.0, description="Extend only in the first N s of green; 0 off"
+        default=0.0,
+        ge=0.0,
+        le=255.0,
+        description="Extend only in the first N s of green; 0 off. For a stop-bar loop in a"
+        " lane where a turner waits for a gap (a shared lane with a permissive left): the"
+        " time the queue stored up to the advance loop needs, so a waiting turner does not"
+        " hold the green to its max",
     )
     no_activity_min: int = Field(
         default=0, ge=0, le=255, description="No-activity fault after N minutes; 0 disables"

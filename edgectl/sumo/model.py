@@ -44,6 +44,9 @@ __all__ = [
 # NEMA protected lefts and the opposing through each turns across
 OPPOSING = {1: 2, 5: 6, 3: 4, 7: 8}
 STOP_BAR_ZONE_M = 15.0  # a loop closer than this to the stop line is a stop-bar loop
+VEHICLE_SPACING_M = 7.5  # a standing queue: a vehicle every 7.5 m (length + gap)
+QUEUE_HEADWAY_S = 2.0  # saturation headway (1,800 veh/h per lane)
+QUEUE_STARTUP_S = 2.0  # start-up lost time of a queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +214,26 @@ class JunctionModel:
             return _serving(self._lane_links(lane), ((p, phases[p]) for p in sorted(phases)))
         return self.lane_stages(lane)
 
+    def _queue_limit(self, loop: Loop, *, dual_ring: bool) -> float:
+        """A stop-bar loop on a lane where a vehicle may stand waiting for a gap during a
+        phase the loop extends (a movement that only yields there: a permissive left
+        sharing the lane) extends only while the queue stored up to the lane's advance loop
+        leaves (NTCIP queue limit: the start-up loss and a saturation headway per vehicle
+        of that stretch); later the advance loop alone extends. Without it a left-turner
+        standing on the bar holds the green to its maximum while the lane behind it stands
+        (the engineer's setting for such a lane; 0: no limit)."""
+        if loop.advance:
+            return 0.0
+        advance = [x.distance_m for x in self.loops if x.lane == loop.lane and x.advance]
+        if not advance:
+            return 0.0
+        lane_groups = {g.index for g in self.groups if g.in_lane == loop.lane}
+        phases = self.lane_phases(loop.lane, dual_ring=dual_ring)
+        if not any(lane_groups & self.yielding([p], dual_ring=dual_ring) for p in phases):
+            return 0.0
+        stored = min(advance) / VEHICLE_SPACING_M
+        return round(QUEUE_STARTUP_S + stored * QUEUE_HEADWAY_S, 1)
+
     def to_config(self, mode: Mode, *, dual_ring: bool = True) -> Config:
         """The junction as an edgectl configuration running ``mode``: the NEMA dual ring when
         the junction has one (and ``dual_ring``), else one ring of the stages."""
@@ -223,6 +246,7 @@ class JunctionModel:
                 type=DetectorType.ADVANCE if loop.advance else DetectorType.STOP_BAR,
                 call_phases=self.lane_phases(loop.lane, dual_ring=dual_ring),
                 distance_m=min(300.0, loop.distance_m),
+                queue_limit=self._queue_limit(loop, dual_ring=dual_ring),
             )
             for loop in self.loops
             if self.lane_phases(loop.lane, dual_ring=dual_ring)

@@ -175,6 +175,38 @@ def test_lefts_sharing_a_lane_stay_permissive(scenarios: dict[str, Path]) -> Non
     assert [p for p in validate_config(config) if p.severity == "error"] == []
 
 
+def test_stop_bars_where_a_left_waits_for_a_gap_extend_only_for_the_stored_queue(
+    scenarios: dict[str, Path],
+) -> None:
+    """A left-turner waiting for a gap stands on the shared lane's stop-bar loop: without a
+    queue limit it holds the green to its maximum while the lane behind it stands. Such a
+    loop extends only while the queue stored up to the advance loop leaves (2 s start-up,
+    2 s per 7.5 m of the 40 m), then the advance loop alone extends; loops of lanes
+    without a yielding movement are unchanged."""
+    from edgectl.sumo.network import attach_loops, derive_network
+
+    cfg = scenarios["narrow"]
+    (model,) = derive_network(str(_net(cfg))).values()
+    model = attach_loops(model, _loops(cfg))
+    config = model.to_config(Mode.ACTUATED)
+    bars = [d for d in config.detectors if d.type is DetectorType.STOP_BAR]
+    advance = [d for d in config.detectors if d.type is DetectorType.ADVANCE]
+    assert len(bars) == 4 and len(advance) == 4  # one lane in per approach
+    for d in bars:
+        (loop,) = [x for x in model.loops if x.detector_id == d.id]
+        (ahead,) = [x for x in model.loops if x.lane == loop.lane and x.advance]
+        assert d.queue_limit == pytest.approx(2.0 + ahead.distance_m / 7.5 * 2.0, abs=0.05)
+        assert 11.0 < d.queue_limit < 15.0
+    assert all(d.queue_limit == 0.0 for d in advance)
+    assert [p for p in validate_config(config) if p.severity == "error"] == []
+    for name in ("isolated_light", "tee", "arterial"):  # protected lefts in lanes of their own
+        other = scenarios[name]
+        for m in derive_network(str(_net(other))).values():
+            looped = attach_loops(m, _loops(other))
+            assert looped.loops
+            assert all(d.queue_limit == 0.0 for d in looped.to_config(Mode.ACTUATED).detectors)
+
+
 def test_protected_permissive_lefts_become_flashing_yellow_arrows(
     scenarios: dict[str, Path],
 ) -> None:
