@@ -115,7 +115,7 @@ def _meets(
 
 
 def write_markdown(
-    runs: list[dict[str, Any]], wall: float, cmd: str, reach: float | None = None
+    runs: list[dict[str, Any]], wall: float, cmd: str, reach: float | None = None, jobs: int = 2
 ) -> str:
     lines = [
         "# How far could any controller go? Rollout estimates with and without loops",
@@ -158,7 +158,7 @@ def write_markdown(
         cmd,
         "```",
         "",
-        f"Last run: {len(runs)} scenario × seed rows in {wall:.0f} s wall on 2 cores.",
+        f"Last run: {len(runs)} scenario × seed rows in {wall:.0f} s wall, {jobs} at a time.",
         "",
         "| scenario | seed | `sumo:actuated` | best SUMO | `edgectl:actuated` "
         "| `edgectl:adaptive` | loop rollout | clairvoyant | adaptive / actuated "
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             tag += f"-reach-{args.loop_reach:g}"
             cmd += f" --loop-reach {args.loop_reach:g}"
         doc = DOC.with_name(f"sumo-oracle{tag}.md")
-        doc.write_text(write_markdown(runs, wall, cmd, args.loop_reach))
+        doc.write_text(write_markdown(runs, wall, cmd, args.loop_reach, args.jobs))
         doc.with_suffix(".json").write_text(json.dumps(runs, indent=1, sort_keys=True) + "\n")
         print(f"wrote {doc}")
     return 0
