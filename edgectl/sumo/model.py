@@ -30,6 +30,11 @@ from edgectl.config.model import (
     Recall,
     Ring,
 )
+from edgectl.control.strategies.maxpressure import (
+    SAT_HEADWAY_S,
+    STARTUP_LOST_S,
+    VEHICLE_SPACING_M,
+)
 
 __all__ = [
     "OPPOSING",
@@ -44,9 +49,6 @@ __all__ = [
 # NEMA protected lefts and the opposing through each turns across
 OPPOSING = {1: 2, 5: 6, 3: 4, 7: 8}
 STOP_BAR_ZONE_M = 15.0  # a loop closer than this to the stop line is a stop-bar loop
-VEHICLE_SPACING_M = 7.5  # a standing queue: a vehicle every 7.5 m (length + gap)
-QUEUE_HEADWAY_S = 2.0  # saturation headway (1,800 veh/h per lane)
-QUEUE_STARTUP_S = 2.0  # start-up lost time of a queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +234,7 @@ class JunctionModel:
         if not any(lane_groups & self.yielding([p], dual_ring=dual_ring) for p in phases):
             return 0.0
         stored = min(advance) / VEHICLE_SPACING_M
-        return round(QUEUE_STARTUP_S + stored * QUEUE_HEADWAY_S, 1)
+        return round(STARTUP_LOST_S + stored * SAT_HEADWAY_S, 1)
 
     def to_config(self, mode: Mode, *, dual_ring: bool = True) -> Config:
         """The junction as an edgectl configuration running ``mode``: the NEMA dual ring when

@@ -170,8 +170,6 @@ class Adaptive:
         until = t + lost_s(view, p)
         d = self._zones(p)
         share = 1.0 if d is None else d.loop_share
-        if share <= 0.0:
-            return 0.0
         return share * sum(1 for a in self._expected.get(p, ()) if t + lead < a <= until)
 
     def _waiting(self, view: View, p: int) -> float:
