@@ -218,6 +218,8 @@ def read_flows(route_files: Iterable[Path]) -> list[_Flow]:
                 depart = float(el.get("depart", ""))
             except ValueError:
                 continue  # "triggered", "containerTriggered", "now" ...: no time to count at
+            if not math.isfinite(depart) or depart < 0.0:
+                continue  # "nan", "inf", a negative time: SUMO refuses them too
             edges = _edges_of(el, named)
             if edges is None and (el.get("from") is None or el.get("to") is None):
                 continue

@@ -174,6 +174,8 @@ def test_single_vehicles_and_trips_are_counted_per_quarter_hour(tmp_path: Path) 
         f"{vehicles}{trips}"
         '<vehicle id="late" depart="triggered" route="north"/>'  # no time: not counted
         '<trip id="nowhere" depart="5"/>'  # no route: not counted
+        '<vehicle id="x1" depart="nan" route="north"/><vehicle id="x2" depart="inf"'
+        ' route="north"/><vehicle id="x3" depart="-9" route="north"/>'  # no usable time
         "</routes>"
     )
     got = {(f.edges, f.origin, f.dest, f.begin, f.end): round(f.vph) for f in read_flows([routes])}
