@@ -54,6 +54,7 @@ def summary(model: CabinetModel) -> dict[str, Any]:
             "channel": m.channel,
             "arrived": stats.arrived,
             "served": stats.served,
+            "served_flash": stats.served_flash,
             "in_queue": traffic.on_approach(m.id),
             "delay_s_mean": round(stats.delay_s_mean, 3),
             "delay_s_max": round(stats.delay_max_s, 3),
@@ -80,6 +81,7 @@ def summary(model: CabinetModel) -> dict[str, Any]:
         "vehicles": {
             "arrived": traffic.arrived,
             "served": traffic.served,
+            "served_flash": traffic.served_flash,
             "in_queue": sum(traffic.on_approach(m) for m in traffic.movement_ids),
         },
         "delay_s_mean": round(traffic.delay_s_mean, 3),

@@ -53,6 +53,7 @@ class _Vehicle:
 class MovementStats:
     arrived: int = 0
     served: int = 0
+    served_flash: int = 0  # of ``served``: left under flashing red, not on a controller's green
     delay_sum_s: float = 0.0
     delay_max_s: float = 0.0
 
@@ -196,6 +197,10 @@ class TrafficModel:
         return sum(m.stats.served for m in self._movements.values())
 
     @property
+    def served_flash(self) -> int:
+        return sum(m.stats.served_flash for m in self._movements.values())
+
+    @property
     def delay_s_mean(self) -> float:
         served = self.served
         total = sum(m.stats.delay_sum_s for m in self._movements.values())
@@ -286,6 +291,8 @@ class TrafficModel:
             m.last_dep = td
             m.last_clear = td + clear
             m.stats.served += 1
+            if m.state == ChannelState.FR:
+                m.stats.served_flash += 1
             m.stats.delay_sum_s += delay
             m.stats.delay_max_s = max(m.stats.delay_max_s, delay)
             if self._keep:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgectl.config.limits import UNIT_STOP_TIMEOUT_S
 from edgectl.sync.signing import read_key
 from firmware_sim.process import LIVE, ManagedProcess, ProcessError, read_record
 from firmware_sim.process import EmulatorProcess as Emulator
@@ -117,7 +118,10 @@ class DaemonProcess:
         assert self.process is not None
         raise ProcessError(f"no matching log event in {timeout} s: {self.process.output()[-3000:]}")
 
-    def stop(self, timeout: float = 25.0) -> int | None:
+    def stop(self, timeout: float = UNIT_STOP_TIMEOUT_S) -> int | None:
+        """SIGTERM, then SIGKILL after ``timeout`` s: by default as long as systemd waits
+        (``TimeoutStopSec=``), which a valid config's safe hand-over to flash fits in — a
+        pedestrian's walk and clearance that just began are not cut short."""
         return None if self.process is None else self.process.stop(timeout)
 
 

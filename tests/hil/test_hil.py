@@ -58,6 +58,7 @@ def test_traffic_is_served_safely(tmp_path: Path, eight_phase: DaemonConfig, lis
     vehicles = summary["vehicles"]
     assert vehicles["arrived"] >= 10, vehicles
     assert vehicles["served"] == vehicles["arrived"], vehicles
+    assert vehicles["served_flash"] == 0, vehicles  # on the controller's greens, not the flash
     assert vehicles["in_queue"] == 0
 
     # no conflict, every green → yellow ≥ plan → red clearance ≥ plan (independent checker)

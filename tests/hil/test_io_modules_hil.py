@@ -71,6 +71,7 @@ def test_both_profiles_are_served_safely(tmp_path: Path, cabinet: str, listen: s
     vehicles = summary["vehicles"]
     assert vehicles["arrived"] >= 10, vehicles
     assert vehicles["served"] == vehicles["arrived"], vehicles
+    assert vehicles["served_flash"] == 0, vehicles  # on the controller's greens, not the flash
     assert vehicles["in_queue"] == 0
     findings = record_findings(config, sim.record_path, summary["conflicts"])
     assert findings == [], "\n".join(map(str, findings[:20]))

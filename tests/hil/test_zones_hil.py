@@ -68,7 +68,7 @@ def test_zone_data_reach_the_controller_safely(tmp_path: Path, listen: str) -> N
     daemon = DaemonProcess(tmp_path, IO_MODULES_ZONES, sim.url)
     try:
         daemon.start()
-        _run_for(55.0, daemon)
+        _run_for(75.0, daemon)  # the demand ends at 15 s: a full cycle after it, and margin
         assert daemon.stop() == 0, daemon.process.output()[-3000:] if daemon.process else ""
     finally:
         daemon.stop()
@@ -80,6 +80,8 @@ def test_zone_data_reach_the_controller_safely(tmp_path: Path, listen: str) -> N
     assert isinstance(vehicles, dict)
     assert vehicles["arrived"] >= 10, vehicles
     assert vehicles["served"] == vehicles["arrived"], vehicles
+    assert vehicles["served_flash"] == 0, vehicles  # on the controller's greens, not the flash
+    assert vehicles["in_queue"] == 0
     assert len(summary["devices"]) == 6, summary["devices"]
     assert summary["zones"]["measurements"] > 100, summary["zones"]
     # every zone came up healthy with the sensor's measurements, and none failed

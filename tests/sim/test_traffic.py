@@ -128,6 +128,26 @@ def test_longest_delay_and_the_vehicles_still_waiting() -> None:
     assert model.longest_wait("m", 120.0) == 0.0  # the green cleared the queue
 
 
+def test_vehicles_left_under_flash_are_counted_apart() -> None:
+    """A vehicle that leaves under flashing red (the hand-over flash of a stopped controller)
+    counts as served, and as ``served_flash``: a test can tell it from the controller's
+    service. Green, yellow and flashing yellow are not flash service."""
+    model = TrafficModel([Movement(id="m", channel=1, rate_vph=900)], seed=6)
+    for i in range(round(60 / DT)):  # a minute of green: the controller serves them
+        model.step(i * DT, DT, {1: S.G})
+    on_green = model.served
+    assert on_green > 0 and model.served_flash == 0
+    for i in range(round(60 / DT), round(90 / DT)):
+        model.step(i * DT, DT, {1: S.FY})
+    assert model.served_flash == 0
+    for i in range(round(90 / DT), round(150 / DT)):  # then the cabinet flashes red
+        model.step(i * DT, DT, {1: S.FR})
+    flashed = model.stats("m").served_flash
+    assert flashed > 0
+    assert model.served_flash == flashed
+    assert model.served == model.stats("m").served >= on_green + flashed
+
+
 def test_seeded_and_reproducible() -> None:
     def run(seed: int) -> tuple[int, int, float]:
         mv = [Movement(id="a", channel=1, rate_vph=600), Movement(id="b", channel=2)]
