@@ -29,9 +29,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from edgectl.sumo.model import JunctionModel, Loop, SignalGroup
+from edgectl.sumo.result import BenchError, read_xml
 from edgectl.sumo.stages import (
     cluster_compatible,
     derive_dual_ring,
@@ -63,7 +65,13 @@ def derive_network(net_path: str, *, permissive_lefts: bool = False) -> dict[str
     (see :func:`derive_stages_from_states`); by default they are protected only."""
     import sumolib
 
-    net = sumolib.net.readNet(net_path, withPrograms=True, withFoes=True)
+    try:
+        net = sumolib.net.readNet(net_path, withPrograms=True, withFoes=True)
+    except Exception as exc:  # noqa: BLE001 - sumolib fails with whatever a bad file trips
+        read_xml(Path(net_path), "net file")  # unreadable, not XML: says so
+        raise BenchError(
+            f"{net_path}: not a SUMO net ({type(exc).__name__}: {exc}); netconvert writes one"
+        ) from None
     models: dict[str, JunctionModel] = {}
     for tls in net.getTrafficLights():
         models[tls.getID()] = _derive_tls(net, tls, permissive_lefts=permissive_lefts)

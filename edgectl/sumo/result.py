@@ -9,6 +9,7 @@ incoming edge). A run with a teleport or a collision is not valid.
 from __future__ import annotations
 
 import math
+import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,11 +24,24 @@ __all__ = [
     "TrafficMetrics",
     "bench_result",
     "class_figures",
+    "read_xml",
 ]
 
 
 class BenchError(Exception):
     """The scenario cannot be benched (no net, no signalised junction, bad controller...)."""
+
+
+def read_xml(path: Path, what: str) -> ET.Element:
+    """The root element of one of the scenario's own XML files (``what``: "configuration",
+    "route file"); a file that cannot be read or is not well-formed XML is a
+    :class:`BenchError` naming it, not a traceback."""
+    try:
+        return ET.parse(path).getroot()  # noqa: S314 - the user's own local scenario file
+    except ET.ParseError as exc:
+        raise BenchError(f"{path}: the {what} is not well-formed XML ({exc})") from None
+    except OSError as exc:
+        raise BenchError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
 
 
 @dataclass(frozen=True, slots=True)

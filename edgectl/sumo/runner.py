@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -48,6 +47,7 @@ from edgectl.sumo.result import (
     TrafficMetrics,
     bench_result,
     class_figures,
+    read_xml,
 )
 from edgectl.sumo.zones import ZoneDegrade, ZoneFeed, zones_of
 
@@ -73,7 +73,7 @@ def scenario_net(cfg: Path, sumo_args: Sequence[str]) -> Path:
             return Path(sumo_args[i + 1])
         if a.startswith("--net-file="):
             return Path(a.split("=", 1)[1])
-    root = ET.parse(cfg).getroot()  # noqa: S314 - the user's own local scenario file
+    root = read_xml(cfg, "configuration")
     for el in root.iter():
         if el.tag in ("net-file", "n") and el.get("value"):
             return (cfg.parent / str(el.get("value")).split(",")[0]).resolve()

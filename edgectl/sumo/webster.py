@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from edgectl.sumo.model import JunctionModel, Stage
-from edgectl.sumo.result import BenchError
+from edgectl.sumo.result import BenchError, read_xml
 
 __all__ = [
     "ACTUATED_MAX_FACTOR",
@@ -155,7 +155,7 @@ def scenario_route_files(cfg: Path, sumo_args: Sequence[str] = ()) -> list[Path]
             given = a.split("=", 1)[1]
         if given is not None:
             return [Path(p.strip()).resolve() for p in given.split(",")]
-    root = ET.parse(cfg).getroot()  # noqa: S314 - the user's own local scenario file
+    root = read_xml(cfg, "configuration")
     out: list[Path] = []
     for el in root.iter():
         if el.tag in ("route-files", "r") and el.get("value"):
@@ -195,22 +195,30 @@ def read_flows(route_files: Iterable[Path]) -> list[_Flow]:
     flows: list[_Flow] = []
     counts: dict[tuple[tuple[str, ...] | None, str | None, str | None, int], int] = {}
     for path in route_files:
-        root = ET.parse(path).getroot()  # noqa: S314 - the scenario's own route file
+        root = read_xml(path, "route file")
         named = {
             r.get("id", ""): tuple(r.get("edges", "").split())
             for r in root.findall("route")
             if r.get("id")
         }
         for el in root.iter("flow"):
-            edges = _edges_of(el, named)
+            try:
+                begin, end = float(el.get("begin", "0")), float(el.get("end", "3600"))
+                vph = _rate_vph(el)
+            except ValueError as exc:  # SUMO refuses such a flow too
+                raise BenchError(f"{path}: flow {el.get('id', '?')!r}: {exc}") from None
+            if not all(math.isfinite(x) for x in (begin, end, vph)):
+                raise BenchError(
+                    f"{path}: flow {el.get('id', '?')!r}: a time or rate is not finite"
+                )
             flows.append(
                 _Flow(
-                    edges=edges,
+                    edges=_edges_of(el, named),
                     origin=el.get("from"),
                     dest=el.get("to"),
-                    begin=float(el.get("begin", "0")),
-                    end=float(el.get("end", "3600")),
-                    vph=_rate_vph(el),
+                    begin=begin,
+                    end=end,
+                    vph=vph,
                 )
             )
         for el in [*root.iter("vehicle"), *root.iter("trip")]:
@@ -472,7 +480,7 @@ def write_programs(models: Mapping[str, JunctionModel], out: Path) -> Path:
 
 
 def _step_length(cfg: Path) -> float:
-    root = ET.parse(cfg).getroot()  # noqa: S314 - the user's own local scenario file
+    root = read_xml(cfg, "configuration")
     for el in root.iter("step-length"):
         return float(el.get("value", "1"))
     return 1.0  # SUMO's default

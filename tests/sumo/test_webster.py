@@ -156,6 +156,69 @@ def test_demand_comes_from_the_route_files_sumo_loads(tmp_path: Path) -> None:
     assert flows[3].edges == ("a", "b") and (flows[3].begin, flows[3].end) == (0.0, 900.0)
 
 
+@pytest.mark.parametrize(
+    ("cfg_text", "routes_text", "message"),
+    [
+        ('<configuration><input><net-file value="x.net.xml"/', None, "configuration is not well"),
+        (None, "<routes><flow id='f' begin='0'", "route file is not well-formed"),
+        (None, "<routes><flow id='f' begin='soon' period='2'/></routes>", "flow 'f'"),
+        (None, "<routes><flow id='f' period='zero'/></routes>", "flow 'f'"),
+        (None, "<routes><flow id='f' end='inf' period='2'/></routes>", "not finite"),
+        (None, None, "cannot read the route file"),
+    ],
+)
+def test_a_broken_scenario_file_is_a_bench_error(
+    tmp_path: Path, cfg_text: str | None, routes_text: str | None, message: str
+) -> None:
+    """Not well-formed XML, a flow whose time or rate is not a number, a route file that is
+    not there: a :class:`BenchError` naming the file (``edgectl bench sumo`` prints it and
+    exits 2), not a traceback."""
+    from edgectl.sumo import BenchError
+    from edgectl.sumo.webster import read_flows, scenario_route_files
+
+    cfg = tmp_path / "x.sumocfg"
+    cfg.write_text(
+        cfg_text
+        or '<configuration><input><net-file value="x.net.xml"/>'
+        '<route-files value="x.rou.xml"/></input></configuration>'
+    )
+    if routes_text is not None:
+        (tmp_path / "x.rou.xml").write_text(routes_text)
+    with pytest.raises(BenchError, match=message):
+        read_flows(scenario_route_files(cfg))
+
+
+@pytest.mark.parametrize(
+    ("net_text", "message"),
+    [
+        ('<net><edge id="a"', "net file is not well-formed XML"),
+        ("<net></net>", "not a SUMO net"),
+        (None, "cannot read the net file"),
+    ],
+)
+def test_a_broken_net_is_a_bench_error(tmp_path: Path, net_text: str | None, message: str) -> None:
+    from edgectl.sumo import BenchError
+    from edgectl.sumo.network import derive_network
+
+    net = tmp_path / "x.net.xml"
+    if net_text is not None:
+        net.write_text(net_text)
+    with pytest.raises(BenchError, match=message):
+        derive_network(str(net))
+
+
+def test_bench_command_reports_a_broken_configuration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgectl.cli import main
+
+    cfg = tmp_path / "x.sumocfg"
+    cfg.write_text('<configuration><input><net-file value="x.net.xml"/>')
+    assert main(["bench", "sumo", str(cfg), "--controller", "edgectl:adaptive"]) == 2
+    err = capsys.readouterr().err
+    assert "x.sumocfg: the configuration is not well-formed XML" in err
+
+
 def test_single_vehicles_and_trips_are_counted_per_quarter_hour(tmp_path: Path) -> None:
     """Demand written as vehicles (a replayed day, ``randomTrips.py``'s trips) becomes flows:
     per route, the vehicles departing in each 15-minute interval, per hour."""
