@@ -73,21 +73,29 @@ class ZoneDegrade:
         """``"range=80,miss=0.1,dead=1"`` (keys: range, noise, speed_noise, miss, dropout,
         dead, seed); an empty string degrades nothing."""
         alias = {"range": "range_m", "noise": "noise_m", "speed_noise": "noise_mps"}
+        keys = ", ".join([*alias, "miss", "dropout", "dead", "seed"])
         known = {f.name for f in fields(cls)}
         kwargs: dict[str, Any] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
             key, sep, value = part.partition("=")
             name = alias.get(key.strip(), key.strip())
             if not sep or name not in known:
-                raise ValueError(f"zone degradation {part!r}: use KEY=VALUE, keys {sorted(alias)}")
-            kwargs[name] = int(value) if name in ("dead", "seed") else float(value)
+                raise ValueError(f"zone degradation {part!r}: use KEY=VALUE, keys {keys}")
+            integer = name in ("dead", "seed")
+            try:
+                kwargs[name] = int(value) if integer else float(value)
+            except ValueError:
+                kind = "an integer" if integer else "a number"
+                raise ValueError(f"zone degradation {part!r}: {key.strip()} takes {kind}") from None
         d = cls(**kwargs)
         if not (0.0 <= d.miss <= 1.0 and 0.0 <= d.dropout <= 1.0):
             raise ValueError("zone degradation: miss and dropout are probabilities")
-        if d.range_m is not None and d.range_m <= 0:
+        if d.range_m is not None and not d.range_m > 0:  # inf: no cap
             raise ValueError("zone degradation: range must be positive")
-        if d.noise_m < 0 or d.noise_mps < 0 or d.dead < 0:
-            raise ValueError("zone degradation: noise and dead zones are not negative")
+        if not (0 <= d.noise_m < math.inf and 0 <= d.noise_mps < math.inf) or d.dead < 0:
+            raise ValueError(
+                "zone degradation: noise is finite and neither it nor dead is negative"
+            )
         return d
 
     @property

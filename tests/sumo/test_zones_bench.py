@@ -16,9 +16,17 @@ def test_degradation_spec_parses_and_rejects_nonsense() -> None:
     d = ZoneDegrade.parse("range=80, miss=0.1, dead=1, noise=1.5, speed_noise=0.5, seed=3")
     assert d == ZoneDegrade(range_m=80.0, miss=0.1, dead=1, noise_m=1.5, noise_mps=0.5, seed=3)
     assert d.active and not ZoneDegrade.parse("").active
-    for bad in ("range=-1", "miss=2", "fog=1", "dead", "dead=-1"):
+    assert ZoneDegrade.parse("range=inf").range_m == float("inf")  # no cap
+    for bad in ("range=-1", "miss=2", "fog=1", "dead", "dead=-1", "range=nan", "noise=nan"):
         with pytest.raises(ValueError, match="zone degradation"):
             ZoneDegrade.parse(bad)
+    # the message names every key, and the key whose value is not a number
+    with pytest.raises(ValueError, match="keys range, noise, speed_noise, miss, dropout, dead"):
+        ZoneDegrade.parse("fog=1")
+    with pytest.raises(ValueError, match="'range=abc': range takes a number"):
+        ZoneDegrade.parse("range=abc")
+    with pytest.raises(ValueError, match="dead takes an integer"):
+        ZoneDegrade.parse("dead=1.5")
 
 
 @pytest.fixture(scope="module")
