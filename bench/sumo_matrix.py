@@ -97,9 +97,9 @@ record of the signal (`SaveTLSStates`) and checks every yellow and red clearance
   upstream junction's discharge) is off here: it has not won on our networks (issue 19's
   matrix, zones, seeds 1–3: `arterial` 48.2 s with it, 48.1 s without; `grid2x2` 33.1 s
   both).
-- `narrow` is where edgectl loses to SUMO's timed actuated program: adaptive 1.32 ×, on
-  seeds 2 and 3 (see the issue 19 section: the loops' queue estimate pools a phase's
-  lanes).
+- `narrow` is where edgectl's adaptive loses to SUMO's timed actuated program, on seeds 2
+  and 3 (the issue 19 section of [sumo-bench.md](sumo-bench.md): the loops' queue estimate
+  pools a phase's lanes).
 """
 
 
