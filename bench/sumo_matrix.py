@@ -98,8 +98,8 @@ record of the signal (`SaveTLSStates`) and checks every yellow and red clearance
   matrix, zones, seeds 1–3: `arterial` 48.2 s with it, 48.1 s without; `grid2x2` 33.1 s
   both).
 - `narrow` is where edgectl's adaptive loses to SUMO's timed actuated program, on seeds 2
-  and 3 (the issue 19 section of [sumo-bench.md](sumo-bench.md): the loops' queue estimate
-  pools a phase's lanes).
+  and 3 (the issue 19 section of [sumo-bench.md](sumo-bench.md): the loops lose the queue
+  that stands beyond the advance loop).
 """
 
 
