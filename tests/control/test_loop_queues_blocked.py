@@ -60,6 +60,7 @@ class Bench:
         keep_blocked: bool = True,
         cover_by_occupancy: bool = False,
         beyond_by_capacity: bool = False,
+        free_rate: bool = True,
     ) -> None:
         self.view = ScriptedLoops()
         self.queues = LoopQueues(
@@ -67,6 +68,7 @@ class Bench:
             keep_blocked=keep_blocked,
             cover_by_occupancy=cover_by_occupancy,
             beyond_by_capacity=beyond_by_capacity,
+            free_rate=free_rate,
         )
         self.events: list[tuple[float, int, bool]] = []
         self.trace: list[tuple[float, float]] = []
@@ -231,6 +233,31 @@ def test_vehicles_moving_up_from_beyond_the_advance_loop_are_not_new_arrivals(
         assert b.at(151.0 + 2.0 * n + 1.0) > 1.5
     else:
         assert b.at(151.0 + 2.0 * n + 1.0) <= 1.0
+
+
+@pytest.mark.parametrize("free_rate", [True, False])
+def test_unseen_arrivals_come_at_the_rate_counted_while_the_advance_loop_was_free(
+    free_rate: bool,
+) -> None:
+    """40 s of red with a vehicle over the free advance loop every 4 s (0.25 veh/s), then a
+    queue covers it for 90 s: the vehicles that join the queue unseen are estimated at the
+    rate counted while the loop was free, not at the window's average, which the covered
+    time (no count) drags down to a third of it (``free_rate=False``, as before)."""
+    b = Bench(free_rate=free_rate)
+    for k in range(10):
+        b.vehicle(ADVANCE, 2.0 + 4.0 * k, 0.4)
+    b.run(40.0)
+    pl = b.queues.phases[PHASE]
+    assert pl.free_rate == (pytest.approx(0.25, rel=0.05) if free_rate else 0.0)
+    b.view.set(ADVANCE, True)  # from 40 s a standing queue covers the advance loop
+    b.run(130.0)
+    assert pl.rate < 0.1  # the window's average: 10 counted in 120 s
+    covered_s = 130.0 - 42.5  # covered after BLOCKED_S without a break
+    if free_rate:
+        assert pl.beyond == pytest.approx(0.25 * covered_s, rel=0.1)
+    else:
+        assert pl.beyond < 0.1 * covered_s
+    assert b.at(130.0) == pytest.approx(pl.capacity + pl.beyond, abs=0.5)
 
 
 def test_blocked_tells_while_a_vehicle_stands_on_the_stop_bar_in_green() -> None:

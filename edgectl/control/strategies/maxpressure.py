@@ -7,7 +7,9 @@ one only *requests*; the engine still enforces min green, clearances and barrier
 - **queues from loops only** (:class:`LoopQueues`): vehicles between the advance loop
   (~40 m) and the stop bar = advance actuations in − stop-bar departures out, floored by the
   stop-bar presence, raised to the zone's capacity (plus the arrival rate times the blocked
-  time) when a standing queue covers the advance loop (occupied without a break; or, with
+  time; with ``FREE_RATE`` at least the rate counted in red while no queue covered the
+  advance loops, which does not sink when the approach saturates) when a standing queue
+  covers the advance loop (occupied without a break; or, with
   ``COVER_BY_OCCUPANCY``, most of the last seconds: a queue creeping over it), and
   re-synchronised in green once every stop bar of the phase has shown a gap longer than a
   saturation headway (no standing queue left: only the vehicles seen moving over the advance
@@ -46,6 +48,7 @@ from edgectl.control.types import NO_REQUESTS, Interval, Requests
 __all__ = [
     "BEYOND_BY_CAPACITY",
     "COVER_BY_OCCUPANCY",
+    "FREE_RATE",
     "KEEP_BLOCKED",
     "LoopQueues",
     "MaxPressure",
@@ -68,6 +71,12 @@ COVER_BY_OCCUPANCY = False
 # beyond are used up only as they cross the advance loop (better on saturated, turning and
 # arterial, worse on the single-lane 'narrow' junction; issue 19 bench, loops alone)
 BEYOND_BY_CAPACITY = False
+# with KEEP_BLOCKED: the vehicles that join a queue covering the advance loop unseen arrive at
+# the larger of the average rate and the rate counted in red while no advance loop was
+# covered. The average (advance counts, or stop-bar departures) sinks when the approach is
+# saturated, where the queue beyond the loop then grew faster than its estimate, cycle after
+# cycle (issue 19, `narrow`: 660-810 veh/h measured against 930 veh/h of demand)
+FREE_RATE = True
 SAT_HEADWAY_S = 2.0  # saturation headway per lane (1800 veh/h)
 STARTUP_LOST_S = 2.0  # start-up lost time of a queue
 VEHICLE_SPACING_M = 7.5  # jam spacing: length + gap
@@ -102,6 +111,15 @@ class PhaseLoops:
     count: float = 0.0  # vehicles estimated between the advance loop and the stop bar
     beyond: float = 0.0  # ... of which estimated queued upstream of the advance loop
     rate: float = 0.0  # arrival rate (veh/s) over the last RATE_WINDOW_S
+    free_s: float = 0.0  # red time with no advance loop covered (a RATE_WINDOW_S window of it)
+    free_n: float = 0.0  # advance actuations in that time
+
+    @property
+    def free_rate(self) -> float:
+        """Arrival rate (veh/s) counted in red while no queue covered an advance loop; 0
+        until ``RATE_MIN_WINDOW_S`` of such time."""
+        return self.free_n / self.free_s if self.free_s >= RATE_MIN_WINDOW_S else 0.0
+
     arrivals: deque[float] = field(default_factory=deque)  # recent advance actuation times
     counted: deque[float] = field(default_factory=deque)  # advance actuations in the window
     departed: deque[float] = field(default_factory=deque)  # stop-bar departures in the window
@@ -127,6 +145,7 @@ class LoopQueues:
         keep_blocked: bool | None = None,
         cover_by_occupancy: bool | None = None,
         beyond_by_capacity: bool | None = None,
+        free_rate: bool | None = None,
     ) -> None:
         self.config = config
         self.keep_blocked = KEEP_BLOCKED if keep_blocked is None else keep_blocked
@@ -136,6 +155,7 @@ class LoopQueues:
         self.beyond_by_capacity = (
             BEYOND_BY_CAPACITY if beyond_by_capacity is None else beyond_by_capacity
         )
+        self.free_rate = (FREE_RATE if free_rate is None else free_rate) and self.keep_blocked
         self.phases: dict[int, PhaseLoops] = {p.id: PhaseLoops(p.id) for p in config.phases}
         speeds = {p.id: p.approach_speed_kmh / 3.6 for p in config.phases}
         self._det_phases: dict[int, tuple[int, ...]] = {}
@@ -156,6 +176,7 @@ class LoopQueues:
                     pl.stop_bar.append(d.id)
         self._prev_on: dict[int, bool] = dict.fromkeys(self._det_phases, False)
         self._prev_act: dict[int, int] = dict.fromkeys(self._det_phases, 0)
+        self._rising: dict[int, int] = dict.fromkeys(self._det_phases, 0)
         self._on_since: dict[int, float] = {}
         self._off_since: dict[int, float] = {}
         # advance loops: (time, cumulative occupied s) samples over OCCUPANCY_WINDOW_S
@@ -266,6 +287,7 @@ class LoopQueues:
             on = view.detector_on(d)
             act = view.actuations(d)
             rising = max(0, act - self._prev_act[d])
+            self._rising[d] = rising
             falling = self._prev_on[d] and not on
             if self.cover_by_occupancy and d in self._advance:
                 if self._prev_on[d]:
@@ -323,13 +345,21 @@ class LoopQueues:
                 pl.discharged.clear()
                 pl.stuck.clear()
                 cover = [d for d in pl.advance if self.covered(d, t)]
+                if self.free_rate and pl.advance and dt > 0.0 and not cover:
+                    # arrivals counted in red while no queue covers an advance loop: the
+                    # demand itself, not what the stop bars were able to serve (a window of
+                    # RATE_WINDOW_S of such time; a covered loop keeps the last measure)
+                    decay = math.exp(-dt / RATE_WINDOW_S)
+                    pl.free_s = pl.free_s * decay + dt
+                    pl.free_n = pl.free_n * decay + sum(self._rising[d] for d in pl.advance)
                 if cover:
                     if pl.blocked_since is None:
                         pl.blocked_since = t
                         covered = sum(self._capacity[d] for d in cover)
                         pl.blocked_base = max(pl.count, covered)
                     # vehicles join the back of the queue unseen, at the average rate
-                    target = pl.blocked_base + pl.rate * (t - pl.blocked_since)
+                    rate = max(pl.rate, pl.free_rate)
+                    target = pl.blocked_base + rate * (t - pl.blocked_since)
                     if target > pl.count:
                         pl.beyond += target - pl.count
                         pl.count = target
