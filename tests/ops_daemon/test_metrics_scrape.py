@@ -1,20 +1,26 @@
 """The Prometheus endpoint of a running ``edgectl run``, scraped over HTTP.
 
-One session (about 25 s): firmware_sim with a lossy link and a chattering detector, a real
-mosquitto that goes away for a while (the outbox fills past its bound and drops) and comes
-back, one good and one bad command. The junction stays in its start-up flash for the whole
-session (``startup_flash = 60``): everything measured here runs in it just the same (polls,
-detector diagnostics, MQTT, commands), and SIGTERM hands over at once.
+One session (about 25 s): firmware_sim with a lossy link and a chattering detector (both set
+over the wire through its ``sim_control`` registers once the first scrape is taken, so a slow
+start cannot move them before it), a real mosquitto that goes away for a while (the outbox
+fills past its bound and drops) and comes back, one good and one bad command. The junction
+stays in its start-up flash for the whole session (``startup_flash = 60``): everything
+measured here runs in it just the same (polls, detector diagnostics, MQTT, commands), and
+SIGTERM hands over at once.
 """
 
 from __future__ import annotations
 
 import signal
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from pymodbus.client import ModbusTcpClient
+from pymodbus.exceptions import ModbusException
 
 from edgectl.sync.signing import build_command
 from edgectl.testing.hil import DaemonProcess, Emulator
@@ -32,6 +38,8 @@ IID = "hz-0001"
 ROOT = f"citybrain/{IID}"
 OUTBOX_MAX_ROWS = 10  # the smallest bound allowed; events are batched once a second
 CHATTER_DETECTOR = 4
+DROP_PERMILLE = 40  # sim_control registers of firmware_sim (docs/firmware_sim.md)
+CHATTER = 45
 
 #: Every metric issue 7 names, as exposed (histograms and counters by their samples).
 NAMED = {
@@ -74,6 +82,26 @@ def _config_text() -> str:
     )
 
 
+def _sim_control(url: str, register: int, value: int) -> None:
+    """Write one ``sim_control`` register of the emulator, retried while its answers drop
+    (the write applies even when its response is dropped)."""
+    where = urlsplit(url)  # tcp://host:port?unit=N
+    unit = int(parse_qs(where.query).get("unit", ["1"])[0])
+    assert where.hostname is not None and where.port is not None, url
+    client: Any = ModbusTcpClient(where.hostname, port=where.port, timeout=0.5, retries=0)
+    try:
+        for _ in range(20):
+            try:
+                answer = client.connect() and client.write_register(register, value, device_id=unit)
+                if answer and not answer.isError():
+                    return
+            except ModbusException:  # a dropped answer: try again
+                time.sleep(0.1)
+        raise AssertionError(f"sim_control register {register} not written")
+    finally:
+        client.close()
+
+
 def _sum(samples: dict[str, float], prefix: str) -> float:
     return sum(v for k, v in samples.items() if k.startswith(prefix))
 
@@ -85,9 +113,8 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Session:
     config.write_text(_config_text(), encoding="utf-8")
     port = free_port()
     url = f"http://127.0.0.1:{port}/metrics"
-    faults = ["drop:0.4@3+3", f"chatter:{CHATTER_DETECTOR}@3+30"]
     with MosquittoBroker() as broker:
-        sim = Emulator(tmp, seed=4, faults=faults).start()
+        sim = Emulator(tmp, seed=4).start()
         daemon = DaemonProcess(
             tmp, config, sim.url, broker=broker.url, extra=["--metrics", f"127.0.0.1:{port}"]
         )
@@ -99,6 +126,11 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Session:
                 "the endpoint with MQTT connected",
                 daemon=daemon,
             )
+            # the faults start now: 40 % of the answers dropped for 3 s, a detector chattering
+            _sim_control(sim.url, CHATTER, CHATTER_DETECTOR)
+            _sim_control(sim.url, DROP_PERMILLE, 400)
+            time.sleep(3.0)
+            _sim_control(sim.url, DROP_PERMILLE, 0)
             broker.stop()
             outage = wait_until(
                 lambda: (
