@@ -61,6 +61,7 @@ class Bench:
         cover_by_occupancy: bool = False,
         beyond_by_capacity: bool = False,
         free_rate: bool = True,
+        beyond_grows: bool = False,
     ) -> None:
         self.view = ScriptedLoops()
         self.queues = LoopQueues(
@@ -69,6 +70,7 @@ class Bench:
             cover_by_occupancy=cover_by_occupancy,
             beyond_by_capacity=beyond_by_capacity,
             free_rate=free_rate,
+            beyond_grows=beyond_grows,
         )
         self.events: list[tuple[float, int, bool]] = []
         self.trace: list[tuple[float, float]] = []
@@ -260,6 +262,38 @@ def test_unseen_arrivals_come_at_the_rate_counted_while_the_advance_loop_was_fre
     assert b.at(130.0) == pytest.approx(pl.capacity + pl.beyond, abs=0.5)
 
 
+@pytest.mark.parametrize("beyond_grows", [True, False])
+def test_a_green_too_short_for_the_queue_beyond_leaves_its_rest_and_new_arrivals(
+    beyond_grows: bool,
+) -> None:
+    """The red of the test above (0.25 veh/s counted free for 40 s, then a queue covering
+    the advance loop for 40 s), then 10 s of green in which the queue moves up, one vehicle
+    over the advance loop and one over the stop bar every 2 s, and red again. The vehicles
+    that joined the queue's back during that green stand beyond the loop with the rest of
+    it: ``beyond_grows`` keeps them in the estimate; without it (adaptive's default) the
+    queue beyond only shrinks in green."""
+    b = Bench(beyond_grows=beyond_grows)
+    for k in range(10):
+        b.vehicle(ADVANCE, 2.0 + 4.0 * k, 0.4)
+    b.run(40.0)
+    b.view.set(ADVANCE, True)
+    b.run(79.9)
+    pl = b.queues.phases[PHASE]
+    before, count_before = pl.beyond, pl.count
+    assert before == pytest.approx(0.25 * (80.0 - 42.5), rel=0.1)
+    b.green({PHASE, 6})
+    b.view.set(ADVANCE, False)
+    for k in range(5):
+        b.vehicle(BAR, 80.5 + 2.0 * k, 0.8)
+        b.vehicle(ADVANCE, 81.0 + 2.0 * k, 0.6)
+    b.run(89.9)
+    b.green({4, 8})
+    b.run(90.0)
+    joined = 0.25 * 10.0 if beyond_grows else 0.0  # arrivals in the green, at the free rate
+    assert pl.beyond == pytest.approx(before - 5.0 + joined, abs=0.3)
+    assert pl.count == pytest.approx(count_before - 5.0 + joined, abs=0.3)
+
+
 def test_blocked_tells_while_a_vehicle_stands_on_the_stop_bar_in_green() -> None:
     b = Bench()
     _queue_of_four_in_red(b)
@@ -386,3 +420,15 @@ def test_adaptive_serves_a_stop_bar_alone_queue_longer_than_its_red_estimate() -
     assert all(during)
     assert any(q < 1.0 for t, _, q in held if t < leaves[-1])  # the count ran out first
     assert not any(h for t, h, _ in held if t >= leaves[-1] + 1.05)
+
+
+def test_the_queue_beyond_grows_in_green_for_maxpressure_only() -> None:
+    """``beyond_grows`` is MaxPressure's choice, not the estimator's default (adaptive's
+    extension rules lost with it; docs/sumo-bench.md)."""
+    from edgectl.control.strategies.adaptive import Adaptive
+    from edgectl.control.strategies.maxpressure import MaxPressure
+
+    config = load_config(EXAMPLES / "eight_phase.toml")
+    assert MaxPressure(config).queues.beyond_grows
+    assert not Adaptive(config).queues.beyond_grows
+    assert not LoopQueues(config).beyond_grows
