@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.sensing_report import EDGECTL, MODES, PEERS, report, write_plot
+from bench.sensing_report import CONTROLLERS, EDGECTL, MODES, PEERS, report, write_plot
 
 SCENARIOS = ("saturated", "turning", "grid2x2", "isolated", "tee", "arterial")
 DEGRADE = "range=80,miss=0.1,dead=1"
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
     parser.add_argument(
-        "--controllers", nargs="+", default=list(EDGECTL), choices=EDGECTL, metavar="CONTROLLER"
+        "--controllers", nargs="+", default=list(EDGECTL), choices=CONTROLLERS, metavar="CONTROLLER"
     )
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (processes)")

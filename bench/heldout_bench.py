@@ -1,7 +1,7 @@
 """Issue 19 on held-out networks: adaptive on scenarios it was never tuned on.
 
     python -m bench.heldout_bench --variants 101 102 --seeds 1 2 3 [--kinds …] [--jobs 1]
-        [--degraded] [--root DIR] [--json OUT]
+        [--degraded] [--controllers …] [--modes …] [--root DIR] [--json OUT]
     python -m bench.heldout_bench --from-json OUT
 
 Draws held-out variants of the five issue-19 kinds (:mod:`bench.scenarios.heldout`: new
@@ -13,7 +13,9 @@ alone (``zones=False``) and with zones, and with ``--degraded`` with degraded zo
 :func:`bench.sensing_report.report` (mean time loss, ratios to SUMO actuated and to the best
 SUMO program with their geometric means, worst approach, stops, validity: every vehicle
 arrived, no teleport, no collision), each scenario's peak Webster ``Y`` and the invalid runs;
-exits 1 when a run was invalid.
+exits 1 when a run was invalid. ``--controllers`` / ``--modes`` run other edgectl
+controllers or sensing modes in place of adaptive's (``edgectl:maxpressure --modes loops``:
+max pressure, which reads no zones).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 from bench.adaptive_zones import DEGRADE, jobs, run
 from bench.scenarios.heldout import KINDS, build_heldout, peak_y, scenario_name
-from bench.sensing_report import report
+from bench.sensing_report import CONTROLLERS, MODES, report
 
 ADAPTIVE = ("edgectl:adaptive",)
 
@@ -51,6 +53,16 @@ def main(argv: list[str] | None = None) -> int:
         "--jobs", type=int, default=1, help="SUMO processes at once (default 1: shared machine)"
     )
     parser.add_argument("--degraded", action="store_true", help="also run degraded zones")
+    parser.add_argument(
+        "--controllers",
+        nargs="+",
+        default=list(ADAPTIVE),
+        choices=CONTROLLERS,
+        metavar="CONTROLLER",
+    )
+    parser.add_argument(
+        "--modes", nargs="+", default=None, choices=MODES, help="default: loops zones (+ degraded)"
+    )
     parser.add_argument("--root", type=Path, default=None, help="build the scenarios here")
     parser.add_argument("--json", type=Path, default=None, help="write every run here")
     parser.add_argument("--from-json", type=Path, default=None, help="table of an earlier run")
@@ -61,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + "\n".join(data["y"]))
         return 0
     modes = ("loops", "zones", "degraded") if args.degraded else ("loops", "zones")
+    if args.modes is not None:
+        modes = tuple(args.modes)
     t0 = time.perf_counter()
     y_lines: list[str] = []
     with tempfile.TemporaryDirectory(prefix="edgectl-heldout-") as tmp:
@@ -74,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 y_lines.append(
                     f"- {name}: peak Webster Y " + ", ".join(f"{k} {v:.2f}" for k, v in ys.items())
                 )
-        todo = jobs(cfgs, args.seeds, controllers=ADAPTIVE, modes=modes, degrade=DEGRADE)
+        todo = jobs(cfgs, args.seeds, controllers=args.controllers, modes=modes, degrade=DEGRADE)
         rows = run(todo, args.jobs)
     wall = time.perf_counter() - t0
     if args.json is not None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "CONTROLLERS",
     "EDGECTL",
     "MODES",
     "PEERS",
@@ -35,6 +36,7 @@ __all__ = [
 
 PEERS = ("sumo:static", "sumo:actuated", "sumo:delay_based")
 EDGECTL = ("edgectl:adaptive", "edgectl:actuated")
+CONTROLLERS = (*EDGECTL, "edgectl:maxpressure")  # what a sensing run may be asked for
 MODES = ("loops", "zones", "degraded")
 REFERENCE = "sumo:actuated"
 WORST_LIMIT = 1.10  # issue 19: no approach more than 10 % above SUMO actuated's worst

@@ -171,3 +171,23 @@ def test_matrix_jobs_cover_every_controller_and_mode(tmp_path: Path) -> None:
         ("alpha", "edgectl:adaptive", "zones", 3),
         ("beta", "edgectl:adaptive", "zones", 3),
     ]
+
+
+def test_a_max_pressure_column_is_reported_with_its_ratios() -> None:
+    """``heldout_bench --controllers edgectl:maxpressure --modes loops``: a controller the
+    report has no fixed place for still gets its column and its ratios."""
+    from bench.sensing_report import report
+
+    rows = [r for r in _rows() if r["controller"].startswith("sumo:")]
+    for r in [r for r in rows if r["controller"] == "sumo:actuated"]:
+        rows.append(
+            {
+                **r,
+                "controller": "edgectl:maxpressure",
+                "sensing": "loops",
+                "time_loss_s": r["time_loss_s"] * 1.2,
+            }
+        )
+    ratios = _table(report(rows), "Ratios of mean time loss")
+    assert ratios["alpha"]["maxpressure loops"] == "1.20 / 1.33"  # best: delay_based 36
+    assert ratios["**geometric mean**"]["maxpressure loops"].startswith("1.20 / ")
