@@ -123,13 +123,6 @@ class PhaseLoops:
     rate: float = 0.0  # arrival rate (veh/s) over the last RATE_WINDOW_S
     free_s: float = 0.0  # red time with no advance loop covered (a RATE_WINDOW_S window of it)
     free_n: float = 0.0  # advance actuations in that time
-
-    @property
-    def free_rate(self) -> float:
-        """Arrival rate (veh/s) counted in red while no queue covered an advance loop; 0
-        until ``RATE_MIN_WINDOW_S`` of such time."""
-        return self.free_n / self.free_s if self.free_s >= RATE_MIN_WINDOW_S else 0.0
-
     arrivals: deque[float] = field(default_factory=deque)  # recent advance actuation times
     counted: deque[float] = field(default_factory=deque)  # advance actuations in the window
     departed: deque[float] = field(default_factory=deque)  # stop-bar departures in the window
@@ -143,6 +136,19 @@ class PhaseLoops:
     @property
     def lanes(self) -> int:
         return max(1, len(self.stop_bar) or len(self.advance))
+
+    @property
+    def free_rate(self) -> float:
+        """Arrival rate (veh/s) counted in red while no queue covered an advance loop; 0
+        until ``RATE_MIN_WINDOW_S`` of such time."""
+        return self.free_n / self.free_s if self.free_s >= RATE_MIN_WINDOW_S else 0.0
+
+    @property
+    def join_rate(self) -> float:
+        """Rate (veh/s) at which vehicles join a queue standing beyond the advance loop,
+        unseen: the average, or the free-counted rate when that is higher (the average
+        sinks when the approach saturates)."""
+        return max(self.rate, self.free_rate)
 
 
 class LoopQueues:
@@ -372,8 +378,7 @@ class LoopQueues:
                         covered = sum(self._capacity[d] for d in cover)
                         pl.blocked_base = max(pl.count, covered)
                     # vehicles join the back of the queue unseen, at the average rate
-                    rate = max(pl.rate, pl.free_rate)
-                    target = pl.blocked_base + rate * (t - pl.blocked_since)
+                    target = pl.blocked_base + pl.join_rate * (t - pl.blocked_since)
                     if target > pl.count:
                         pl.beyond += target - pl.count
                         pl.count = target
@@ -439,7 +444,7 @@ class LoopQueues:
                 pl.count = min(pl.count, float(moving))
         if self.beyond_grows and pl.beyond > 0.0 and pl.advance:
             # the queue beyond the advance loop still stands: new arrivals join its back
-            grow = max(pl.rate, pl.free_rate) * dt
+            grow = pl.join_rate * dt
             pl.beyond += grow
             pl.count += grow
         if self.keep_blocked and pl.beyond > 0.0 and pl.advance:
