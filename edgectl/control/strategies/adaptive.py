@@ -35,6 +35,12 @@ The decision, once per tick. For a green phase ``g``:
   flow, and the cycle stays short; near saturation, where each change's lost time costs
   capacity, they do not count. Hold while some extension pays.
 
+Starvation guard: once a held-up phase has waited ``MAX_WAIT_S`` it is chosen next, extensions
+weigh the wait they impose twice, and a discharging queue is no longer held whole — unless it
+is longer than the starving phases' queue (cut, it would wait a whole red more, beyond the
+guard's bound itself; near saturation cutting the longest queue for a short one grows every
+queue from cycle to cycle). The engine's max green still ends such a green.
+
 Which phases are held up, and who decides, follows the ring-and-barrier structure:
 
 - a ring with another phase to serve on this side of the barrier (later in its sequence)
@@ -112,6 +118,7 @@ ARRIVAL_WEIGHT = 0.5  # share of the coming red that vehicles arriving meanwhile
 ARROW_QUEUE = 8.0  # a left with a flashing yellow arrow gets its protected phase from this queue
 ARROW_WAIT_S = 60.0  # ... or once its queue has waited this long
 DENSE_LOOPS = True
+GUARD_QUEUE = True  # the starvation guard does not cut a longer queue than the starving one
 OWN_WEIGHT = 1.0  # the phase's own arrivals in the coming red wait an extension too (x 1 - Y)
 
 
@@ -432,11 +439,19 @@ class Adaptive:
 
     def _keep(self, view: View, greens: list[int], others: list[int]) -> bool:
         """Hold ``greens`` (one per ring) against ``others``? While a standing queue still
-        discharges, yes (unless someone starves); then while the extension pays."""
+        discharges, yes (unless someone starves with more waiting); then while the extension
+        pays."""
         t = view.t
-        starving = any(self.queues.waited(p, t) >= self.max_wait_s for p in others)
-        if not starving and any(self._discharging(view, g) for g in greens):
-            return True
+        starving = [p for p in others if self.queues.waited(p, t) >= self.max_wait_s]
+        if any(self._discharging(view, g) for g in greens):
+            if not starving:
+                return True
+            # the guard serves the starving first, unless it would cut a standing queue
+            # longer than theirs: that queue would wait a whole red more, longer than the
+            # guard bounds, and its next green would have even more to serve
+            mine = sum(self._queue(view, g) for g in greens)
+            if GUARD_QUEUE and mine > sum(self._waiting(view, p) for p in starving):
+                return True
         weight = 2.0 if starving else 1.0
         zones = any(self._zones(g) is not None for g in greens)
         if zones:
