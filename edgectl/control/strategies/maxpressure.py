@@ -26,7 +26,10 @@ one only *requests*; the engine still enforces min green, clearances and barrier
 - **clearance-aware switching**: leave the green phase only when it has nothing left to serve
   or when the best competing phase's pressure exceeds the current one by more than what the
   competing phase could discharge during the lost time of the switch;
-- **starvation guard**: a phase whose call has waited ``max_wait`` seconds is served next;
+- **starvation guard**: a phase whose call has waited ``max_wait`` seconds is served next,
+  ending the green unless the green phase's own queue is the larger
+  (``MAXPRESSURE_GUARD_QUEUE``: cut, that queue would wait a whole turn more; the max green
+  still ends it);
 - **max green**: never longer than the plan's max 2 (max 1 when no max 2);
 - **barriers**: once a ring's green is past its max green with its best next phase across
   the barrier, the other rings are not kept in their barrier group (they end their green
@@ -87,6 +90,8 @@ FREE_RATE = True
 # 0.963, `narrow` 1.30 -> 1.06 x sumo:actuated)
 BEYOND_GROWS = False
 MAXPRESSURE_BEYOND_GROWS = True
+# max pressure's starvation guard does not cut a green whose queue is the longer (issue 19)
+MAXPRESSURE_GUARD_QUEUE = True
 SAT_HEADWAY_S = 2.0  # saturation headway per lane (1800 veh/h)
 STARTUP_LOST_S = 2.0  # start-up lost time of a queue
 VEHICLE_SPACING_M = 7.5  # jam spacing: length + gap
@@ -536,7 +541,14 @@ class MaxPressure:
             if q.failed(view, g):
                 continue  # actuated fallback for a phase without working loops
             green_for = t - q.green_since.get(g, t)
-            if green_for >= max_green_s(view, g) or q.waited(best, t) >= self.max_wait_s:
+            starving = q.waited(best, t) >= self.max_wait_s
+            if (
+                starving
+                and MAXPRESSURE_GUARD_QUEUE
+                and self.pressure(view, g) > self.pressure(view, best)
+            ):
+                starving = False  # the longer queue first: the pressure rule decides
+            if green_for >= max_green_s(view, g) or starving:
                 force.add(g)
                 continue
             p_g, p_b = self.pressure(view, g), self.pressure(view, best)
