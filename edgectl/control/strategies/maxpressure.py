@@ -382,7 +382,7 @@ class LoopQueues:
                         pl.blocked_since = t
                         covered = sum(self._capacity[d] for d in cover)
                         pl.blocked_base = max(pl.count, covered)
-                    # vehicles join the back of the queue unseen, at the average rate
+                    # vehicles join the back of the queue unseen, at the join rate
                     target = pl.blocked_base + pl.join_rate * (t - pl.blocked_since)
                     if target > pl.count:
                         pl.beyond += target - pl.count
@@ -541,17 +541,13 @@ class MaxPressure:
             if q.failed(view, g):
                 continue  # actuated fallback for a phase without working loops
             green_for = t - q.green_since.get(g, t)
+            p_g, p_b = self.pressure(view, g), self.pressure(view, best)
             starving = q.waited(best, t) >= self.max_wait_s
-            if (
-                starving
-                and MAXPRESSURE_GUARD_QUEUE
-                and self.pressure(view, g) > self.pressure(view, best)
-            ):
+            if starving and MAXPRESSURE_GUARD_QUEUE and p_g > p_b:
                 starving = False  # the longer queue first: the pressure rule decides
             if green_for >= max_green_s(view, g) or starving:
                 force.add(g)
                 continue
-            p_g, p_b = self.pressure(view, g), self.pressure(view, best)
             lanes_b = q.phases[best].lanes
             threshold = lanes_b * lost_s(view, g) / SAT_HEADWAY_S
             if p_g < 0.5 or p_b - p_g > threshold:
