@@ -15,6 +15,8 @@ from typing import cast
 import pytest
 
 from edgectl.config.loader import load_config
+from edgectl.config.model import Config
+from edgectl.control.strategies import maxpressure
 from edgectl.control.strategies.base import View
 from edgectl.control.strategies.maxpressure import LoopQueues
 
@@ -62,10 +64,11 @@ class Bench:
         beyond_by_capacity: bool = False,
         free_rate: bool = True,
         beyond_grows: bool = False,
+        config: Config | None = None,
     ) -> None:
         self.view = ScriptedLoops()
         self.queues = LoopQueues(
-            load_config(EXAMPLES / "eight_phase.toml"),
+            config or load_config(EXAMPLES / "eight_phase.toml"),
             keep_blocked=keep_blocked,
             cover_by_occupancy=cover_by_occupancy,
             beyond_by_capacity=beyond_by_capacity,
@@ -260,6 +263,72 @@ def test_unseen_arrivals_come_at_the_rate_counted_while_the_advance_loop_was_fre
     else:
         assert pl.beyond < 0.1 * covered_s
     assert b.at(130.0) == pytest.approx(pl.capacity + pl.beyond, abs=0.5)
+
+
+SHARED_ADVANCE = 11  # phase 6's loops, here on a lane that phase 2 serves too
+SHARED_BAR = 6
+
+
+def _shared_lane_config() -> Config:
+    """The eight-phase example with phase 6's loops (stop bar 6, advance 11) on a lane of
+    phases 2 and 6: an overlap, as a T junction's through running in two stages."""
+    config = load_config(EXAMPLES / "eight_phase.toml")
+    detectors = tuple(
+        d.model_copy(update={"call_phases": (PHASE, 6)})
+        if d.id in (SHARED_ADVANCE, SHARED_BAR)
+        else d
+        for d in config.detectors
+    )
+    return config.model_copy(update={"detectors": detectors})
+
+
+def _covered_growth(monkeypatch: pytest.MonkeyPatch, served_lanes: bool) -> float:
+    """Phase 2 red, phase 6 green. Phase 2's own advance loop counts a vehicle every 4 s for
+    40 s, then a queue covers it; the shared lane flows all along, a vehicle every 2 s over
+    its advance loop and 3 s later over its stop bar. Returns how much phase 2's estimate
+    grows over 70 s of the cover."""
+    monkeypatch.setattr(maxpressure, "SERVED_LANES", served_lanes)
+    b = Bench(config=_shared_lane_config())
+    b.green({1, 6})
+    for k in range(10):
+        b.vehicle(ADVANCE, 2.0 + 4.0 * k, 0.4)
+    for k in range(65):
+        b.vehicle(SHARED_ADVANCE, 1.0 + 2.0 * k, 0.4)
+        b.vehicle(SHARED_BAR, 4.0 + 2.0 * k, 0.4)
+    b.run(40.0)
+    b.view.set(ADVANCE, True)  # from 40 s a standing queue covers phase 2's own loop
+    b.run(130.0)
+    return b.at(130.0) - b.at(60.0)
+
+
+def test_a_covered_queue_grows_only_with_the_lanes_no_green_serves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Phase 2's own lane queues at 0.25 veh/s; its lane shared with the green phase 6
+    carries 0.5 veh/s past both loops and joins no queue. Counting the whole phase's rate
+    (``SERVED_LANES`` off) the estimate grows at three times the truth; counting only the
+    lanes no green serves (half of the phase's lanes here) it grows at half that, and still
+    not under the truth."""
+    truth = 0.25 * 70.0
+    whole = _covered_growth(monkeypatch, served_lanes=False)
+    served = _covered_growth(monkeypatch, served_lanes=True)
+    assert whole == pytest.approx(3.0 * truth, rel=0.15)
+    assert served == pytest.approx(0.5 * whole, rel=0.1)
+    assert served >= truth
+
+
+def test_adaptive_with_zone_sensors_spreads_the_loop_estimate_over_every_lane() -> None:
+    """With zones, adaptive reads a phase's loop estimate for its lanes without a healthy
+    zone by their share of its loops, so the estimate must count every lane: the covered
+    queue's growth is not narrowed to the lanes no green serves there."""
+    from edgectl.control.strategies.adaptive import Adaptive
+
+    loops_only = load_config(EXAMPLES / "eight_phase.toml")
+    with_zones = load_config(EXAMPLES / "io_modules_zones.toml")
+    assert with_zones.zones and not loops_only.zones
+    assert Adaptive(loops_only).queues.served_lanes
+    assert not Adaptive(with_zones).queues.served_lanes
+    assert LoopQueues(with_zones).served_lanes
 
 
 @pytest.mark.parametrize("beyond_grows", [True, False])

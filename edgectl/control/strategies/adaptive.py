@@ -136,7 +136,9 @@ class Adaptive:
         max_wait_s: float = MAX_WAIT_S,
     ) -> None:
         self.config = config
-        self.queues = LoopQueues(config)
+        # with zone sensors a phase's loop estimate stands for its lanes without a healthy
+        # zone by their share of its loops: it must spread over all of them
+        self.queues = LoopQueues(config, served_lanes=False if config.zones else None)
         self.horizon_s = horizon_s
         self.max_wait_s = max_wait_s
         self._expected: dict[int, list[float]] = {}
