@@ -29,7 +29,9 @@ they register). Budget: the default suite runs ``PROPERTY_EXAMPLES`` (default 12
 mode (about 200 000 ticks, 15–40 s here). ``pytest -m long -s tests/control/...`` runs at least
 ``LONG_TOTAL_TICKS`` (default 10⁷) ticks in total and prints ticks and wall time; ``LONG_SEED``
 explores other scenarios. ``PROPERTY_OVERLAPS=0`` / ``PROPERTY_ARROWS=0`` stop generating
-overlap / flashing yellow arrow channels (to look past an open bug in one of them).
+overlap / flashing yellow arrow channels (to look past an open bug in one of them);
+``PROPERTY_SHARED_LOOPS=0`` the advance loops and the loops two phases share (the queue
+estimates of max pressure and adaptive).
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ DEFAULT_EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "12"))
 LONG_TOTAL_TICKS = int(os.environ.get("LONG_TOTAL_TICKS", str(10**7)))
 OVERLAPS = os.environ.get("PROPERTY_OVERLAPS", "1") != "0"
 ARROWS = os.environ.get("PROPERTY_ARROWS", "1") != "0"
+SHARED_LOOPS = os.environ.get("PROPERTY_SHARED_LOOPS", "1") != "0"
 LONG_SEED = os.environ.get("LONG_SEED", "0")  # vary to explore new scenarios
 
 TICK_STATS: dict[str, list[float]] = {}
@@ -210,6 +213,27 @@ def generated_config(draw: st.DrawFn) -> DaemonConfig:
                 "erratic_counts_per_min": draw(st.sampled_from([0, 0, 40, 70])),
             }
         )
+    if SHARED_LOOPS and draw(st.integers(0, 9)) < 5:
+        # advance loops on some phases (the strategies' queue estimates: covered loops, the
+        # queue beyond), and sometimes a lane two phases share (an overlap: both loops call
+        # both phases, as the SUMO bench derives them for a through running in two stages)
+        for pid in phase_ids:
+            if draw(st.booleans()):
+                detectors.append(
+                    {
+                        "id": 40 + pid,
+                        "type": "advance",
+                        "call_phases": [pid],
+                        "distance_m": draw(st.sampled_from([20.0, 40.0, 60.0])),
+                        "lanes": draw(st.integers(1, 2)),
+                    }
+                )
+        if len(phase_ids) >= 2 and draw(st.booleans()):
+            shared = draw(st.permutations(phase_ids))[:2]
+            detectors.append({"id": 60, "call_phases": shared})
+            detectors.append(
+                {"id": 61, "type": "advance", "call_phases": shared, "distance_m": 40.0}
+            )
     by_id = {ph["id"]: ph for ph in phases}
 
     def timing(pid: int) -> dict[str, Any]:
