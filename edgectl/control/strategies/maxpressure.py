@@ -139,7 +139,6 @@ class PhaseLoops:
     free_s: float = 0.0  # red time with no advance loop covered (a RATE_WINDOW_S window of it)
     free_n: float = 0.0  # advance actuations in that time
     arrivals: deque[float] = field(default_factory=deque)  # recent advance actuation times
-    counted: deque[float] = field(default_factory=deque)  # advance actuations in the window
     departed: deque[float] = field(default_factory=deque)  # stop-bar departures in the window
     last_activity: float = 0.0
     blocked_since: float | None = None
@@ -204,7 +203,8 @@ class LoopQueues:
         self._advance: set[int] = set()
         self._capacity: dict[int, float] = {}  # advance loop → vehicles between it and the bar
         self._lanes: dict[int, int] = {d.id: d.lanes for d in config.detectors}
-        self._adv_counted: dict[int, deque[float]] = {}  # advance loop → its recent counts
+        # advance loop → its actuations in the rate window (a phase's counts are its loops')
+        self._adv_counted: dict[int, deque[float]] = {}
         for d in config.detectors:
             self._det_phases[d.id] = tuple(p for p in d.call_phases if p in self.phases)
             for p in self._det_phases[d.id]:
@@ -302,10 +302,14 @@ class LoopQueues:
         lanes = sum(self._lanes[d] for d in unserved) / max(
             1, sum(self._lanes[d] for d in pl.advance)
         )
-        counted = sum(len(self._adv_counted[d]) for d in pl.advance)
+        counted = self._counted(pl.advance)
         if counted == 0:
             return lanes
-        return max(lanes, sum(len(self._adv_counted[d]) for d in unserved) / counted)
+        return max(lanes, self._counted(unserved) / counted)
+
+    def _counted(self, loops: list[int]) -> int:
+        """Actuations of these advance loops in the rate window."""
+        return sum(len(self._adv_counted[d]) for d in loops)
 
     def waited(self, p: int, now: float) -> float:
         since = self.call_since.get(p)
@@ -382,7 +386,6 @@ class LoopQueues:
                         pl.beyond -= moved_up
                         pl.count += rising - moved_up
                         pl.arrivals.extend([t] * rising)
-                        pl.counted.extend([t] * rising)
                 elif falling:  # a vehicle left the stop bar (in green, yellow or red)
                     pl.count = max(0.0, pl.count - 1.0)
                     pl.departed.append(t)
@@ -398,12 +401,11 @@ class LoopQueues:
             while times and times[0] < t - window:
                 times.popleft()
         for p, pl in self.phases.items():
-            for times in (pl.counted, pl.departed):
-                while times and times[0] < t - window:
-                    times.popleft()
+            while pl.departed and pl.departed[0] < t - window:
+                pl.departed.popleft()
             # advance loops under-count while a standing queue covers them, stop bars miss
             # nothing that is served: the larger of the two is the better estimate
-            pl.rate = max(len(pl.counted), len(pl.departed)) / window
+            pl.rate = max(self._counted(pl.advance), len(pl.departed)) / window
             while pl.arrivals and pl.arrivals[0] + pl.travel_s + 10.0 < t:
                 pl.arrivals.popleft()
             waiting_at_bar = sum(1 for d in pl.stop_bar if self._prev_on[d])
